@@ -1,0 +1,1 @@
+"""Host bridges for video editors (filled by the editor-hosts issue)."""

@@ -1,0 +1,118 @@
+"""Installed models: where they live, how they are listed, removed and loaded; the embedded default."""
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import platformdirs
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from engine.config import PRESETS, TINY, ModelConfig
+from engine.errors import CheckpointError, ModelNotInstalledError
+from engine.unet import build_unet
+from engine.vae import VAEDecoder
+from engine.vision_encoder import VideoFeatureExtractor
+from engine.vocoder import build_vocoder
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED = "builtin"
+
+
+@dataclass(frozen=True)
+class Components:
+    """A loaded model: its config, the four stage modules, and the facts a sidecar reports."""
+
+    name: str
+    config: ModelConfig
+    modules: dict[str, nn.Module]
+    scale_factor: float
+    licences: tuple[dict, ...]
+    trained: bool
+
+
+def models_dir() -> Path:
+    """The user's model directory (`FOLEY_HOME/models` when that variable is set)."""
+    home = os.environ.get("FOLEY_HOME")
+    base = Path(home) if home else Path(platformdirs.user_data_dir("foley-desk"))
+    return base / "models"
+
+
+def build_modules(config: ModelConfig) -> dict[str, nn.Module]:
+    """Random-initialised inference modules of `config` (no text tower, no VAE encoder)."""
+    return {
+        "vision": VideoFeatureExtractor(config.vision).eval(),
+        "unet": build_unet(config.unet),
+        "vae": VAEDecoder(config.vae).eval(),
+        "vocoder": build_vocoder(config.vocoder, config.sample_rate),
+    }
+
+
+def read_manifest(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "manifest.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{folder} is not a valid installed model ({exc}). Remove it and import again.") from None
+
+
+def list_models() -> list[dict]:
+    """Manifests of the installed models, by name."""
+    root = models_dir()
+    if not root.is_dir():
+        return []
+    return [read_manifest(folder) for folder in sorted(root.iterdir()) if (folder / "manifest.json").is_file()]
+
+
+def remove_model(name: str) -> None:
+    folder = models_dir() / name
+    if not (folder / "manifest.json").is_file():
+        raise ModelNotInstalledError(f"No installed model named '{name}'. `foley models list` shows what is there.")
+    shutil.rmtree(folder)
+
+
+def load_model(name: str) -> Components:
+    """Load an installed model with a strict key check, or the embedded default for `builtin`."""
+    if name == EMBEDDED:
+        return embedded_default()
+    folder = models_dir() / name
+    if not (folder / "manifest.json").is_file():
+        raise ModelNotInstalledError(
+            f"Model '{name}' is not installed. Run `foley models pull vta-ldm` to download the published model, "
+            "or `foley models import FOLDER` for a snapshot you downloaded; `foley models list` shows what is "
+            "installed."
+        )
+    manifest = read_manifest(folder)
+    base = PRESETS[manifest["preset"]]
+    config = replace(base, vision=replace(base.vision, frame_pe=manifest.get("frame_pe", False)))
+    modules = build_modules(config)
+    try:
+        tensors = load_file(str(folder / "weights.safetensors"))
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise CheckpointError(f"{folder / 'weights.safetensors'} is damaged ({exc}). Import the model again.") from None
+    for part, module in modules.items():
+        prefix = part + "."
+        module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
+    return Components(name, config, modules, manifest["scale_factor"], tuple(manifest["licences"]), manifest["trained"])
+
+
+def embedded_default() -> Components:
+    """The model that ships with the engine: until a trained starter model exists, an untrained tiny model."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        modules = build_modules(TINY)
+    licences = ({"component": "all", "licence": "Foley Desk built-in (untrained)", "source": "engine"},)
+    return Components(EMBEDDED, TINY, modules, 1.0, licences, trained=False)
+
+
+def best_installed() -> str:
+    """The model `foley demo` uses: the published model if installed, else any installed, else the built-in."""
+    names = [manifest["name"] for manifest in list_models()]
+    for preferred in ("vta-ldm-clip4clip-v-large",):
+        if preferred in names:
+            return preferred
+    return names[0] if names else EMBEDDED

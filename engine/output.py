@@ -1,0 +1,68 @@
+"""Output: variants as 16-bit WAV files with JSON sidecars, written atomically (all or nothing)."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from engine import __version__
+from engine.generate import Generation
+from engine.models import Components
+
+SIDECAR_FORMAT = "FoleySidecar.1"
+
+
+def to_pcm16(audio: np.ndarray) -> np.ndarray:
+    """Float [-1, 1] -> int16 with clipping (the reference's plain cast wraps a full-scale 1.0 to -32768)."""
+    return np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+def sidecar(generation: Generation, components: Components, video: Path, seed: int) -> dict:
+    """Everything needed to reproduce or credit one variant."""
+    frames = generation.frames
+    return {
+        "format": SIDECAR_FORMAT,
+        "model": {"name": components.name, "preset": components.config.name, "trained": components.trained},
+        "licences": list(components.licences),
+        "sampler": generation.sampling.sampler,
+        "steps": generation.sampling.steps,
+        "guidance": generation.sampling.guidance,
+        "seed": seed,
+        "source": {
+            "path": str(video.resolve()),
+            "start": str(frames.start),
+            "end": str(frames.end),
+            "start_seconds": float(frames.start),
+            "end_seconds": float(frames.end),
+            "frame_times": [str(t) for t in frames.times],
+        },
+        "sample_rate": generation.sample_rate,
+        "samples": int(generation.variants[0].audio.shape[0]),
+        "engine_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def write_variants(generation: Generation, components: Components, video: Path, out_dir: Path) -> list[Path]:
+    """Write `<video>_<start>-<end>_v<N>_seed<S>.wav` + `.json` per variant; on any failure, write nothing."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{video.stem}_{float(generation.frames.start):.3f}-{float(generation.frames.end):.3f}"
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for number, variant in enumerate(generation.variants, start=1):
+            name = f"{stem}_v{number}_seed{variant.seed}"
+            wav_tmp = out_dir / f".{name}.wav.part"
+            staged.append((wav_tmp, out_dir / f"{name}.wav"))
+            soundfile.write(wav_tmp, to_pcm16(variant.audio), generation.sample_rate, subtype="PCM_16", format="WAV")
+            json_tmp = out_dir / f".{name}.json.part"
+            staged.append((json_tmp, out_dir / f"{name}.json"))
+            json_tmp.write_text(json.dumps(sidecar(generation, components, video, variant.seed), indent=2))
+        for tmp, final in staged:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+    return [final for _, final in staged if final.suffix == ".wav"]

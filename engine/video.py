@@ -1,0 +1,198 @@
+"""Video decode: frames of a time range at the model's frame rate, preprocessed as VTA-LDM does.
+
+Times are exact fractions of a second computed from each frame's pts and the stream's time base, so
+23.976, 29.97 and variable-frame-rate files sample the frame that is on screen at each target time.
+"""
+
+import logging
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from engine.errors import InputVideoError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the engine needs to know about a file's first video stream."""
+
+    path: Path
+    duration: Fraction
+    average_rate: Fraction | None
+    frame_count: int
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Preprocessed frames of one range: pixels [T, 3, S, S] float32 in [0, 1] and their source times."""
+
+    pixels: np.ndarray
+    times: tuple[Fraction, ...]
+    start: Fraction
+    end: Fraction
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.is_file():
+        raise InputVideoError(f"No such video file: {path}. Check the path and try again.")
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise InputVideoError(
+            f"Cannot read {path} as a video ({exc.strerror or exc}). The file is corrupt or not a media file; "
+            "re-export it from your editor or pick another file."
+        ) from None
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    if container.streams.video:
+        return container.streams.video[0]
+    if container.streams.audio:
+        raise InputVideoError(
+            f"{path} is an audio-only file (no video stream). Foley is generated from pictures: pick the video file."
+        )
+    raise InputVideoError(f"{path} has no video stream. Pick a video file (mp4, mov, mkv, webm, ...).")
+
+
+def _stream_origin(stream: av.video.stream.VideoStream) -> int:
+    return stream.start_time if stream.start_time is not None else 0
+
+
+def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Fraction:
+    if stream.duration:
+        return Fraction(stream.duration) * stream.time_base
+    if container.duration:
+        return Fraction(container.duration, av.time_base)
+    return Fraction(0)
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Open `path`, check that it holds decodable video, and return its duration and rate."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        duration = _duration(container, stream)
+        if duration <= 0:
+            raise InputVideoError(f"{path} has a zero-length video stream. Pick a file that contains pictures.")
+        return VideoInfo(path, duration, stream.average_rate, stream.frames)
+
+
+def check_range(info: VideoInfo, start: Fraction, end: Fraction) -> None:
+    """Raise a clear error when [start, end) is empty or not inside the video."""
+    if start < 0:
+        raise InputVideoError(f"The range starts at {float(start):.3f} s; it must start at 0 s or later.")
+    if end <= start:
+        raise InputVideoError(
+            f"The range ends ({float(end):.3f} s) at or before its start ({float(start):.3f} s); "
+            "give an end time after the start."
+        )
+    if end > info.duration:
+        raise InputVideoError(
+            f"The range {float(start):.3f}-{float(end):.3f} s goes past the end of {info.path.name}, "
+            f"which is {float(info.duration):.3f} s long; choose an end at or before {float(info.duration):.3f} s."
+        )
+
+
+def target_times(start: Fraction, end: Fraction, rate: int) -> list[Fraction]:
+    """Sample times start + k/rate that fall inside [start, end)."""
+    count = math.ceil((end - start) * rate)
+    return [start + Fraction(k, rate) for k in range(count)]
+
+
+def legacy_targets(info: VideoInfo, start: Fraction, end: Fraction, rate: int) -> list[Fraction]:
+    """The reference's rule: frame indices floor(k * int(fps) / rate), frame i taken to be at i / int(fps).
+
+    This reproduces `tools/torch_tools.py::load_video` of VTA-LDM (int-truncated fps, so 29.97 fps files
+    drift by 3 %), restricted to the frames whose index time lies in [start, end).
+    """
+    int_fps = int(info.average_rate or 0)
+    if int_fps < 1:
+        raise InputVideoError(f"{info.path} reports a frame rate below 1 fps; the legacy rule cannot sample it.")
+    total_seconds = -(-info.frame_count // int_fps) if info.frame_count else math.ceil(info.duration)
+    indices = np.floor(np.arange(0, total_seconds * int_fps, int_fps / rate)).astype(int)
+    chosen = [int(i) for i in indices if start <= Fraction(int(i), int_fps) < end]
+    if info.frame_count:
+        chosen = [i for i in chosen if i < info.frame_count]
+    # Index i is the i-th frame of a constant-rate stream, shown at i / true_rate seconds.
+    return [Fraction(i) / info.average_rate for i in chosen]
+
+
+def preprocess(image: Image.Image, size: int) -> np.ndarray:
+    """Bicubic resize of the short side to `size`, centre crop, [0, 1] CHW float32 (VTA-LDM: no CLIP norm)."""
+    width, height = image.size
+    if width <= height:
+        new_size = (size, int(size * height / width))
+    else:
+        new_size = (int(size * width / height), size)
+    image = image.resize(new_size, Image.BICUBIC)
+    left = int(round((new_size[0] - size) / 2.0))
+    top = int(round((new_size[1] - size) / 2.0))
+    image = image.crop((left, top, left + size, top + size))
+    return (np.asarray(image, dtype=np.float32) / 255.0).transpose(2, 0, 1)
+
+
+def _held_frames(path: Path, targets: list[Fraction]) -> list[tuple[Fraction, Image.Image]]:
+    """For each target time, the frame on screen then: the last frame whose time is <= the target."""
+    chosen: list[tuple[Fraction, Image.Image]] = []
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        origin = _stream_origin(stream)
+        container.seek(origin + int(targets[0] / stream.time_base), stream=stream, backward=True)
+        previous = None
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                time = Fraction(frame.pts - origin) * stream.time_base
+                while len(chosen) < len(targets) and time > targets[len(chosen)]:
+                    held = previous if previous is not None else (time, frame)
+                    chosen.append((held[0], held[1].to_image()))
+                if len(chosen) == len(targets):
+                    break
+                previous = (time, frame)
+        except av.error.FFmpegError as exc:
+            raise InputVideoError(f"{path} is damaged: decoding stopped with '{exc}'. Re-export the clip.") from None
+        while previous is not None and len(chosen) < len(targets):
+            chosen.append((previous[0], previous[1].to_image()))
+    if not chosen:
+        raise InputVideoError(f"{path} contains no decodable video frames in the range. Re-export the clip.")
+    return chosen
+
+
+def decode_frames(
+    path: str | Path,
+    start: Fraction,
+    end: Fraction,
+    *,
+    rate: int = 2,
+    size: int = 224,
+    legacy: bool = False,
+) -> Frames:
+    """Decode the frames of [start, end) at `rate` fps and preprocess them for the vision encoder.
+
+    Args:
+        path: the video file.
+        start, end: the source range in seconds, as exact fractions.
+        rate: frames per second the model was trained on (2 for VTA-LDM).
+        size: square input size of the vision encoder.
+        legacy: sample with the reference code's int(fps) frame-index rule instead of real time.
+
+    Returns:
+        `Frames` with one frame per target time.
+    """
+    info = probe_video(path)
+    check_range(info, start, end)
+    targets = legacy_targets(info, start, end, rate) if legacy else target_times(start, end, rate)
+    if not targets:
+        raise InputVideoError(f"No frame of {info.path.name} falls in {float(start):.3f}-{float(end):.3f} s.")
+    held = _held_frames(info.path, targets)
+    pixels = np.stack([preprocess(image, size) for _, image in held])
+    return Frames(pixels=pixels, times=tuple(time for time, _ in held), start=start, end=end)

@@ -1,0 +1,1 @@
+"""Stems, loudness and muxing (filled by the timing-and-delivery issue)."""

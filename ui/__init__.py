@@ -1,0 +1,1 @@
+"""PySide6 panel (filled by the Qt panel issue)."""
