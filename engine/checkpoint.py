@@ -13,6 +13,7 @@ import pickle
 import shutil
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -137,16 +138,30 @@ def config_from_training_args(args: dict, preset: str | None) -> ModelConfig:
     return replace(config, vision=vision)
 
 
+def _corrupt(path: Path, exc: Exception) -> CheckpointError:
+    return CheckpointError(f"{path.name} is truncated or corrupt ({exc}). Delete it and download it again.")
+
+
+def _unsafe_globals(path: Path, exc: Exception) -> list[str]:
+    """Names of the non-tensor globals a checkpoint would unpickle; a file with none is simply corrupt."""
+    try:
+        needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except (RuntimeError, ValueError, EOFError, OSError) as inner:
+        raise _corrupt(path, inner) from None
+    if not needed:
+        raise _corrupt(path, exc)
+    return needed
+
+
 def load_state(path: Path) -> dict:
     """Load a torch checkpoint without executing pickled code; Lightning extras become placeholders."""
+    mmap = zipfile.is_zipfile(path)  # memory-map the zip format (all checkpoints since torch 1.6)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError:
-        needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:
+        needed = _unsafe_globals(path, exc)
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{path.name} is truncated or corrupt ({exc}). Delete it and download it again."
-        ) from None
+        raise _corrupt(path, exc) from None
     foreign = [name for name in needed if not name.startswith(INERT_PREFIXES)]
     if foreign:
         raise CheckpointError(
@@ -154,7 +169,7 @@ def load_state(path: Path) -> dict:
             "to unpickle it. Use the files from the official snapshot."
         )
     with torch.serialization.safe_globals([(_Inert, name) for name in needed]):
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
 
 
 def _as_state_dict(loaded, path: Path) -> dict[str, torch.Tensor]:

@@ -21,6 +21,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], times: Iterable[
                 stream.width, stream.height = image.shape[1], image.shape[0]
                 stream.pix_fmt = "yuv420p"
                 stream.time_base = TIME_BASE
+                stream.codec_context.time_base = TIME_BASE  # keeps uneven (VFR) timestamps exact
                 stream.options = {"preset": "veryfast", "crf": "12"}
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = round(time / TIME_BASE)

@@ -42,6 +42,8 @@ class Frames:
 def _open(path: Path) -> av.container.InputContainer:
     if not path.is_file():
         raise InputVideoError(f"No such video file: {path}. Check the path and try again.")
+    if path.stat().st_size == 0:
+        raise InputVideoError(f"{path} is empty (0 bytes): its export or copy did not finish. Export it again.")
     try:
         return av.open(str(path))
     except av.error.FFmpegError as exc:

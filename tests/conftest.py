@@ -1,0 +1,47 @@
+"""Shared fixtures: an isolated model home, the tiny embedded model, and coded test videos."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from engine.models import embedded_default
+from engine.sample_video import write_video
+
+CODE_BITS = 9
+SIZE = 224
+
+
+@pytest.fixture(autouse=True)
+def foley_home(tmp_path, monkeypatch):
+    """Every test gets its own model directory; the user's real one is never touched."""
+    home = tmp_path / "foley-home"
+    monkeypatch.setenv("FOLEY_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    return embedded_default()
+
+
+def coded_frame(index: int) -> np.ndarray:
+    """A 224x224 frame whose 8 vertical bands spell `index` in binary (white = 1), readable after decoding."""
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    band = SIZE // CODE_BITS
+    for bit in range(CODE_BITS):
+        if index >> bit & 1:
+            image[:, bit * band : (bit + 1) * band] = 255
+    return image
+
+
+def read_code(pixels: np.ndarray) -> int:
+    """Inverse of `coded_frame` for a preprocessed [3, 224, 224] frame in [0, 1]."""
+    band = SIZE // CODE_BITS
+    centres = [pixels[:, SIZE // 2, bit * band + band // 2].mean() for bit in range(CODE_BITS)]
+    return sum(1 << bit for bit, value in enumerate(centres) if value > 0.5)
+
+
+def coded_video(path, times: list[Fraction], rate: Fraction):
+    """Frame i is shown from times[i]; its picture encodes i."""
+    return write_video(path, (coded_frame(i) for i in range(len(times))), times, rate)
