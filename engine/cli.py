@@ -35,8 +35,8 @@ def seconds(text: str) -> Fraction:
 class ProgressBar:
     """One line on stderr, redrawn in place: stage, step/total, variant."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
+    def __init__(self):
+        self.stream = sys.stderr
 
     def __call__(self, info: StepInfo) -> None:
         done = info.step / info.total if info.total else 0.0
@@ -59,7 +59,7 @@ def run_generation(video: Path, start: Fraction, end: Fraction | None, args: arg
     if not components.trained:
         print(
             "note: the built-in model is untrained (random weights): the pipeline runs end to end, but the sound "
-            "is noise. Install the published model with `foley models pull vta-ldm`.",
+            "means nothing. Install the published model with `foley models pull vta-ldm`.",
             file=sys.stderr,
         )
     if end is None:
