@@ -333,14 +333,18 @@ def import_snapshot(folder: str | Path, models_dir: Path, *, name: str | None = 
     }
     models_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=models_dir))
+    previous = models_dir / f".replaced-{name}"
     try:
         save_file(tensors, str(staging / "weights.safetensors"))
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
         if target.exists():
-            shutil.rmtree(target)
+            target.rename(previous)  # the old model stays whole until the new one is in place
         staging.rename(target)
+        shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if previous.exists() and not target.exists():
+            previous.rename(target)
     return manifest
 
 

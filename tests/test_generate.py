@@ -165,3 +165,10 @@ def test_import_contracts_hold():
     run = subprocess.run([str(linter)], capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert run.returncode == 0, run.stdout
     assert "2 kept, 0 broken" in run.stdout
+
+
+def test_pcm_conversion_clips_instead_of_wrapping():
+    from engine.output import to_pcm16
+
+    pcm = to_pcm16(np.array([0.0, 0.5, 1.0, 1.5, -1.0, -2.0], np.float32))
+    assert pcm.tolist() == [0, 16384, 32767, 32767, -32767, -32767]
