@@ -54,3 +54,17 @@ def test_vae_and_vocoder_shapes(tiny):
     wave = vocode(tiny.modules["vocoder"], mel)
     assert wave.shape == (2, TINY.mel_frames * 160 + 32)  # transposed-conv padding adds 32 samples (notes 1.8)
     assert wave.abs().max() <= 1.0
+
+
+def test_published_preset_has_the_published_parameter_counts():
+    """Counted on the meta device (no memory): the numbers of reference notes 1.3, 1.5, 1.7, 1.8 and 2.3."""
+    from engine.models import build_modules
+
+    with torch.device("meta"):
+        modules = build_modules(VTA_LDM)
+    counts = {name: sum(p.numel() for p in module.parameters()) for name, module in modules.items()}
+    assert counts["unet"] == 578_052_168 and len(modules["unet"].state_dict()) == 686
+    assert counts["vision"] == 303_966_208 + 1_574_912  # CLIP ViT-L/14 with projection + linear 768->2048
+    assert round(counts["vae"] / 1e6, 2) == 32.98 and round(counts["vocoder"] / 1e6, 2) == 55.26
+    attn2 = modules["unet"].state_dict()["down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight"]
+    assert attn2.shape == (320, 2048)
