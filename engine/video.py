@@ -90,6 +90,11 @@ def check_range(info: VideoInfo, start: Fraction, end: Fraction) -> None:
     """Raise a clear error when [start, end) is empty or not inside the video."""
     if start < 0:
         raise InputVideoError(f"The range starts at {float(start):.3f} s; it must start at 0 s or later.")
+    if start >= info.duration:
+        raise InputVideoError(
+            f"The range starts at {float(start):.3f} s, after the end of {info.path.name} "
+            f"({float(info.duration):.3f} s long); choose a start inside the video."
+        )
     if end <= start:
         raise InputVideoError(
             f"The range ends ({float(end):.3f} s) at or before its start ({float(start):.3f} s); "

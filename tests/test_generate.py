@@ -134,6 +134,7 @@ def test_cli_imported_model_licences_reach_the_sidecar(clip, tmp_path, capsys):
         (["missing.mp4"], "No such video file"),
         (["{clip}", "--start", "3", "--end", "3"], "at or before its start"),
         (["{clip}", "--start", "5", "--end", "13"], "goes past the end"),
+        (["{clip}", "--start", "14"], "after the end of ball.mp4"),
         (["{clip}", "--end", "11"], "not supported yet"),
         (["{clip}", "--model", "vta-ldm-clip4clip-v-large"], "foley models pull vta-ldm"),
         (["{clip}", "--steps", "0"], "steps=0 is out of range"),
