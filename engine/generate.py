@@ -70,10 +70,11 @@ def check_inputs(start: Fraction, end: Fraction, components: Components, samplin
         raise ValueError(f"guidance={sampling.guidance} is below 1; use 1 (no guidance) or more (reference: 3).")
 
 
-def _sample_latents(components: Components, context: torch.Tensor, sampling: SamplingConfig, seeds, report) -> torch.Tensor:
+def _sample_latents(
+    components: Components, context: torch.Tensor, sampling: SamplingConfig, timesteps: list[int], seeds, report
+) -> torch.Tensor:
     """One latent per seed; each seed seeds both the start noise and the per-step noise of its variant."""
     alphas_cumprod = get_alphas_cumprod(components.config.scheduler)
-    timesteps = get_timesteps_leading(components.config.scheduler, sampling.steps)
     model = GuidedDenoiser(components.modules["unet"], context[None], sampling.guidance, alphas_cumprod)
     latents = []
     for index, seed in enumerate(seeds):
@@ -129,7 +130,8 @@ def generate(
     report("encode", 0, 1)
     context = encode_frames(components.modules["vision"], torch.from_numpy(frames.pixels))
     # 4. Sample one latent per seed
-    latents = _sample_latents(components, context, sampling, seeds, report)
+    timesteps = get_timesteps_leading(config.scheduler, sampling.steps)
+    latents = _sample_latents(components, context, sampling, timesteps, seeds, report)
     # 5. Decode latents to log-mel
     report("vae", 0, 1)
     mel = decode(components.modules["vae"], latents, components.scale_factor)
@@ -138,5 +140,4 @@ def generate(
     waves = vocode(components.modules["vocoder"], mel).float().numpy()
     length = range_samples(start, end, config.sample_rate)
     variants = tuple(Variant(seed, waves[i, :length].copy()) for i, seed in enumerate(seeds))
-    timesteps = tuple(get_timesteps_leading(config.scheduler, sampling.steps))
-    return Generation(variants, config.sample_rate, frames, sampling, timesteps)
+    return Generation(variants, config.sample_rate, frames, sampling, tuple(timesteps))
