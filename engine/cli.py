@@ -33,20 +33,26 @@ def seconds(text: str) -> Fraction:
 
 
 class ProgressBar:
-    """One line on stderr, redrawn in place: stage, step/total, variant."""
+    """Progress on stderr: one line redrawn in place on a terminal, a line per tenth of each stage in a log."""
 
     def __init__(self):
         self.stream = sys.stderr
+        self.interactive = self.stream.isatty()
 
     def __call__(self, info: StepInfo) -> None:
         done = info.step / info.total if info.total else 0.0
         bar = "#" * int(done * 30)
         label = f"variant {info.variant + 1}/{info.variants} " if info.stage == "sample" else ""
-        self.stream.write(f"\r{label}{info.stage:<7} [{bar:<30}] {info.step}/{info.total}   ")
+        line = f"{label}{info.stage:<7} [{bar:<30}] {info.step}/{info.total}"
+        if self.interactive:
+            self.stream.write(f"\r{line}   ")
+        elif info.step == info.total or info.step % max(1, info.total // 10) == 0:
+            self.stream.write(line + "\n")
         self.stream.flush()
 
     def close(self) -> None:
-        self.stream.write("\n")
+        if self.interactive:
+            self.stream.write("\n")
 
 
 def _licence_lines(components) -> list[str]:
