@@ -24,6 +24,7 @@ from torch import nn
 from engine import __version__
 from engine.config import PRESETS, UNET_CONFIG_FILES, ModelConfig
 from engine.errors import CheckpointError
+from engine.models import build_modules
 
 logger = logging.getLogger(__name__)
 
@@ -283,9 +284,8 @@ def _vae_source(snapshot: Snapshot, config: ModelConfig) -> tuple[dict, float, s
 
 def convert_snapshot(snapshot: Snapshot, config: ModelConfig) -> tuple[dict[str, torch.Tensor], dict]:
     """Load, split, convert and strictly check every part; return the tensors to save and manifest facts."""
-    from engine.models import build_modules  # one place builds the modules; imported here to avoid a cycle
-
-    modules = build_modules(config)
+    with torch.device("meta"):  # only keys, shapes and dtypes are needed: no memory, no random init
+        modules = build_modules(config)
     main = _as_state_dict(load_state(snapshot.main), snapshot.main)
     vae_state, scale, scale_source, vae_path = _vae_source(snapshot, config)
     parts = {
