@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 
 import pytest
 import torch
@@ -184,4 +183,3 @@ def test_list_remove_and_not_installed(tmp_path):
     assert list_models() == []
     with pytest.raises(ModelNotInstalledError, match="foley models pull vta-ldm"):
         load_model("mine")
-    shutil.rmtree(tmp_path / "snap")

@@ -10,6 +10,7 @@ import pytest
 import soundfile
 
 from engine.errors import InputVideoError
+from engine.sample_video import write_video
 from engine.video import decode_frames, probe_video, target_times
 from tests.conftest import coded_video, read_code
 
@@ -60,8 +61,6 @@ def test_preprocessing_resizes_short_side_and_centre_crops(tmp_path):
     images = [np.zeros((120, 400, 3), np.uint8) for _ in range(10)]
     for image in images:
         image[:, 180:220] = 255  # a white bar in the middle survives the centre crop
-    from engine.sample_video import write_video
-
     path = write_video(tmp_path / "wide.mp4", images, [Fraction(i) / rate for i in range(10)], rate)
     frames = decode_frames(path, Fraction(0), Fraction(2, 5))
     assert frames.pixels.shape == (1, 3, 224, 224)
