@@ -13,12 +13,12 @@ from engine import __version__
 from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
 from engine.config import SAMPLING_PRESETS
 from engine.errors import FoleyError
-from engine.generate import generate
+from engine.generate import check_request, generate
 from engine.models import EMBEDDED, best_installed, list_models, load_model, models_dir, remove_model
 from engine.output import write_variants
 from engine.sample_video import make_demo_video
 from engine.sampling import StepInfo
-from engine.video import probe_video
+from engine.video import decode_frames, probe_video
 
 logger = logging.getLogger("foley")
 
@@ -80,13 +80,17 @@ def run_generation(video: Path, start: Fraction, end: Fraction | None, args: arg
     print(f"model {components.name}; {sampling.sampler} {sampling.steps} steps, guidance {sampling.guidance}; "
           f"seeds {', '.join(map(str, seeds))}", file=sys.stderr)
     print("licences:\n" + "\n".join(_licence_lines(components)), file=sys.stderr)
+    config = components.config
+    check_request(start, end, config, sampling, seeds)
     bar = ProgressBar()
     try:
-        generation = generate(video, start, end, components=components, sampling=sampling, seeds=seeds,
-                              legacy_frames=args.legacy_frames, callback=bar)
+        bar(StepInfo("decode", 0, 1, 0, len(seeds)))
+        frames = decode_frames(video, start, end, rate=config.frame_rate, size=config.vision.image_size,
+                               legacy=args.legacy_frames)
+        generation = generate(frames, components=components, sampling=sampling, seeds=seeds, callback=bar)
     finally:
         bar.close()
-    paths = write_variants(generation, components, video, Path(args.output))
+    paths = write_variants(generation, components, str(video.resolve()), Path(args.output))
     for path in paths:
         print(path)
     return paths

@@ -7,18 +7,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from engine.config import SAMPLING_PRESETS, SamplingConfig
+from engine.config import SAMPLING_PRESETS, ModelConfig, SamplingConfig
 from engine.errors import FoleyError, UnsupportedRangeError
 from engine.models import Components
 from engine.sampling import StepInfo, get_alphas_cumprod, get_timesteps_leading, sample_ddpm
 from engine.unet import GuidedDenoiser
 from engine.vae import decode
-from engine.video import Frames, decode_frames
+from engine.video import Frames
 from engine.vision_encoder import encode_frames
 from engine.vocoder import vocode
 
@@ -54,13 +53,13 @@ def range_samples(start: Fraction, end: Fraction, sample_rate: int) -> int:
     return math.floor((end - start) * sample_rate + Fraction(1, 2))
 
 
-def check_inputs(start: Fraction, end: Fraction, components: Components, sampling: SamplingConfig, seeds) -> None:
-    """Validate what the caller asked for before any decoding or model work."""
-    window = components.config.window_seconds
-    if end - start > window:
+def check_request(start: Fraction, end: Fraction, config: ModelConfig, sampling: SamplingConfig, seeds) -> None:
+    """Validate a job's range and parameters before any decoding or model work."""
+    if end - start > config.window_seconds:
         raise UnsupportedRangeError(
-            f"The range is {float(end - start):.3f} s long; model '{components.name}' makes {float(window)} s per "
-            "pass and longer ranges are not supported yet. Select at most that much, or split the range."
+            f"The range is {float(end - start):.3f} s long; model preset '{config.name}' makes "
+            f"{float(config.window_seconds)} s per pass and longer ranges are not supported yet. "
+            "Select at most that much, or split the range."
         )
     if not 1 <= sampling.steps <= MAX_STEPS:
         raise ValueError(f"steps={sampling.steps} is out of range; use 1 to {MAX_STEPS} (the reference uses 300).")
@@ -68,6 +67,19 @@ def check_inputs(start: Fraction, end: Fraction, components: Components, samplin
         raise ValueError(f"{len(seeds)} variants requested; ask for 1 to {MAX_VARIANTS}.")
     if sampling.guidance < 1.0:
         raise ValueError(f"guidance={sampling.guidance} is below 1; use 1 (no guidance) or more (reference: 3).")
+
+
+def check_frames(frames: Frames, config: ModelConfig) -> None:
+    """Frames must be fitted to the encoder's input size, one time per frame."""
+    size = config.vision.image_size
+    rgb = frames.rgb
+    if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[0] < 1 or rgb.shape[1:] != (size, size, 3):
+        raise ValueError(
+            f"frames.rgb has shape {rgb.shape} and dtype {rgb.dtype}; model preset '{config.name}' needs uint8 "
+            f"[count >= 1, {size}, {size}, 3] (engine.video.fit_square makes that from any picture)."
+        )
+    if len(frames.times) != len(rgb):
+        raise ValueError(f"{len(rgb)} frames came with {len(frames.times)} frame times; give one time per frame.")
 
 
 def _sample_latents(
@@ -87,31 +99,27 @@ def _sample_latents(
 
 
 def generate(
-    video: str | Path,
-    start: Fraction,
-    end: Fraction,
+    frames: Frames,
     *,
     components: Components,
     sampling: SamplingConfig = SAMPLING_PRESETS["reference"],
     seeds: tuple[int, ...] = (0,),
-    legacy_frames: bool = False,
     callback: Callable[[StepInfo], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> Generation:
-    """Generate foley for [start, end) of `video`, one variant per seed.
+    """Generate foley for the range that `frames` cover, one variant per seed.
 
     Args:
-        video: path of the source video.
-        start, end: source range in seconds (exact fractions).
+        frames: the range's frames at the model's frame rate and input size (`engine.video.decode_frames`,
+            or frames a host sent to the engine server).
         components: a loaded model (`engine.models.load_model`).
         sampling: sampler, steps and guidance; the default is the published method (DDPM 300, guidance 3).
         seeds: one seed per variant; the same seed always gives the same audio.
-        legacy_frames: sample frames with the reference's int(fps) rule (parity runs).
         callback: receives a `StepInfo` per stage and per sampling step.
         cancel: when set, the job stops at the next step and raises `JobCancelled`.
 
     Returns:
-        `Generation` with exactly `range_samples(start, end, sample_rate)` samples per variant.
+        `Generation` with exactly `range_samples(frames.start, frames.end, sample_rate)` samples per variant.
     """
 
     def report(stage: str, step: int, total: int, variant: int = 0) -> None:
@@ -122,22 +130,21 @@ def generate(
 
     config = components.config
     # 1. Check inputs
-    check_inputs(start, end, components, sampling, seeds)
-    # 2. Decode the frames of the range at the model's frame rate
-    report("decode", 0, 1)
-    frames = decode_frames(video, start, end, rate=config.frame_rate, size=config.vision.image_size, legacy=legacy_frames)
-    # 3. Encode frames into context tokens
+    check_request(frames.start, frames.end, config, sampling, seeds)
+    check_frames(frames, config)
+    # 2. Encode frames into context tokens
     report("encode", 0, 1)
-    context = encode_frames(components.modules["vision"], torch.from_numpy(frames.pixels))
-    # 4. Sample one latent per seed
+    context = encode_frames(components.modules["vision"], torch.from_numpy(frames.model_input()))
+    # 3. Sample one latent per seed
     timesteps = get_timesteps_leading(config.scheduler, sampling.steps)
     latents = _sample_latents(components, context, sampling, timesteps, seeds, report)
-    # 5. Decode latents to log-mel
+    # 4. Decode latents to log-mel
     report("vae", 0, 1)
     mel = decode(components.modules["vae"], latents, components.scale_factor)
-    # 6. Vocode and cut to the range's exact length
+    # 5. Vocode
     report("vocode", 0, 1)
     waves = vocode(components.modules["vocoder"], mel).float().numpy()
-    length = range_samples(start, end, config.sample_rate)
+    # 6. Cut to the range's exact length
+    length = range_samples(frames.start, frames.end, config.sample_rate)
     variants = tuple(Variant(seed, waves[i, :length].copy()) for i, seed in enumerate(seeds))
     return Generation(variants, config.sample_rate, frames, sampling, tuple(timesteps))

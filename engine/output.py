@@ -3,7 +3,7 @@
 import json
 import os
 import time
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import soundfile
@@ -20,7 +20,7 @@ def to_pcm16(audio: np.ndarray) -> np.ndarray:
     return np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
 
 
-def sidecar(generation: Generation, components: Components, video: Path, seed: int) -> dict:
+def sidecar(generation: Generation, components: Components, source: str, seed: int) -> dict:
     """Everything needed to reproduce or credit one variant."""
     frames = generation.frames
     return {
@@ -32,7 +32,7 @@ def sidecar(generation: Generation, components: Components, video: Path, seed: i
         "guidance": generation.sampling.guidance,
         "seed": seed,
         "source": {
-            "path": str(video.resolve()),
+            "path": source,
             "start": str(frames.start),
             "end": str(frames.end),
             "start_seconds": float(frames.start),
@@ -46,10 +46,14 @@ def sidecar(generation: Generation, components: Components, video: Path, seed: i
     }
 
 
-def write_variants(generation: Generation, components: Components, video: Path, out_dir: Path) -> list[Path]:
-    """Write `<video>_<start>-<end>_v<N>_seed<S>.wav` + `.json` per variant; on any failure, write nothing."""
+def write_variants(generation: Generation, components: Components, source: str, out_dir: Path) -> list[Path]:
+    """Write `<source>_<start>-<end>_v<N>_seed<S>.wav` + `.json` per variant; on any failure, write nothing.
+
+    `source` is the path of the media the frames came from, as the user knows it (recorded in the sidecar).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{video.stem}_{float(generation.frames.start):.3f}-{float(generation.frames.end):.3f}"
+    name_part = PurePath(source).stem or "foley"
+    stem = f"{name_part}_{float(generation.frames.start):.3f}-{float(generation.frames.end):.3f}"
     staged: list[tuple[Path, Path]] = []
     try:
         for number, variant in enumerate(generation.variants, start=1):
@@ -59,7 +63,7 @@ def write_variants(generation: Generation, components: Components, video: Path, 
             soundfile.write(wav_tmp, to_pcm16(variant.audio), generation.sample_rate, subtype="PCM_16", format="WAV")
             json_tmp = out_dir / f".{name}.json.part"
             staged.append((json_tmp, out_dir / f"{name}.json"))
-            json_tmp.write_text(json.dumps(sidecar(generation, components, video, variant.seed), indent=2))
+            json_tmp.write_text(json.dumps(sidecar(generation, components, source, variant.seed), indent=2))
         for tmp, final in staged:
             os.replace(tmp, final)
     finally:

@@ -31,12 +31,16 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Frames:
-    """Preprocessed frames of one range: pixels [T, 3, S, S] float32 in [0, 1] and their source times."""
+    """Frames of one range, fitted to the encoder: rgb [T, S, S, 3] uint8, their source times, and the range."""
 
-    pixels: np.ndarray
+    rgb: np.ndarray
     times: tuple[Fraction, ...]
     start: Fraction
     end: Fraction
+
+    def model_input(self) -> np.ndarray:
+        """[T, 3, S, S] float32 in [0, 1] (VTA-LDM applies no CLIP normalisation)."""
+        return (self.rgb.astype(np.float32) / 255.0).transpose(0, 3, 1, 2)
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -131,8 +135,8 @@ def legacy_targets(info: VideoInfo, start: Fraction, end: Fraction, rate: int) -
     return [Fraction(i) / info.average_rate for i in chosen]
 
 
-def preprocess(image: Image.Image, size: int) -> np.ndarray:
-    """Bicubic resize of the short side to `size`, centre crop, [0, 1] CHW float32 (VTA-LDM: no CLIP norm)."""
+def fit_square(image: Image.Image, size: int) -> np.ndarray:
+    """Bicubic resize of the short side to `size` and centre crop, as VTA-LDM preprocesses: [S, S, 3] uint8."""
     width, height = image.size
     if width <= height:
         new_size = (size, int(size * height / width))
@@ -141,8 +145,7 @@ def preprocess(image: Image.Image, size: int) -> np.ndarray:
     image = image.resize(new_size, Image.BICUBIC)
     left = int(round((new_size[0] - size) / 2.0))
     top = int(round((new_size[1] - size) / 2.0))
-    image = image.crop((left, top, left + size, top + size))
-    return (np.asarray(image, dtype=np.float32) / 255.0).transpose(2, 0, 1)
+    return np.asarray(image.convert("RGB").crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
 def _held_frames(path: Path, targets: list[Fraction]) -> list[tuple[Fraction, Image.Image]]:
@@ -183,7 +186,7 @@ def decode_frames(
     size: int = 224,
     legacy: bool = False,
 ) -> Frames:
-    """Decode the frames of [start, end) at `rate` fps and preprocess them for the vision encoder.
+    """Decode the frames of [start, end) at `rate` fps and fit them to the vision encoder's input size.
 
     Args:
         path: the video file.
@@ -201,5 +204,5 @@ def decode_frames(
     if not targets:
         raise InputVideoError(f"No frame of {info.path.name} falls in {float(start):.3f}-{float(end):.3f} s.")
     held = _held_frames(info.path, targets)
-    pixels = np.stack([preprocess(image, size) for _, image in held])
-    return Frames(pixels=pixels, times=tuple(time for time, _ in held), start=start, end=end)
+    rgb = np.stack([fit_square(image, size) for _, image in held])
+    return Frames(rgb=rgb, times=tuple(time for time, _ in held), start=start, end=end)

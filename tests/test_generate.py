@@ -17,10 +17,15 @@ from engine.config import SAMPLING_PRESETS
 from engine.errors import UnsupportedRangeError
 from engine.generate import JobCancelled, generate, range_samples
 from engine.sample_video import make_demo_video
+from engine.video import decode_frames
 from tests.conftest import coded_video
 from tests.published_layout import build_snapshot
 
 FAST = replace(SAMPLING_PRESETS["reference"], steps=3)
+
+
+def frames_of(video, start, end):
+    return decode_frames(video, Fraction(start), Fraction(end))
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +42,19 @@ def test_range_samples_is_exact_rounding():
 
 def test_variants_are_reproducible_and_distinct(clip, tiny):
     seen = []
-    result = generate(clip, Fraction(2), Fraction(19, 2), components=tiny, sampling=FAST, seeds=(7, 8), callback=seen.append)
+    result = generate(frames_of(clip, 2, Fraction(19, 2)), components=tiny, sampling=FAST, seeds=(7, 8), callback=seen.append)
     assert [v.seed for v in result.variants] == [7, 8]
     assert all(v.audio.shape == (120_000,) and v.audio.dtype == np.float32 for v in result.variants)
     assert not np.array_equal(result.variants[0].audio, result.variants[1].audio)
-    same = generate(clip, Fraction(2), Fraction(19, 2), components=tiny, sampling=FAST, seeds=(7, 8))
+    same = generate(frames_of(clip, 2, Fraction(19, 2)), components=tiny, sampling=FAST, seeds=(7, 8))
     for a, b in zip(same.variants, result.variants):
         np.testing.assert_array_equal(a.audio, b.audio)  # a seed reproduces its run bit for bit
-    alone = generate(clip, Fraction(2), Fraction(19, 2), components=tiny, sampling=FAST, seeds=(8,))
+    alone = generate(frames_of(clip, 2, Fraction(19, 2)), components=tiny, sampling=FAST, seeds=(8,))
     scale = np.abs(result.variants[1].audio).max()
     # alone, the seed-8 variant differs only by batch-size rounding in the decoders
     np.testing.assert_allclose(alone.variants[0].audio, result.variants[1].audio, rtol=0, atol=1e-4 * scale)
     stages = [info.stage for info in seen]
-    assert stages[0] == "decode" and stages[-1] == "vocode"
+    assert stages[0] == "encode" and stages[-1] == "vocode"
     steps = [(info.variant, info.step) for info in seen if info.stage == "sample"]
     assert steps == [(v, s) for v in (0, 1) for s in range(0, 4)]
 
@@ -58,20 +63,20 @@ def test_variants_are_reproducible_and_distinct(clip, tiny):
 def test_ntsc_ranges_give_exact_sample_counts(tmp_path, tiny, rate):
     path = coded_video(tmp_path / "ntsc.mp4", [Fraction(i) / rate for i in range(100)], rate)
     start, end = 5 / rate, 77 / rate  # a frame-accurate range from an editor
-    result = generate(path, start, end, components=tiny, sampling=replace(FAST, steps=1))
+    result = generate(frames_of(path, start, end), components=tiny, sampling=replace(FAST, steps=1))
     assert result.variants[0].audio.shape == (range_samples(start, end, 16000),)
 
 
 def test_short_and_window_length_ranges(clip, tiny):
-    short = generate(clip, Fraction(1), Fraction(7, 5), components=tiny, sampling=replace(FAST, steps=1))
-    assert short.variants[0].audio.shape == (6400,) and short.frames.pixels.shape[0] == 1
-    full = generate(clip, Fraction(0), Fraction(256, 25), components=tiny, sampling=replace(FAST, steps=1))
-    assert full.variants[0].audio.shape == (163_840,) and full.frames.pixels.shape[0] == 21
+    short = generate(frames_of(clip, 1, Fraction(7, 5)), components=tiny, sampling=replace(FAST, steps=1))
+    assert short.variants[0].audio.shape == (6400,) and short.frames.rgb.shape[0] == 1
+    full = generate(frames_of(clip, 0, Fraction(256, 25)), components=tiny, sampling=replace(FAST, steps=1))
+    assert full.variants[0].audio.shape == (163_840,) and full.frames.rgb.shape[0] == 21
 
 
 def test_longer_than_one_window_is_a_clear_error(clip, tiny):
     with pytest.raises(UnsupportedRangeError, match="10.24 s per pass"):
-        generate(clip, Fraction(0), Fraction(11), components=tiny, sampling=FAST)
+        generate(frames_of(clip, 0, 11), components=tiny, sampling=FAST)
 
 
 def test_cancel_stops_the_job(clip, tiny):
@@ -82,13 +87,13 @@ def test_cancel_stops_the_job(clip, tiny):
             cancel.set()
 
     with pytest.raises(JobCancelled):
-        generate(clip, Fraction(0), Fraction(2), components=tiny, sampling=FAST, callback=stop_after_two_steps, cancel=cancel)
+        generate(frames_of(clip, 0, 2), components=tiny, sampling=FAST, callback=stop_after_two_steps, cancel=cancel)
 
 
 @pytest.mark.slow
 def test_reference_mode_runs_the_published_300_step_loop(clip, tiny):
     seen = []
-    result = generate(clip, Fraction(0), Fraction(1), components=tiny, seeds=(1,), callback=seen.append)
+    result = generate(frames_of(clip, 0, 1), components=tiny, seeds=(1,), callback=seen.append)
     assert result.timesteps[0] == 898 and result.timesteps[-1] == 1 and len(result.timesteps) == 300
     assert max(info.step for info in seen if info.stage == "sample") == 300
     assert np.isfinite(result.variants[0].audio).all()
@@ -173,3 +178,11 @@ def test_pcm_conversion_clips_instead_of_wrapping():
 
     pcm = to_pcm16(np.array([0.0, 0.5, 1.0, 1.5, -1.0, -2.0], np.float32))
     assert pcm.tolist() == [0, 16384, 32767, 32767, -32767, -32767]
+
+
+def test_frames_of_the_wrong_shape_are_refused(clip, tiny):
+    frames = frames_of(clip, 0, 1)
+    with pytest.raises(ValueError, match=r"needs uint8 \[count >= 1, 224, 224, 3\]"):
+        generate(replace(frames, rgb=frames.rgb[:, :100]), components=tiny, sampling=FAST)
+    with pytest.raises(ValueError, match="2 frames came with 1 frame times"):
+        generate(replace(frames, times=frames.times[:1]), components=tiny, sampling=FAST)

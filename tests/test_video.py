@@ -26,9 +26,10 @@ def test_constant_rate_frames_are_the_ones_on_screen(tmp_path, rate):
     path = coded_video(tmp_path / "cfr.mp4", times, rate)
     frames = decode_frames(path, Fraction(2), Fraction(7))
     targets = target_times(Fraction(2), Fraction(7), 2)
-    assert len(targets) == 10 and frames.pixels.shape == (10, 3, 224, 224)
-    assert frames.pixels.dtype == np.float32 and 0.0 <= frames.pixels.min() and frames.pixels.max() <= 1.0
-    assert [read_code(p) for p in frames.pixels] == expected_indices(times, targets)
+    pixels = frames.model_input()
+    assert len(targets) == 10 and frames.rgb.shape == (10, 224, 224, 3) and frames.rgb.dtype == np.uint8
+    assert pixels.shape == (10, 3, 224, 224) and pixels.dtype == np.float32 and 0 <= pixels.min() <= pixels.max() <= 1
+    assert [read_code(p) for p in frames.model_input()] == expected_indices(times, targets)
     for time, index in zip(frames.times, expected_indices(times, targets)):
         assert abs(time - times[index]) <= Fraction(1, 90000)
 
@@ -40,7 +41,7 @@ def test_variable_frame_rate_uses_timestamps(tmp_path):
     start, end = Fraction(1, 3), Fraction(7, 2)
     frames = decode_frames(path, start, end)
     targets = target_times(start, end, 2)
-    assert [read_code(p) for p in frames.pixels] == expected_indices(times, targets)
+    assert [read_code(p) for p in frames.model_input()] == expected_indices(times, targets)
 
 
 def test_legacy_rule_reproduces_int_fps_indices(tmp_path):
@@ -50,10 +51,10 @@ def test_legacy_rule_reproduces_int_fps_indices(tmp_path):
     frames = decode_frames(path, Fraction(0), probe_video(path).duration, legacy=True)
     # reference: fps = int(29.97) = 29, indices floor(arange(0, ceil(300/29)*29, 14.5)), kept while < 300
     expected = [int(i) for i in np.floor(np.arange(0, 11 * 29, 14.5)) if i < 300]
-    assert [read_code(p) for p in frames.pixels] == expected
+    assert [read_code(p) for p in frames.model_input()] == expected
     # the real-time rule drifts away from it: 29.97 fps frames at 0.5 s steps are 14.985 frames apart
     real = decode_frames(path, Fraction(0), probe_video(path).duration)
-    assert [read_code(p) for p in real.pixels] != expected
+    assert [read_code(p) for p in real.model_input()] != expected
 
 
 def test_preprocessing_resizes_short_side_and_centre_crops(tmp_path):
@@ -63,8 +64,8 @@ def test_preprocessing_resizes_short_side_and_centre_crops(tmp_path):
         image[:, 180:220] = 255  # a white bar in the middle survives the centre crop
     path = write_video(tmp_path / "wide.mp4", images, [Fraction(i) / rate for i in range(10)], rate)
     frames = decode_frames(path, Fraction(0), Fraction(2, 5))
-    assert frames.pixels.shape == (1, 3, 224, 224)
-    assert frames.pixels[0, :, 112, 112].min() > 0.9 and frames.pixels[0, :, 112, 5].max() < 0.1
+    assert frames.rgb.shape == (1, 224, 224, 3)
+    assert frames.rgb[0, 112, 112].min() > 230 and frames.rgb[0, 112, 5].max() < 25
 
 
 def bad(path, start=0, end=1, match=""):
