@@ -2,22 +2,25 @@
 
 import argparse
 import logging
+import os
 import random
 import sys
 import tempfile
-from dataclasses import replace
+from dataclasses import fields, replace
 from fractions import Fraction
 from pathlib import Path
 
 from engine import __version__
 from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
-from engine.config import SAMPLING_PRESETS
+from engine.client import EngineClient, EngineError, read_discovery
+from engine.config import SAMPLING_PRESETS, SamplingConfig
 from engine.errors import FoleyError
 from engine.generate import check_request, generate
 from engine.models import EMBEDDED, best_installed, list_models, load_model, models_dir, remove_model
 from engine.output import write_variants
 from engine.sample_video import make_demo_video
 from engine.sampling import StepInfo
+from engine.server import serve
 from engine.video import decode_frames, probe_video
 
 logger = logging.getLogger("foley")
@@ -55,21 +58,20 @@ class ProgressBar:
             self.stream.write("\n")
 
 
-def _licence_lines(components) -> list[str]:
-    return [f"  {item['component']}: {item['licence']}" for item in components.licences]
-
-
-def run_generation(video: Path, start: Fraction, end: Fraction | None, args: argparse.Namespace) -> list[Path]:
-    """Shared by `generate` and `demo`: load the model, generate, write, report."""
-    components = load_model(args.model or best_installed())
-    if not components.trained:
+def _announce(name: str, licences, trained: bool, sampling: SamplingConfig, seeds: tuple[int, ...]) -> None:
+    if not trained:
         print(
             "note: the built-in model is untrained (random weights): the pipeline runs end to end, but the sound "
             "means nothing. Install the published model with `foley models pull vta-ldm`.",
             file=sys.stderr,
         )
-    if end is None:
-        end = min(start + components.config.window_seconds, probe_video(video).duration)
+    print(f"model {name}; {sampling.sampler} {sampling.steps} steps, guidance {sampling.guidance}; "
+          f"seeds {', '.join(map(str, seeds))}", file=sys.stderr)
+    print("licences:\n" + "\n".join(f"  {item['component']}: {item['licence']}" for item in licences), file=sys.stderr)
+
+
+def run_generation(video: Path, start: Fraction, end: Fraction | None, args: argparse.Namespace) -> list[Path]:
+    """Shared by `generate` and `demo`: generate here or on an engine server, write, report."""
     sampling = SAMPLING_PRESETS["reference"]
     if args.steps is not None:
         sampling = replace(sampling, steps=args.steps)
@@ -77,10 +79,19 @@ def run_generation(video: Path, start: Fraction, end: Fraction | None, args: arg
         sampling = replace(sampling, guidance=args.guidance)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     seeds = tuple(seed + i for i in range(args.variants))
-    print(f"model {components.name}; {sampling.sampler} {sampling.steps} steps, guidance {sampling.guidance}; "
-          f"seeds {', '.join(map(str, seeds))}", file=sys.stderr)
-    print("licences:\n" + "\n".join(_licence_lines(components)), file=sys.stderr)
+    run = _generate_on_engine if args.engine else _generate_here
+    paths = run(video, start, end, sampling, seeds, args)
+    for path in paths:
+        print(path)
+    return paths
+
+
+def _generate_here(video, start, end, sampling, seeds, args) -> list[Path]:
+    components = load_model(args.model or best_installed())
     config = components.config
+    _announce(components.name, components.licences, components.trained, sampling, seeds)
+    if end is None:
+        end = min(start + config.window_seconds, probe_video(video).duration)
     check_request(start, end, config, sampling, seeds)
     bar = ProgressBar()
     try:
@@ -90,10 +101,57 @@ def run_generation(video: Path, start: Fraction, end: Fraction | None, args: arg
         generation = generate(frames, components=components, sampling=sampling, seeds=seeds, callback=bar)
     finally:
         bar.close()
-    paths = write_variants(generation, components, str(video.resolve()), Path(args.output))
-    for path in paths:
-        print(path)
-    return paths
+    return write_variants(generation, components, str(video.resolve()), Path(args.output))
+
+
+def _engine_client(url: str, token: str | None) -> EngineClient:
+    """`auto`: the discovered engine, started if needed; a URL: that engine, with the token given or discovered."""
+    if url == "auto":
+        return EngineClient.connect(start=True)
+    token = token or os.environ.get("FOLEY_ENGINE_TOKEN")
+    discovered = read_discovery()
+    if token is None and discovered is not None and discovered.url == url.rstrip("/"):
+        token = discovered.token
+    if token is None:
+        raise EngineError(f"The engine at {url} needs its token: pass --token or set FOLEY_ENGINE_TOKEN "
+                          "(the engine's discovery file holds it).")
+    return EngineClient(url, token)
+
+
+def _generate_on_engine(video, start, end, sampling, seeds, args) -> list[Path]:
+    """Decode frames here, send them to the engine, follow its progress, then download the variants."""
+    client = _engine_client(args.engine, args.token)
+    entries = client.models()
+    wanted = [m for m in entries if (m["name"] == args.model if args.model else m["default"])]
+    if not wanted:
+        names = ", ".join(m["name"] for m in entries)
+        raise EngineError(f"The engine has no model '{args.model}'; it has: {names}.")
+    model = wanted[0]
+    _announce(model["name"], model["licences"], model["trained"], sampling, seeds)
+    if end is None:
+        end = min(start + Fraction(model["window_seconds"]), probe_video(video).duration)
+    rate, size = model["frame_rate"], model["image_size"]
+    frames = decode_frames(video, start, end, rate=rate, size=size, legacy=args.legacy_frames)
+    job = client.submit_frames(
+        frames.rgb.tobytes(), count=len(frames.rgb), width=size, height=size, fps=rate, start=str(start),
+        end=str(end), frame_times=[str(t) for t in frames.times], seeds=list(seeds), source=str(video.resolve()),
+        model=model["name"], steps=sampling.steps, guidance=sampling.guidance,
+    )
+    bar = ProgressBar()
+    step_fields = [f.name for f in fields(StepInfo)]
+
+    def show(event: dict) -> None:
+        if event["event"] == "progress":
+            bar(StepInfo(**{name: event[name] for name in step_fields}))
+
+    try:
+        client.wait(job["id"], on_event=show)
+    except KeyboardInterrupt:
+        client.cancel(job["id"])
+        raise
+    finally:
+        bar.close()
+    return client.download(job["id"], args.output)
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -106,6 +164,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     video = make_demo_video(out / "demo-bouncing-ball.mp4")
     print(f"sample video: {video}", file=sys.stderr)
     run_generation(video, Fraction(0), None, args)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    serve(host=args.host, port=args.port, allow_remote=args.allow_remote,
+          cache_dir=Path(args.cache) if args.cache else None, max_queue=args.max_queue,
+          max_request_bytes=args.max_request_mb << 20)
 
 
 def cmd_models_import(args: argparse.Namespace) -> None:
@@ -147,6 +211,9 @@ def _add_generation_options(parser: argparse.ArgumentParser, default_output: str
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (reference: 3)")
     parser.add_argument("--legacy-frames", action="store_true", help="sample frames with the reference's int(fps) rule")
     parser.add_argument("-o", "--output", default=default_output, help="output folder")
+    parser.add_argument("--engine", metavar="URL",
+                        help="run on an engine server: its URL, or 'auto' to use (or start) the local one")
+    parser.add_argument("--token", help="the engine's token (default: FOLEY_ENGINE_TOKEN or the discovery file)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,6 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole pipeline offline on a generated sample video")
     _add_generation_options(demo, "foley-demo")
     demo.set_defaults(func=cmd_demo)
+
+    srv = sub.add_parser("serve", help="run the engine server that editors and add-ons talk to")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    srv.add_argument("--port", type=int, default=0, help="port (default: a free one, announced in the discovery file)")
+    srv.add_argument("--allow-remote", action="store_true", help="allow binding an address other machines can reach")
+    srv.add_argument("--max-queue", type=int, default=8, help="jobs that may wait; more are refused with 429")
+    srv.add_argument("--max-request-mb", type=int, default=256, help="largest accepted request body, in MiB")
+    srv.add_argument("--cache", help="results folder (default: the user cache dir)")
+    srv.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="install, list and remove models").add_subparsers(dest="action", required=True)
     imp = models.add_parser("import", help="import a downloaded VTA-LDM snapshot folder")
@@ -191,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except (FoleyError, ValueError) as exc:
+    except (FoleyError, EngineError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

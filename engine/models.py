@@ -75,10 +75,8 @@ def remove_model(name: str) -> None:
     shutil.rmtree(folder)
 
 
-def load_model(name: str) -> Components:
-    """Load an installed model with a strict key check, or the embedded default for `builtin`."""
-    if name == EMBEDDED:
-        return embedded_default()
+def installed_manifest(name: str) -> dict:
+    """The manifest of installed model `name`, or a clear error naming how to install it."""
     folder = models_dir() / name
     if not (folder / "manifest.json").is_file():
         raise ModelNotInstalledError(
@@ -86,9 +84,25 @@ def load_model(name: str) -> Components:
             "or `foley models import FOLDER` for a snapshot you downloaded; `foley models list` shows what is "
             "installed."
         )
-    manifest = read_manifest(folder)
+    return read_manifest(folder)
+
+
+def model_config(name: str) -> ModelConfig:
+    """The config of a model, read from its manifest without loading weights."""
+    if name == EMBEDDED:
+        return TINY
+    manifest = installed_manifest(name)
     base = PRESETS[manifest["preset"]]
-    config = replace(base, vision=replace(base.vision, frame_pe=manifest.get("frame_pe", False)))
+    return replace(base, vision=replace(base.vision, frame_pe=manifest.get("frame_pe", False)))
+
+
+def load_model(name: str) -> Components:
+    """Load an installed model with a strict key check, or the embedded default for `builtin`."""
+    if name == EMBEDDED:
+        return embedded_default()
+    manifest = installed_manifest(name)
+    folder = models_dir() / name
+    config = model_config(name)
     modules = build_modules(config)
     try:
         tensors = load_file(str(folder / "weights.safetensors"))

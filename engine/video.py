@@ -148,6 +148,13 @@ def fit_square(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image.convert("RGB").crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
+def fit_frames(rgb: np.ndarray, size: int) -> np.ndarray:
+    """`fit_square` for a stack of uint8 pictures [T, H, W, 3]; pictures already at size are kept as they are."""
+    if rgb.shape[1:] == (size, size, 3):
+        return rgb
+    return np.stack([fit_square(Image.fromarray(picture), size) for picture in rgb])
+
+
 def _held_frames(path: Path, targets: list[Fraction]) -> list[tuple[Fraction, Image.Image]]:
     """For each target time, the frame on screen then: the last frame whose time is <= the target."""
     chosen: list[tuple[Fraction, Image.Image]] = []

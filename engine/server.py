@@ -1,0 +1,382 @@
+"""The engine server: a token-protected HTTP API on loopback in front of one `JobRunner`.
+
+Routes (all under /v1; every route but /v1/health needs `Authorization: Bearer <token>`):
+  GET  /health                         device, free memory, queue length (no token)
+  GET  /models                         installed models with frame rate, window and licences
+  POST /jobs                           JSON {media, start, end, seeds, ...} (local clients), or
+                                       application/vnd.foley.frames: one JSON header line, then uint8 RGB frames
+  GET  /jobs, /jobs/{id}               job records
+  GET  /jobs/{id}/events               Server-Sent Events: state, progress, then done | failed | cancelled
+  POST /jobs/{id}/cancel               cancel; DELETE /jobs/{id} removes a job and its files
+  GET  /jobs/{id}/variants/{n}.wav     a variant's audio; .json its sidecar
+"""
+
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import socket
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+import torch
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from engine import __version__
+from engine.client import API, DISCOVERY_FORMAT, FRAMES_CONTENT_TYPE, FRAMES_FORMAT, EngineClient, discovery_path, read_discovery
+from engine.config import SAMPLING_PRESETS, SamplingConfig
+from engine.errors import FoleyError
+from engine.jobs import FINAL_STATES, JobNotDone, JobRunner, JobSpec, QueueFull, UnknownJob
+from engine.models import EMBEDDED, best_installed, list_models, model_config
+from engine.video import Frames, fit_frames
+
+logger = logging.getLogger(__name__)
+
+MAX_SIDE = 8192
+EVENT_POLL_SECONDS = 0.05
+HEARTBEAT_SECONDS = 10.0
+HEADER_LIMIT = 1 << 20
+
+
+class RequestTooLarge(FoleyError):
+    """The request body is larger than the engine accepts."""
+
+
+def default_cache_dir() -> Path:
+    home = os.environ.get("FOLEY_HOME")
+    return Path(home) / "cache" if home else Path(platformdirs.user_cache_dir("foley-desk"))
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _fraction(value, name: str) -> Fraction:
+    try:
+        return Fraction(str(value))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"'{name}' must be a time in seconds such as \"12\", \"9.5\" or \"1001/30000\"; got {value!r}.") from None
+
+
+def _sampling(payload: dict) -> SamplingConfig:
+    sampling = SAMPLING_PRESETS["reference"]
+    sampler = payload.get("sampler", sampling.sampler)
+    if sampler != sampling.sampler:
+        raise ValueError(f"sampler '{sampler}' is not available; this engine offers '{sampling.sampler}'.")
+    steps, guidance = payload.get("steps", sampling.steps), payload.get("guidance", sampling.guidance)
+    if not isinstance(steps, int) or isinstance(steps, bool):
+        raise ValueError(f"'steps' must be a whole number; got {steps!r}.")
+    if not isinstance(guidance, (int, float)) or isinstance(guidance, bool):
+        raise ValueError(f"'guidance' must be a number; got {guidance!r}.")
+    return replace(sampling, steps=steps, guidance=float(guidance))
+
+
+def _seeds(payload: dict) -> tuple[int, ...]:
+    seeds = payload.get("seeds")
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ValueError(f"'seeds' must be a list of whole numbers, one per variant; got {seeds!r}.")
+    return tuple(seeds)
+
+
+def _spec(payload: dict, **inputs) -> JobSpec:
+    """The fields both kinds of submission share."""
+    return JobSpec(
+        model=str(payload.get("model") or best_installed()),
+        sampling=_sampling(payload),
+        seeds=_seeds(payload),
+        start=_fraction(payload.get("start"), "start"),
+        end=_fraction(payload.get("end"), "end"),
+        **inputs,
+    )
+
+
+def parse_media_job(body: bytes) -> JobSpec:
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise ValueError(f"the job is not valid JSON ({exc}).") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("media"), str):
+        raise ValueError("a JSON job needs 'media' (a path the engine can read), 'start', 'end' and 'seeds'.")
+    media = Path(payload["media"])
+    return _spec(payload, source=str(media), media=media, legacy_frames=bool(payload.get("legacy_frames", False)))
+
+
+def parse_frames_job(body: bytes) -> JobSpec:
+    """Split `header-json \\n frames`, check the header against the bytes, and fit frames to the model."""
+    cut = body.find(b"\n", 0, HEADER_LIMIT)
+    if cut < 0:
+        raise ValueError("frames upload: the body must start with a one-line JSON header ended by a newline.")
+    try:
+        header = json.loads(body[:cut])
+    except ValueError as exc:
+        raise ValueError(f"frames upload: the header is not valid JSON ({exc}).") from None
+    if not isinstance(header, dict) or header.get("format") != FRAMES_FORMAT:
+        raise ValueError(f"frames upload: the header must be a JSON object with \"format\": \"{FRAMES_FORMAT}\".")
+    count, width, height = (header.get(key) for key in ("count", "width", "height"))
+    if not all(isinstance(v, int) and 0 < v <= MAX_SIDE for v in (count, width, height)):
+        raise ValueError(f"frames upload: count, width and height must be whole numbers from 1 to {MAX_SIDE}; "
+                         f"got count={count!r}, width={width!r}, height={height!r}.")
+    pixels = memoryview(body)[cut + 1 :]
+    expected = count * width * height * 3
+    if len(pixels) != expected:
+        raise ValueError(f"frames upload: {len(pixels)} bytes of pixels follow the header, but {count} uint8 RGB "
+                         f"frames of {width}x{height} are {expected} bytes; send the frames as packed RGB24.")
+    times = header.get("frame_times")
+    if not isinstance(times, list) or len(times) != count:
+        raise ValueError(f"frames upload: 'frame_times' must list one source time per frame ({count}).")
+    spec = _spec(header, source=str(header.get("source") or "frames"))
+    config = model_config(spec.model)
+    if header.get("fps") != config.frame_rate:
+        raise ValueError(f"frames upload: frames must be sampled at {config.frame_rate} fps for model "
+                         f"'{spec.model}'; the header says fps={header.get('fps')!r}.")
+    rgb = np.frombuffer(pixels, np.uint8).reshape(count, height, width, 3)
+    frame_times = tuple(_fraction(t, "frame_times") for t in times)
+    frames = Frames(fit_frames(rgb, config.vision.image_size), frame_times, spec.start, spec.end)
+    return replace(spec, frames=frames)
+
+
+def _model_entry(manifest_name: str, licences, trained: bool, default: str) -> dict:
+    config = model_config(manifest_name)
+    return {
+        "name": manifest_name,
+        "preset": config.name,
+        "frame_rate": config.frame_rate,
+        "image_size": config.vision.image_size,
+        "window_seconds": str(config.window_seconds),
+        "sample_rate": config.sample_rate,
+        "licences": list(licences),
+        "trained": trained,
+        "default": manifest_name == default,
+    }
+
+
+def _free_memory() -> int | None:
+    if torch.cuda.is_available():
+        return torch.cuda.mem_get_info()[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _device() -> str:
+    # the worker runs on the CPU for now; device selection (cuda/mps) arrives with the performance work
+    return "cpu"
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with `RequestTooLarge` as soon as it passes `limit` (also when chunked)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"the request is larger than this engine accepts ({limit // (1 << 20)} MiB).")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(runner: JobRunner, token: str, *, max_request_bytes: int, lifespan=None) -> FastAPI:
+    """The /v1 API over `runner`, guarded by `token`; `lifespan` wraps the server's start and stop."""
+    app = FastAPI(title="Foley Desk engine", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
+    expected = f"Bearer {token}".encode()
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if request.url.path != f"{API}/health":
+            supplied = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(supplied, expected):
+                return _error(401, "missing or wrong engine token: send 'Authorization: Bearer <token>' with the "
+                                   f"token from the engine's discovery file ({discovery_path()}).",
+                              {"WWW-Authenticate": "Bearer"})
+        length = request.headers.get("content-length", "0")
+        if not length.isdigit():
+            return _error(400, f"Content-Length '{length}' is not a number.")
+        if int(length) > max_request_bytes:
+            return _error(413, f"the request has {int(length)} bytes; this engine accepts at most "
+                               f"{max_request_bytes} (send frames at the model's input size, e.g. 224x224).")
+        return await call_next(request)
+
+    @app.exception_handler(QueueFull)
+    async def queue_full(request, exc: QueueFull):
+        return _error(429, str(exc), {"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(UnknownJob)
+    async def unknown_job(request, exc):
+        return _error(404, str(exc))
+
+    @app.exception_handler(JobNotDone)
+    async def not_done(request, exc):
+        return _error(409, str(exc))
+
+    @app.exception_handler(RequestTooLarge)
+    async def too_large(request, exc):
+        return _error(413, str(exc))
+
+    @app.exception_handler(FoleyError)
+    @app.exception_handler(ValueError)
+    async def bad_input(request, exc):
+        return _error(422, str(exc))
+
+    @app.get(f"{API}/health")
+    def health():
+        return {"status": "ok", "version": __version__, "api": 1, "device": _device(),
+                "cuda_available": torch.cuda.is_available(), "free_memory_bytes": _free_memory(),
+                **runner.status()}
+
+    @app.get(f"{API}/models")
+    def models():
+        default = best_installed()
+        entries = [_model_entry(EMBEDDED, ({"component": "all", "licence": "Foley Desk built-in (untrained)",
+                                            "source": "engine"},), False, default)]
+        entries += [_model_entry(m["name"], m["licences"], m["trained"], default) for m in list_models()]
+        return {"models": entries}
+
+    @app.post(f"{API}/jobs", status_code=202)
+    async def submit(request: Request):
+        body = await read_body(request, max_request_bytes)
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        if kind == FRAMES_CONTENT_TYPE:
+            spec = await run_in_threadpool(parse_frames_job, body)
+        elif kind == "application/json":
+            if not is_loopback(request.client.host if request.client else ""):
+                raise ValueError("media-path jobs are accepted only from this machine; send decoded frames "
+                                 f"({FRAMES_CONTENT_TYPE}) from other machines.")
+            spec = parse_media_job(body)
+        else:
+            raise ValueError(f"unsupported Content-Type '{kind}'; send application/json (media path) or "
+                             f"{FRAMES_CONTENT_TYPE} (decoded frames).")
+        job = await run_in_threadpool(runner.submit, spec)
+        return JSONResponse(job.record(), status_code=202)
+
+    @app.get(f"{API}/jobs")
+    def jobs():
+        return {"jobs": [job.record() for job in runner.jobs()]}
+
+    @app.get(f"{API}/jobs/{{job_id}}")
+    def job(job_id: str):
+        return runner.get(job_id).record()
+
+    @app.post(f"{API}/jobs/{{job_id}}/cancel")
+    def cancel(job_id: str):
+        return runner.cancel(job_id).record()
+
+    @app.delete(f"{API}/jobs/{{job_id}}", status_code=204)
+    def delete(job_id: str):
+        runner.delete(job_id)
+        return Response(status_code=204)
+
+    @app.get(f"{API}/jobs/{{job_id}}/events")
+    async def events(job_id: str, request: Request):
+        job = runner.get(job_id)
+        last = request.headers.get("last-event-id", "-1")
+        start = int(last) + 1 if last.lstrip("-").isdigit() else 0
+
+        async def stream():
+            sent, quiet = start, 0.0
+            while True:
+                log = job.events
+                while sent < len(log):
+                    event = log[sent]
+                    sent += 1
+                    yield f"id: {event['seq']}\nevent: {event['event']}\ndata: {json.dumps(event)}\n\n"
+                    quiet = 0.0
+                    if event["event"] in FINAL_STATES:
+                        return
+                if job.state in FINAL_STATES and sent >= len(job.events):
+                    return
+                await asyncio.sleep(EVENT_POLL_SECONDS)
+                quiet += EVENT_POLL_SECONDS
+                if quiet >= HEARTBEAT_SECONDS:
+                    yield ": keep-alive\n\n"
+                    quiet = 0.0
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.get(f"{API}/jobs/{{job_id}}/variants/{{number}}.{{kind}}")
+    def variant(job_id: str, number: int, kind: str):
+        if kind not in ("wav", "json"):
+            raise UnknownJob(f"variants are served as .wav or .json, not .{kind}.")
+        path = runner.result_file(job_id, number, kind)
+        return FileResponse(path, media_type="audio/wav" if kind == "wav" else "application/json", filename=path.name)
+
+    return app
+
+
+def write_discovery(url: str, token: str) -> Path:
+    """Announce the engine to local clients in a file only this user can read (0600, written atomically)."""
+    path = discovery_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    data = {"format": DISCOVERY_FORMAT, "url": url, "token": token, "pid": os.getpid(), "version": __version__,
+            "device": _device()}
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    os.replace(tmp, path)
+    return path
+
+
+def remove_discovery() -> None:
+    info = read_discovery()
+    if info is not None and info.pid == os.getpid():
+        discovery_path().unlink(missing_ok=True)
+
+
+def serve(*, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False, cache_dir: Path | None = None,
+          max_queue: int = 8, max_request_bytes: int = 256 << 20, token: str | None = None) -> None:
+    """Run the engine until interrupted: bind, announce, serve, then clean up the announcement."""
+    if not is_loopback(host) and not allow_remote:
+        raise FoleyError(f"Binding {host} would expose the engine to your network. Pass --allow-remote to do that "
+                         "on purpose (the token still protects it), or use the default 127.0.0.1.")
+    running = read_discovery()
+    if running is not None and EngineClient(running.url, running.token).alive():
+        raise FoleyError(f"An engine is already running at {running.url} (pid {running.pid}); use it, or stop it "
+                         "first.")
+    token = token or os.environ.get("FOLEY_ENGINE_TOKEN") or secrets.token_urlsafe(32)
+    sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    bound = sock.getsockname()[1]
+    local = "127.0.0.1" if host in ("0.0.0.0", "localhost") else "::1" if host == "::" else host
+    url = f"http://[{local}]:{bound}" if ":" in local else f"http://{local}:{bound}"
+    if not is_loopback(host):
+        logger.warning("the engine listens on %s:%d and is reachable from other machines", host, bound)
+    runner = JobRunner(cache_dir or default_cache_dir(), max_queue=max_queue)
+
+    # uvicorn re-raises SIGTERM/SIGINT once it has stopped, so cleanup belongs to the app's shutdown, not a finally
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        runner.start()
+        path = write_discovery(url, token)
+        print(f"Foley Desk engine {__version__} at {url} (pid {os.getpid()}, device {_device()}); "
+              f"discovery file {path}; results in {runner.cache_dir}", flush=True)
+        yield
+        remove_discovery()
+        await asyncio.to_thread(runner.stop)
+
+    app = create_app(runner, token, max_request_bytes=max_request_bytes, lifespan=lifespan)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5))
+    with sock:
+        server.run(sockets=[sock])
