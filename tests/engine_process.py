@@ -1,0 +1,57 @@
+"""A real `foley serve` process for tests: started on a free loopback port in its own FOLEY_HOME."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from engine.client import EngineClient
+
+FOLEY = str(Path(sys.executable).with_name("foley"))
+START_TIMEOUT = 60.0
+
+
+class EngineProcess:
+    def __init__(self, home: Path, *args: str):
+        self.home = home
+        env = {**os.environ, "FOLEY_HOME": str(home)}
+        self.log = open(home.parent / f"{home.name}-engine.log", "ab")
+        self.process = subprocess.Popen([FOLEY, "-v", "serve", *args], env=env, stdout=self.log, stderr=self.log)
+        discovery = home / "run" / "engine.json"
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log_text()
+            if discovery.is_file():
+                info = json.loads(discovery.read_text())
+                if info["pid"] == self.process.pid:
+                    self.info = info
+                    self.client = EngineClient(info["url"], info["token"])
+                    if self.client.alive():
+                        return
+            time.sleep(0.1)
+        self.kill()
+        raise AssertionError(f"engine did not start in {START_TIMEOUT} s:\n{self.log_text()}")
+
+    @property
+    def url(self) -> str:
+        return self.info["url"]
+
+    @property
+    def token(self) -> str:
+        return self.info["token"]
+
+    def log_text(self) -> str:
+        return (self.home.parent / f"{self.home.name}-engine.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+        self.log.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=60)
+        self.log.close()
