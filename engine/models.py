@@ -22,6 +22,7 @@ from engine.vocoder import build_vocoder
 logger = logging.getLogger(__name__)
 
 EMBEDDED = "builtin"
+EMBEDDED_LICENCES = ({"component": "all", "licence": "Foley Desk built-in (untrained)", "source": "engine"},)
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,7 @@ def embedded_default() -> Components:
     with torch.random.fork_rng():
         torch.manual_seed(0)
         modules = build_modules(TINY)
-    licences = ({"component": "all", "licence": "Foley Desk built-in (untrained)", "source": "engine"},)
-    return Components(EMBEDDED, TINY, modules, 1.0, licences, trained=False)
+    return Components(EMBEDDED, TINY, modules, 1.0, EMBEDDED_LICENCES, trained=False)
 
 
 def best_installed() -> str:

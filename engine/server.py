@@ -37,7 +37,7 @@ from engine.client import API, DISCOVERY_FORMAT, FRAMES_CONTENT_TYPE, FRAMES_FOR
 from engine.config import SAMPLING_PRESETS, SamplingConfig
 from engine.errors import FoleyError
 from engine.jobs import FINAL_STATES, JobNotDone, JobRunner, JobSpec, QueueFull, UnknownJob
-from engine.models import EMBEDDED, best_installed, list_models, model_config
+from engine.models import EMBEDDED, EMBEDDED_LICENCES, best_installed, list_models, model_config
 from engine.video import Frames, fit_frames
 
 logger = logging.getLogger(__name__)
@@ -150,10 +150,10 @@ def parse_frames_job(body: bytes) -> JobSpec:
     return replace(spec, frames=frames)
 
 
-def _model_entry(manifest_name: str, licences, trained: bool, default: str) -> dict:
-    config = model_config(manifest_name)
+def _model_entry(name: str, licences, trained: bool, default: str) -> dict:
+    config = model_config(name)
     return {
-        "name": manifest_name,
+        "name": name,
         "preset": config.name,
         "frame_rate": config.frame_rate,
         "image_size": config.vision.image_size,
@@ -161,7 +161,7 @@ def _model_entry(manifest_name: str, licences, trained: bool, default: str) -> d
         "sample_rate": config.sample_rate,
         "licences": list(licences),
         "trained": trained,
-        "default": manifest_name == default,
+        "default": name == default,
     }
 
 
@@ -250,8 +250,7 @@ def create_app(runner: JobRunner, token: str, *, max_request_bytes: int, lifespa
     @app.get(f"{API}/models")
     def models():
         default = best_installed()
-        entries = [_model_entry(EMBEDDED, ({"component": "all", "licence": "Foley Desk built-in (untrained)",
-                                            "source": "engine"},), False, default)]
+        entries = [_model_entry(EMBEDDED, EMBEDDED_LICENCES, False, default)]
         entries += [_model_entry(m["name"], m["licences"], m["trained"], default) for m in list_models()]
         return {"models": entries}
 

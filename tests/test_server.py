@@ -181,6 +181,11 @@ def test_frames_job_streams_ordered_progress_and_serves_its_variants(engine, tmp
     with pytest.raises(EngineRefused, match="no variant 3") as caught:
         engine.client.variant(job["id"], 3)
     assert caught.value.status == 404
+    engine.client.delete(job["id"])
+    assert not (engine.home / "cache" / "jobs" / job["id"]).exists()
+    with pytest.raises(EngineRefused, match="No job") as caught:
+        engine.client.job(job["id"])
+    assert caught.value.status == 404
 
 
 def test_models_route_lists_licences_and_input_format(engine):
