@@ -200,6 +200,14 @@ class EngineClient:
                    **_params(seeds, model, steps, guidance)}
         return self._json("POST", "/jobs", payload)
 
+    def submit_edit(self, edit: list[dict], start: str, end: str, *, seeds: list[int], source: str = "",
+                    model: str | None = None, steps: int | None = None, guidance: float | None = None) -> dict:
+        """A job on an edited range the engine decodes itself: `edit` lists spans
+        `{"media", "record_start", "record_end", "source_start"}` (seconds as exact strings) that must not overlap."""
+        payload = {"edit": edit, "start": str(start), "end": str(end), "source": source,
+                   **_params(seeds, model, steps, guidance)}
+        return self._json("POST", "/jobs", payload)
+
     def submit_frames(self, rgb: bytes, *, count: int, width: int, height: int, fps: int, start: str, end: str,
                       frame_times: list[str], seeds: list[int], source: str = "", model: str | None = None,
                       steps: int | None = None, guidance: float | None = None) -> dict:

@@ -20,7 +20,7 @@ from engine.generate import JobCancelled, check_frames, check_request, generate
 from engine.models import Components, load_model, model_config
 from engine.output import write_variants
 from engine.sampling import StepInfo
-from engine.video import Frames, check_range, decode_frames, probe_video, target_times
+from engine.video import EditSpan, Frames, check_range, decode_edit, decode_frames, probe_video, target_times
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class JobNotDone(FoleyError):
 
 @dataclass(frozen=True)
 class JobSpec:
-    """What to generate: frames a host sent, or a media file the engine decodes itself."""
+    """What to generate: frames a host sent, or an edit of media files the engine decodes itself."""
 
     model: str
     sampling: SamplingConfig
@@ -56,7 +56,7 @@ class JobSpec:
     end: Fraction
     source: str
     frames: Frames | None = None
-    media: Path | None = None
+    edit: tuple[EditSpan, ...] = ()
     legacy_frames: bool = False
 
     def params(self) -> dict:
@@ -69,7 +69,7 @@ class JobSpec:
             "start": str(self.start),
             "end": str(self.end),
             "source": self.source,
-            "input": "frames" if self.frames is not None else "media",
+            "input": "frames" if self.frames is not None else "edit",
         }
 
 
@@ -86,8 +86,13 @@ def check_spec(spec: JobSpec) -> None:
                 f"(one every 1/{config.frame_rate} s from the start)."
             )
         check_frames(spec.frames, config)
-    else:
-        check_range(probe_video(spec.media), spec.start, spec.end)
+        return
+    if not spec.edit:
+        raise ValueError("a job needs frames, or media to decode ('media' or 'edit').")
+    for span in spec.edit:
+        check_range(probe_video(span.media), span.source_start, span.source_start + span.record_end - span.record_start)
+    if spec.legacy_frames and (len(spec.edit) != 1 or spec.edit[0].source_start != spec.start):
+        raise ValueError("legacy_frames applies to one media file sampled from its own timeline; drop it for edits.")
 
 
 class Job:
@@ -297,9 +302,10 @@ class JobRunner:
 
     def _decode(self, spec: JobSpec, components: Components, report) -> Frames:
         report(StepInfo("decode", 0, 1, 0, len(spec.seeds)))
-        config = components.config
-        return decode_frames(spec.media, spec.start, spec.end, rate=config.frame_rate,
-                             size=config.vision.image_size, legacy=spec.legacy_frames)
+        rate, size = components.config.frame_rate, components.config.vision.image_size
+        if spec.legacy_frames:
+            return decode_frames(spec.edit[0].media, spec.start, spec.end, rate=rate, size=size, legacy=True)
+        return decode_edit(list(spec.edit), spec.start, spec.end, rate=rate, size=size)
 
     # -- bookkeeping (call with the lock held) --------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from engine.config import SAMPLING_PRESETS, SamplingConfig
 from engine.errors import FoleyError
 from engine.jobs import FINAL_STATES, JobNotDone, JobRunner, JobSpec, QueueFull, UnknownJob
 from engine.models import EMBEDDED, EMBEDDED_LICENCES, best_installed, list_models, model_config
-from engine.video import Frames, fit_frames
+from engine.video import EditSpan, Frames, fit_frames
 
 logger = logging.getLogger(__name__)
 
@@ -105,15 +105,29 @@ def _spec(payload: dict, **inputs) -> JobSpec:
     )
 
 
+def _edit_span(item) -> EditSpan:
+    if not isinstance(item, dict) or not isinstance(item.get("media"), str):
+        raise ValueError(f"each 'edit' item needs 'media', 'record_start', 'record_end', 'source_start'; got {item!r}.")
+    times = (_fraction(item.get(key), f"edit.{key}") for key in ("record_start", "record_end", "source_start"))
+    return EditSpan(Path(item["media"]), *times)
+
+
 def parse_media_job(body: bytes) -> JobSpec:
+    """JSON: `media` (one file, source time = record time) or `edit` (spans of several files), with the range."""
     try:
         payload = json.loads(body)
     except ValueError as exc:
         raise ValueError(f"the job is not valid JSON ({exc}).") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("media"), str):
-        raise ValueError("a JSON job needs 'media' (a path the engine can read), 'start', 'end' and 'seeds'.")
-    media = Path(payload["media"])
-    return _spec(payload, source=str(media), media=media, legacy_frames=bool(payload.get("legacy_frames", False)))
+    if not isinstance(payload, dict) or not (isinstance(payload.get("media"), str) or "edit" in payload):
+        raise ValueError("a JSON job needs 'media' (a path the engine can read) or 'edit' (a list of spans), "
+                         "plus 'start', 'end' and 'seeds'.")
+    spec = _spec(payload, source=str(payload.get("source") or payload.get("media") or "edit"),
+                 legacy_frames=bool(payload.get("legacy_frames", False)))
+    if "edit" in payload:
+        if not isinstance(payload["edit"], list):
+            raise ValueError("'edit' must be a list of spans.")
+        return replace(spec, edit=tuple(_edit_span(item) for item in payload["edit"]))
+    return replace(spec, edit=(EditSpan(Path(payload["media"]), spec.start, spec.end, spec.start),))
 
 
 def parse_frames_job(body: bytes) -> JobSpec:

@@ -184,6 +184,45 @@ def _held_frames(path: Path, targets: list[Fraction]) -> list[tuple[Fraction, Im
     return chosen
 
 
+@dataclass(frozen=True)
+class EditSpan:
+    """One piece of an edit: `media` is on screen over [record_start, record_end) from `source_start` on."""
+
+    media: Path
+    record_start: Fraction
+    record_end: Fraction
+    source_start: Fraction
+
+
+def decode_edit(spans: list[EditSpan], start: Fraction, end: Fraction, *, rate: int = 2, size: int = 224) -> Frames:
+    """Frames of [start, end) of an edited timeline: each target time shows what the span covering it shows.
+
+    Spans must not overlap (the host bridge resolves which track is on top). Target times no span covers
+    (gaps in the edit) get black frames, as the viewer shows them. Times in `Frames.times` are source
+    times for covered targets and record times for gaps.
+    """
+    targets = target_times(start, end, rate)
+    rgb = np.zeros((len(targets), size, size, 3), np.uint8)
+    times = list(targets)
+    covered = 0
+    for span in spans:
+        picks = [(i, span.source_start + (t - span.record_start)) for i, t in enumerate(targets)
+                 if span.record_start <= t < span.record_end]
+        if not picks:
+            continue
+        source_end = span.source_start + (span.record_end - span.record_start)
+        check_range(probe_video(span.media), span.source_start, source_end)
+        for (index, _), (time, image) in zip(picks, _held_frames(span.media, [source for _, source in picks])):
+            rgb[index], times[index] = fit_square(image, size), time
+        covered += len(picks)
+    if not covered:
+        raise InputVideoError(
+            f"There is no video in {float(start):.3f}-{float(end):.3f} s: foley is generated from pictures. "
+            "Select a range that contains video clips."
+        )
+    return Frames(rgb=rgb, times=tuple(times), start=start, end=end)
+
+
 def decode_frames(
     path: str | Path,
     start: Fraction,
@@ -207,7 +246,9 @@ def decode_frames(
     """
     info = probe_video(path)
     check_range(info, start, end)
-    targets = legacy_targets(info, start, end, rate) if legacy else target_times(start, end, rate)
+    if not legacy:
+        return decode_edit([EditSpan(info.path, start, end, start)], start, end, rate=rate, size=size)
+    targets = legacy_targets(info, start, end, rate)
     if not targets:
         raise InputVideoError(f"No frame of {info.path.name} falls in {float(start):.3f}-{float(end):.3f} s.")
     held = _held_frames(info.path, targets)

@@ -188,6 +188,19 @@ def test_frames_job_streams_ordered_progress_and_serves_its_variants(engine, tmp
     assert caught.value.status == 404
 
 
+def test_edit_jobs_decode_each_span_from_its_source_in_point(engine, clip):
+    edit = [{"media": str(clip), "record_start": "0", "record_end": "1", "source_start": "2"},
+            {"media": str(clip), "record_start": "1", "record_end": "2", "source_start": "1/2"}]
+    job = engine.client.submit_edit(edit, "0", "2", seeds=[4], steps=1, source="/projects/cut.kdenlive")
+    assert engine.client.wait(job["id"])["params"]["input"] == "edit"
+    sidecar = json.loads(engine.client.variant(job["id"], 1, "json"))
+    # record 0, 0.5, 1, 1.5 s show source 2, 2.5, 0.5, 1 s: the 25 fps frames on screen then
+    assert sidecar["source"]["frame_times"] == ["2", "62/25", "12/25", "1"]
+    assert sidecar["source"]["path"] == "/projects/cut.kdenlive"
+    with pytest.raises(EngineRefused, match="goes past the end of ball.mp4"):
+        engine.client.submit_edit([{**edit[0], "source_start": "3.5"}], "0", "1", seeds=[1])
+
+
 def test_models_route_lists_licences_and_input_format(engine):
     (entry,) = engine.client.models()
     assert entry["name"] == "builtin" and entry["default"] and entry["trained"] is False

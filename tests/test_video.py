@@ -11,7 +11,7 @@ import soundfile
 
 from engine.errors import InputVideoError
 from engine.sample_video import write_video
-from engine.video import decode_frames, probe_video, target_times
+from engine.video import EditSpan, decode_edit, decode_frames, probe_video, target_times
 from tests.conftest import coded_video, read_code
 
 
@@ -99,3 +99,21 @@ def test_zero_length_videos_are_refused(tmp_path):
         stream.pix_fmt = "yuv420p"
         container.start_encoding()
     bad(no_frames, match="no video stream")
+
+
+def test_an_edit_takes_each_frame_from_the_span_on_screen_and_gaps_are_black(tmp_path):
+    rate = Fraction(25)
+    times = [Fraction(i) / rate for i in range(250)]
+    path = coded_video(tmp_path / "coded.mp4", times, rate)
+    # record 0-1 s shows source 4-5 s; 1-1.5 s is a gap; 1.5-3 s shows source 0.2-1.7 s
+    spans = [EditSpan(path, Fraction(0), Fraction(1), Fraction(4)),
+             EditSpan(path, Fraction(3, 2), Fraction(3), Fraction(1, 5))]
+    frames = decode_edit(spans, Fraction(0), Fraction(3), rate=2)
+    codes = [read_code(p) for p in frames.model_input()]
+    assert codes[:2] == [100, 112] and codes[3:] == [5, 17, 30]  # 25 fps frame indices of the source times
+    assert frames.rgb[2].max() == 0 and frames.times[2] == Fraction(1)  # the gap: black, at its record time
+    assert frames.times[:2] == (Fraction(4), Fraction(112, 25))  # 4.5 s falls inside frame 112
+    with pytest.raises(InputVideoError, match="There is no video in 1.000-1.500 s"):
+        decode_edit(spans, Fraction(1), Fraction(3, 2), rate=2)
+    with pytest.raises(InputVideoError, match="goes past the end"):
+        decode_edit([EditSpan(path, Fraction(0), Fraction(2), Fraction(9))], Fraction(0), Fraction(2), rate=2)
