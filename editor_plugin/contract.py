@@ -1,0 +1,196 @@
+"""The host bridge contract: timeline in OpenTimelineIO terms, the user's selection, and foley placements.
+
+A bridge is a module with these functions (capabilities = which ones exist, see `has_feature`):
+
+    host_name() -> str
+    read_timeline(project) -> otio.schema.Timeline          # rational time, record times from the timeline start
+    read_selection(project, *, clip=None, record=None) -> Selection
+    write_audio_clips(project, placements, *, track_name="Foley") -> WriteReport
+
+Times never pass through float seconds: `RationalTime`/`TimeRange` at the timeline's rate here, exact
+`Fraction` seconds towards the engine (`Selection.edit()`).
+"""
+
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from types import ModuleType
+from typing import Protocol
+
+import opentimelineio as otio
+from opentimelineio.opentime import RationalTime, TimeRange
+
+from editor_plugin.errors import MissingMediaError, SelectionError, UnsupportedClipError
+from engine.video import EditSpan
+
+RATE_DENOMINATOR_LIMIT = 10_000  # NTSC rates are n/1001; OTIO keeps rates as floats
+
+
+def exact_rate(rate: float) -> Fraction:
+    """The rational frame rate behind OTIO's float (29.97002997… -> 30000/1001)."""
+    return Fraction(rate).limit_denominator(RATE_DENOMINATOR_LIMIT)
+
+
+def seconds(time: RationalTime) -> Fraction:
+    """A RationalTime as exact seconds (frame counts are whole numbers; sub-frame values keep their binary value)."""
+    return Fraction(time.value) / exact_rate(time.rate)
+
+
+@dataclass(frozen=True)
+class SourceSpan:
+    """A piece of picture under the selection: which media, which part of it, and where it sits on the timeline."""
+
+    clip: str
+    media: Path
+    source: TimeRange  # in the media's own time
+    record: TimeRange  # on the timeline, counted from the timeline start
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the user picked: a record range and the video spans on top inside it (gaps are allowed)."""
+
+    record: TimeRange
+    spans: tuple[SourceSpan, ...]
+    label: str
+
+    def range_seconds(self) -> tuple[Fraction, Fraction]:
+        start = seconds(self.record.start_time)
+        return start, start + seconds(self.record.duration)
+
+    def edit(self) -> list[EditSpan]:
+        """The spans as the engine's edit list, in exact seconds."""
+        return [
+            EditSpan(span.media, seconds(span.record.start_time), seconds(span.record.end_time_exclusive()),
+                     seconds(span.source.start_time))
+            for span in self.spans
+        ]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One generated sound to put on the timeline."""
+
+    wav: Path
+    record_start: RationalTime  # from the timeline start, at the timeline rate
+    duration: RationalTime  # the WAV's exact length (samples at the sample rate)
+    name: str
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """What a write changed: the track used, where the original was backed up, and warnings for the user."""
+
+    track: str
+    backup: Path | None
+    warnings: tuple[str, ...] = field(default=())
+
+
+class HostBridge(Protocol):
+    """The functions a host bridge module provides (typed for mypy; bridges are plain modules)."""
+
+    def host_name(self) -> str: ...
+
+    def read_timeline(self, project) -> otio.schema.Timeline: ...
+
+    def read_selection(self, project, *, clip: str | None = None, record: TimeRange | None = None) -> Selection: ...
+
+    def write_audio_clips(self, project, placements: list[Placement], *, track_name: str = "Foley") -> WriteReport: ...
+
+
+def has_feature(bridge: ModuleType, name: str) -> bool:
+    """Capabilities are the contract functions a bridge defines (OTIO's adapter convention)."""
+    return callable(getattr(bridge, name, None))
+
+
+def _time_effect(clip: otio.schema.Clip) -> str | None:
+    for effect in clip.effects:
+        if isinstance(effect, otio.schema.FreezeFrame):
+            return "a freeze frame"
+        if isinstance(effect, otio.schema.LinearTimeWarp) and effect.time_scalar != 1.0:
+            return f"a speed change ({effect.time_scalar:g}x)"
+    return None
+
+
+def _media_path(clip: otio.schema.Clip) -> Path:
+    reference = clip.media_reference
+    url = getattr(reference, "target_url", None)
+    if not url:
+        raise SelectionError(f"Clip '{clip.name}' has no media file (generator, title or missing reference); "
+                             "foley needs filmed pictures. Select a range without it.")
+    path = Path(otio.url_utils.filepath_from_url(url)) if "://" in url else Path(url)
+    if not path.is_file():
+        raise MissingMediaError(f"Clip '{clip.name}' points at {path}, which does not exist. Relink the clip in "
+                                "your editor (or restore the file) and save the project, then try again.")
+    return path
+
+
+def top_video_spans(timeline: otio.schema.Timeline, record: TimeRange) -> list[SourceSpan]:
+    """The video the viewer shows over `record`: per stretch of time, the topmost video track's clip."""
+    tracks = [track for track in timeline.video_tracks() if track.enabled]
+    rate = record.start_time.rate
+    cuts = {record.start_time.value, record.end_time_exclusive().value}  # frame values at the record's rate
+    pieces = []
+    for track in tracks:
+        for clip in track.find_clips(search_range=record):
+            if not clip.enabled:
+                continue
+            place = clip.range_in_parent()
+            ends = (place.start_time, place.end_time_exclusive())
+            cuts.update(t.value_rescaled_to(rate) for t in ends if record.contains(t))
+            pieces.append((tracks.index(track), clip, place))
+    spans: list[SourceSpan] = []
+    ordered = [RationalTime(value, rate) for value in sorted(cuts)]
+    previous_clip = None
+    for begin, end in zip(ordered, ordered[1:]):
+        covering = [(index, clip, place) for index, clip, place in pieces if place.contains(begin)]
+        if not covering:
+            previous_clip = None
+            continue
+        _, clip, place = max(covering, key=_track_index)  # the last video track is on top
+        effect = _time_effect(clip)
+        if effect:
+            raise UnsupportedClipError(
+                f"Clip '{clip.name}' plays with {effect}; the generated sound would drift from the picture. "
+                "Remove the effect for the foley pass (or render the range to a file and use that)."
+            )
+        if clip is previous_clip:  # the same clip continues past a cut on a lower track
+            last = spans[-1]
+            length = end - last.record.start_time
+            spans[-1] = replace(last, source=TimeRange(last.source.start_time, length),
+                                record=TimeRange(last.record.start_time, length))
+        else:
+            source_start = clip.source_range.start_time + (begin - place.start_time)
+            spans.append(SourceSpan(clip.name, _media_path(clip), TimeRange(source_start, end - begin),
+                                    TimeRange(begin, end - begin)))
+        previous_clip = clip
+    return spans
+
+
+def _track_index(piece) -> int:
+    return piece[0]
+
+
+def selection_for(timeline: otio.schema.Timeline, record: TimeRange, label: str) -> Selection:
+    """Resolve a record range to the video spans under it, or refuse clearly."""
+    if record.duration.value <= 0:
+        raise SelectionError(f"The selection '{label}' is empty; mark an in point before the out point.")
+    duration = timeline.duration()
+    if record.start_time >= duration:
+        raise SelectionError(f"The selection '{label}' starts after the end of the timeline "
+                             f"({duration.to_timecode()}); select a range on the timeline.")
+    spans = top_video_spans(timeline, record)
+    if not spans:
+        raise SelectionError(f"There is no video in the selection '{label}'; foley is generated from pictures. "
+                             "Select a range that contains video clips.")
+    return Selection(record, tuple(spans), label)
+
+
+def clip_selection(timeline: otio.schema.Timeline, name: str) -> Selection:
+    """The record range of the video clip called `name` (the first one, counting from the top track)."""
+    for track in reversed(timeline.video_tracks()):
+        for clip in track.find_clips():
+            if clip.name == name:
+                return selection_for(timeline, clip.range_in_parent(), name)
+    names = sorted({clip.name for track in timeline.video_tracks() for clip in track.find_clips()})
+    raise SelectionError(f"No video clip named '{name}' on the timeline. Clips: {', '.join(names) or 'none'}.")
