@@ -178,7 +178,7 @@ def selection_for(timeline: otio.schema.Timeline, record: TimeRange, label: str)
     duration = timeline.duration()
     if record.start_time >= duration:
         raise SelectionError(f"The selection '{label}' starts after the end of the timeline "
-                             f"({duration.to_timecode()}); select a range on the timeline.")
+                             f"({float(seconds(duration)):.3f} s long); select a range on the timeline.")
     spans = top_video_spans(timeline, record)
     if not spans:
         raise SelectionError(f"There is no video in the selection '{label}'; foley is generated from pictures. "
@@ -194,3 +194,28 @@ def clip_selection(timeline: otio.schema.Timeline, name: str) -> Selection:
                 return selection_for(timeline, clip.range_in_parent(), name)
     names = sorted({clip.name for track in timeline.video_tracks() for clip in track.find_clips()})
     raise SelectionError(f"No video clip named '{name}' on the timeline. Clips: {', '.join(names) or 'none'}.")
+
+
+def pack_lanes(placements: list[Placement]) -> list[list[Placement]]:
+    """Spread placements over as few tracks as possible without overlaps (variants at one spot stack up)."""
+    lanes: list[list[Placement]] = []
+    for item in sorted(placements, key=lambda p: seconds(p.record_start)):
+        for lane in lanes:
+            last = lane[-1]
+            if seconds(last.record_start) + seconds(last.duration) <= seconds(item.record_start):
+                lane.append(item)
+                break
+        else:
+            lanes.append([item])
+    return lanes
+
+
+def unique_track_names(taken: set[str], wanted: str, count: int) -> list[str]:
+    """`wanted`, then "wanted 2", "wanted 3"... skipping names already on the timeline."""
+    names, number = [], 1
+    while len(names) < count:
+        name = wanted if number == 1 else f"{wanted} {number}"
+        if name not in taken:
+            names.append(name)
+        number += 1
+    return names

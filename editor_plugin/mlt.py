@@ -16,7 +16,16 @@ from xml.sax.saxutils import escape, quoteattr
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from editor_plugin.contract import Placement, Selection, WriteReport, clip_selection, seconds, selection_for
+from editor_plugin.contract import (
+    Placement,
+    Selection,
+    WriteReport,
+    clip_selection,
+    pack_lanes,
+    seconds,
+    selection_for,
+    unique_track_names,
+)
 from editor_plugin.errors import ProjectFormatError, SelectionError
 from editor_plugin.project_files import editors_with_file_open, replace_project
 
@@ -238,19 +247,6 @@ def _frames(doc: Document, placement: Placement, warnings: list[str]) -> _Placed
     return _Placed(placement, start, math.ceil(seconds(placement.duration) * doc.rate))
 
 
-def _lanes(placed: list[_Placed]) -> list[list[_Placed]]:
-    """Pack placements into as few tracks as possible without overlaps (variants at one spot stack up)."""
-    lanes: list[list[_Placed]] = []
-    for item in sorted(placed, key=lambda p: p.start):
-        for lane in lanes:
-            if lane[-1].start + lane[-1].length <= item.start:
-                lane.append(item)
-                break
-        else:
-            lanes.append([item])
-    return lanes
-
-
 class _Ids:
     def __init__(self, text: str):
         self.used = set(re.findall(r'\bid="([^"]*)"', text))
@@ -325,23 +321,12 @@ def _span(text: str, tag: str, element_id: str) -> tuple[int, int]:
     return start, close + len(f"</{tag}>")
 
 
-def _unique_name(doc: Document, wanted: str, count: int) -> list[str]:
-    taken = {track.name for track in doc.tracks}
-    names, number = [], 1
-    while len(names) < count:
-        name = wanted if number == 1 else f"{wanted} {number}"
-        if name not in taken:
-            names.append(name)
-        number += 1
-    return names
-
-
 def add_foley_tracks(doc: Document, placements: list[Placement], track_name: str = "Foley") -> tuple[str, list[str], list[str]]:
     """The project text with new audio tracks holding `placements`; also the track names and warnings."""
     warnings: list[str] = []
-    placed = [_frames(doc, placement, warnings) for placement in placements]
-    lanes = _lanes(placed)
-    names = _unique_name(doc, track_name, len(lanes))
+    lanes = [[_frames(doc, placement, warnings) for placement in lane] for lane in pack_lanes(placements)]
+    placed = [item for lane in lanes for item in lane]
+    names = unique_track_names({track.name for track in doc.tracks}, track_name, len(lanes))
     ids = _Ids(doc.text)
     bin_ids = [int(v) for el in doc.elements.values() for k, v in properties(el).items()
                if k == "kdenlive:id" and v.isdigit()]

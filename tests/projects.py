@@ -223,3 +223,23 @@ def render_audio(project: Path, out: Path, last_frame: int) -> np.ndarray:
     audio, rate = soundfile.read(out, dtype="float64")
     assert rate == 48000
     return audio.mean(axis=1)
+
+
+def otio_timeline(folder: Path, rate: Fraction):
+    """The same edit as the MLT fixtures, as an OTIO timeline (V1: shot 0-99 at 0, gap, shot 150-249 at 110)."""
+    import opentimelineio as otio
+    from opentimelineio.opentime import RationalTime, TimeRange
+
+    video, _ = media(folder, rate)
+    r = float(rate)
+    reference = otio.schema.ExternalReference(target_url=video.as_uri(),
+                                              available_range=TimeRange(RationalTime(0, r), RationalTime(300, r)))
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    track.append(otio.schema.Clip(name="shot-a", media_reference=reference.clone(),
+                                  source_range=TimeRange(RationalTime(0, r), RationalTime(100, r))))
+    track.append(otio.schema.Gap(source_range=TimeRange(duration=RationalTime(10, r))))
+    track.append(otio.schema.Clip(name="shot-b", media_reference=reference.clone(),
+                                  source_range=TimeRange(RationalTime(150, r), RationalTime(100, r))))
+    timeline = otio.schema.Timeline(name="edit")
+    timeline.tracks.append(track)
+    return timeline

@@ -1,0 +1,82 @@
+"""Interchange round trips: read -> add foley -> write -> read gives the foley at the same rational times."""
+
+from fractions import Fraction
+
+import opentimelineio as otio
+import pytest
+from opentimelineio.opentime import RationalTime, TimeRange
+
+from editor_plugin import interchange
+from editor_plugin.contract import Placement, seconds
+from editor_plugin.errors import ProjectFormatError, ProjectWriteError
+from tests.projects import burst, otio_timeline
+
+RATES = [Fraction(25), Fraction(30000, 1001), Fraction(24000, 1001)]
+FORMATS = {".otio": {}, ".xml": {}, ".aaf": {"use_empty_mob_ids": True}}
+
+
+def foley_at(tmp_path, frame: int, rate: Fraction, name: str = "foley v1") -> Placement:
+    wav = burst(tmp_path / f"{name}.wav", seconds=1.25)
+    return Placement(wav, RationalTime(frame, float(rate)), RationalTime(20000, 16000), name)
+
+
+# FCPXML at NTSC rates is refused on read (test_ntsc_fcpxml_is_refused_not_misread)
+CASES = [(suffix, rate) for suffix in FORMATS for rate in RATES] + [(".fcpxml", Fraction(25))]
+
+
+@pytest.mark.parametrize(("suffix", "rate"), CASES, ids=[f"{s}-{float(r):.3f}" for s, r in CASES])
+def test_round_trip_keeps_foley_at_exact_record_times(tmp_path, suffix, rate):
+    path = tmp_path / f"edit{suffix}"
+    otio.adapters.write_to_file(otio_timeline(tmp_path, rate), str(path), **FORMATS.get(suffix, {}))
+    report = interchange.write_audio_clips(path, [foley_at(tmp_path, 100, rate), foley_at(tmp_path, 100, rate, "v2"),
+                                                  foley_at(tmp_path, 160, rate, "v3")])
+    assert report.track == "Foley, Foley 2" and report.backup.is_file()
+
+    timeline = interchange.read_timeline(path)
+    starts = {clip.name: seconds(clip.range_in_parent().start_time) for clip in timeline.find_clips()}
+    frame = 1 / rate
+    assert starts["foley v1"] == starts["v2"] == 100 * frame and starts["v3"] == 160 * frame
+    assert starts["shot-b"] == 110 * frame  # the picture is untouched
+    selection = interchange.read_selection(path, clip="shot-b")
+    assert [(s.record_start, s.source_start) for s in selection.edit()] == [(110 * frame, 150 * frame)]
+    foley = next(c for c in timeline.find_clips() if c.name == "v3")
+    assert otio.url_utils.filepath_from_url(foley.media_reference.target_url) == str(tmp_path / "v3.wav")
+
+
+def test_ntsc_fcpxml_is_refused_not_misread(tmp_path):
+    path = tmp_path / "edit.fcpxml"
+    otio.adapters.write_to_file(otio_timeline(tmp_path, Fraction(30000, 1001)), str(path))
+    # the adapter writes no frameDuration for NTSC; Final Cut's own exports carry it
+    path.write_text(path.read_text().replace('frameDuration=""', 'frameDuration="1001/30000s"'))
+    with pytest.raises(ProjectFormatError, match="29.970 fps; the FCPXML reader available here rounds"):
+        interchange.read_timeline(path)
+
+
+def test_edl_reads_with_a_rate_and_refuses_audio_writes(tmp_path):
+    path = tmp_path / "edit.edl"
+    otio.adapters.write_to_file(otio_timeline(tmp_path, Fraction(25)), str(path))
+    with pytest.raises(ProjectFormatError, match="does not record its frame rate"):
+        interchange.read_timeline(path)
+    timeline = interchange.read_timeline(path, rate=25)
+    assert [c.range_in_parent().start_time.value for c in timeline.find_clips()] == [0, 110]
+    before = path.read_bytes()
+    with pytest.raises(ProjectWriteError, match="EDL cannot carry the foley track"):
+        interchange.write_audio_clips(path, [foley_at(tmp_path, 10, Fraction(25))], rate=25)
+    assert path.read_bytes() == before
+
+
+def test_unreadable_interchange_files_fail_clearly(tmp_path):
+    bad = tmp_path / "edit.xml"
+    bad.write_text("<xmeml><sequence>")
+    with pytest.raises(ProjectFormatError, match="could not be read as fcp_xml"):
+        interchange.read_timeline(bad)
+    with pytest.raises(ProjectFormatError, match="unknown timeline format"):
+        interchange.read_timeline(tmp_path / "edit.prproj")
+    empty = tmp_path / "edit.otio"
+    otio.adapters.write_to_file(otio.schema.Timeline(), str(empty))
+    from editor_plugin.errors import SelectionError
+
+    with pytest.raises(SelectionError, match="records no selection"):
+        interchange.read_selection(empty)
+    with pytest.raises(SelectionError, match="starts after the end of the timeline"):
+        interchange.read_selection(empty, record=TimeRange(RationalTime(0, 25), RationalTime(10, 25)))
