@@ -1,29 +1,26 @@
-"""The `foley` command: generate, demo, and model management."""
+"""The engine's commands of `foley`: generate, demo, serve, and model management (the entry point is ui.cli)."""
 
 import argparse
 import logging
 import os
 import random
 import sys
-import tempfile
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
-from engine import __version__
 from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
 from engine.client import EngineClient, EngineError, read_discovery
 from engine.config import SAMPLING_PRESETS, SamplingConfig
-from engine.errors import FoleyError
 from engine.generate import check_request, generate
-from engine.models import EMBEDDED, best_installed, list_models, load_model, models_dir, remove_model
+from engine.models import EMBEDDED, best_installed, list_models, load_model, model_config, models_dir, remove_model
 from engine.output import write_variants
 from engine.sample_video import make_demo_video
 from engine.sampling import StepInfo
 from engine.server import serve
-from engine.video import decode_frames, probe_video
+from engine.video import EditSpan, Frames, check_range, decode_edit, decode_frames, probe_video
 
-logger = logging.getLogger("foley")
+logger = logging.getLogger(__name__)
 
 
 def seconds(text: str) -> Fraction:
@@ -70,8 +67,36 @@ def _announce(name: str, licences, trained: bool, sampling: SamplingConfig, seed
     print("licences:\n" + "\n".join(f"  {item['component']}: {item['licence']}" for item in licences), file=sys.stderr)
 
 
-def run_generation(video: Path, start: Fraction, end: Fraction | None, args: argparse.Namespace) -> list[Path]:
-    """Shared by `generate` and `demo`: generate here or on an engine server, write, report."""
+@dataclass(frozen=True)
+class Source:
+    """What to generate from: an edit (one span for a plain video) over [start, end), named as the user knows it."""
+
+    edit: tuple[EditSpan, ...]
+    start: Fraction
+    end: Fraction
+    name: str
+
+
+def video_source(video: Path, start: Fraction, end: Fraction | None, args: argparse.Namespace) -> Source:
+    """A range of one video file; without an end, one model window (or up to the end of the video)."""
+    info = probe_video(video)
+    if end is None:
+        end = min(start + _window(args), info.duration)
+    check_range(info, start, end)
+    return Source((EditSpan(info.path, start, end, start),), start, end, str(video.resolve()))
+
+
+def decode_source(source: Source, rate: int, size: int, legacy: bool) -> Frames:
+    if not legacy:
+        return decode_edit(list(source.edit), source.start, source.end, rate=rate, size=size)
+    (span,) = source.edit
+    return decode_frames(span.media, source.start, source.end, rate=rate, size=size, legacy=True)
+
+
+def run_generation(source: Source, args: argparse.Namespace) -> list[Path]:
+    """Generate here or on an engine server, write the variants, print their paths."""
+    if args.legacy_frames and len(source.edit) != 1:
+        raise ValueError("--legacy-frames samples one video file by the reference's rule; it does not apply to edits.")
     sampling = SAMPLING_PRESETS["reference"]
     if args.steps is not None:
         sampling = replace(sampling, steps=args.steps)
@@ -80,28 +105,31 @@ def run_generation(video: Path, start: Fraction, end: Fraction | None, args: arg
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     seeds = tuple(seed + i for i in range(args.variants))
     run = _generate_on_engine if args.engine else _generate_here
-    paths = run(video, start, end, sampling, seeds, args)
+    paths = run(source, sampling, seeds, args)
     for path in paths:
         print(path)
     return paths
 
 
-def _generate_here(video, start, end, sampling, seeds, args) -> list[Path]:
+def _window(args: argparse.Namespace) -> Fraction:
+    if args.engine:
+        return Fraction(_engine_model(_engine_client(args.engine, args.token), args.model)["window_seconds"])
+    return model_config(args.model or best_installed()).window_seconds
+
+
+def _generate_here(source: Source, sampling: SamplingConfig, seeds: tuple[int, ...], args) -> list[Path]:
     components = load_model(args.model or best_installed())
     config = components.config
     _announce(components.name, components.licences, components.trained, sampling, seeds)
-    if end is None:
-        end = min(start + config.window_seconds, probe_video(video).duration)
-    check_request(start, end, config, sampling, seeds)
+    check_request(source.start, source.end, config, sampling, seeds)
     bar = ProgressBar()
     try:
         bar(StepInfo("decode", 0, 1, 0, len(seeds)))
-        frames = decode_frames(video, start, end, rate=config.frame_rate, size=config.vision.image_size,
-                               legacy=args.legacy_frames)
+        frames = decode_source(source, config.frame_rate, config.vision.image_size, args.legacy_frames)
         generation = generate(frames, components=components, sampling=sampling, seeds=seeds, callback=bar)
     finally:
         bar.close()
-    return write_variants(generation, components, str(video.resolve()), Path(args.output))
+    return write_variants(generation, components, source.name, Path(args.output))
 
 
 def _engine_client(url: str, token: str | None) -> EngineClient:
@@ -118,23 +146,25 @@ def _engine_client(url: str, token: str | None) -> EngineClient:
     return EngineClient(url, token)
 
 
-def _generate_on_engine(video, start, end, sampling, seeds, args) -> list[Path]:
+def _engine_model(client: EngineClient, name: str | None) -> dict:
+    """The engine's entry for model `name`, or its default model."""
+    entries = client.models()
+    wanted = [m for m in entries if (m["name"] == name if name else m["default"])]
+    if not wanted:
+        raise EngineError(f"The engine has no model '{name}'; it has: {', '.join(m['name'] for m in entries)}.")
+    return wanted[0]
+
+
+def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[int, ...], args) -> list[Path]:
     """Decode frames here, send them to the engine, follow its progress, then download the variants."""
     client = _engine_client(args.engine, args.token)
-    entries = client.models()
-    wanted = [m for m in entries if (m["name"] == args.model if args.model else m["default"])]
-    if not wanted:
-        names = ", ".join(m["name"] for m in entries)
-        raise EngineError(f"The engine has no model '{args.model}'; it has: {names}.")
-    model = wanted[0]
+    model = _engine_model(client, args.model)
     _announce(model["name"], model["licences"], model["trained"], sampling, seeds)
-    if end is None:
-        end = min(start + Fraction(model["window_seconds"]), probe_video(video).duration)
     rate, size = model["frame_rate"], model["image_size"]
-    frames = decode_frames(video, start, end, rate=rate, size=size, legacy=args.legacy_frames)
+    frames = decode_source(source, rate, size, args.legacy_frames)
     job = client.submit_frames(
-        frames.rgb.tobytes(), count=len(frames.rgb), width=size, height=size, fps=rate, start=str(start),
-        end=str(end), frame_times=[str(t) for t in frames.times], seeds=list(seeds), source=str(video.resolve()),
+        frames.rgb.tobytes(), count=len(frames.rgb), width=size, height=size, fps=rate, start=str(source.start),
+        end=str(source.end), frame_times=[str(t) for t in frames.times], seeds=list(seeds), source=source.name,
         model=model["name"], steps=sampling.steps, guidance=sampling.guidance,
     )
     bar = ProgressBar()
@@ -155,7 +185,9 @@ def _generate_on_engine(video, start, end, sampling, seeds, args) -> list[Path]:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    run_generation(Path(args.video), args.start, args.end, args)
+    if args.video is None:
+        raise ValueError("give a video file to generate from (or --project PROJECT for a timeline selection).")
+    run_generation(video_source(Path(args.video), args.start, args.end, args), args)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -163,7 +195,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     video = make_demo_video(out / "demo-bouncing-ball.mp4")
     print(f"sample video: {video}", file=sys.stderr)
-    run_generation(video, Fraction(0), None, args)
+    run_generation(video_source(video, Fraction(0), None, args), args)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -216,14 +248,10 @@ def _add_generation_options(parser: argparse.ArgumentParser, default_output: str
     parser.add_argument("--token", help="the engine's token (default: FOLEY_ENGINE_TOKEN or the discovery file)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="foley", description="Generate synchronised foley for video ranges.")
-    parser.add_argument("--version", action="version", version=f"foley-desk {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_engine_commands(sub) -> argparse.ArgumentParser:
+    """Add generate, demo, serve and models to the `foley` command; return the generate parser."""
     gen = sub.add_parser("generate", help="generate foley for a range of a video")
-    gen.add_argument("video")
+    gen.add_argument("video", nargs="?", help="the video file (or use --project)")
     gen.add_argument("--start", type=seconds, default=Fraction(0), help="range start in seconds (default 0)")
     gen.add_argument("--end", type=seconds, help="range end in seconds (default: one model window or the video's end)")
     _add_generation_options(gen, "foley-out")
@@ -259,22 +287,4 @@ def build_parser() -> argparse.ArgumentParser:
     rm = models.add_parser("remove", help="remove an installed model")
     rm.add_argument("name")
     rm.set_defaults(func=cmd_models_remove)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        args.func(args)
-    except (FoleyError, EngineError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; nothing was written", file=sys.stderr)
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return gen

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from engine.cli import main
+from ui.cli import main
 from engine.config import SAMPLING_PRESETS
 from engine.errors import UnsupportedRangeError
 from engine.generate import JobCancelled, generate, range_samples

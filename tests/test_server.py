@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from engine.cli import main
+from ui.cli import main
 from engine.client import (
     FRAMES_CONTENT_TYPE,
     EngineClient,

@@ -1,0 +1,39 @@
+"""The `foley` command: engine commands, host commands, and the error handling every command shares."""
+
+import argparse
+import logging
+import sys
+
+from editor_plugin.commands import add_host_commands
+from editor_plugin.errors import HostError
+from engine import __version__
+from engine.cli import add_engine_commands
+from engine.client import EngineError
+from engine.errors import FoleyError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="foley", description="Generate synchronised foley for video ranges.")
+    parser.add_argument("--version", action="version", version=f"foley-desk {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_host_commands(sub, add_engine_commands(sub))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except (FoleyError, EngineError, HostError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
