@@ -11,7 +11,7 @@ Times never pass through float seconds: `RationalTime`/`TimeRange` at the timeli
 `Fraction` seconds towards the engine (`Selection.edit()`).
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +21,7 @@ import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from editor_plugin.errors import MissingMediaError, SelectionError, UnsupportedClipError
+from engine.edit import Layered, visible
 from engine.video import EditSpan
 
 RATE_DENOMINATOR_LIMIT = 10_000  # NTSC rates are n/1001; OTIO keeps rates as floats
@@ -127,48 +128,35 @@ def _media_path(clip: otio.schema.Clip) -> Path:
 
 def top_video_spans(timeline: otio.schema.Timeline, record: TimeRange) -> list[SourceSpan]:
     """The video the viewer shows over `record`: per stretch of time, the topmost video track's clip."""
-    tracks = [track for track in timeline.video_tracks() if track.enabled]
     rate = record.start_time.rate
-    cuts = {record.start_time.value, record.end_time_exclusive().value}  # frame values at the record's rate
     pieces = []
-    for track in tracks:
-        for clip in track.find_clips(search_range=record):
-            if not clip.enabled:
-                continue
-            place = clip.range_in_parent()
-            ends = (place.start_time, place.end_time_exclusive())
-            cuts.update(t.value_rescaled_to(rate) for t in ends if record.contains(t))
-            pieces.append((tracks.index(track), clip, place))
-    spans: list[SourceSpan] = []
-    ordered = [RationalTime(value, rate) for value in sorted(cuts)]
-    previous_clip = None
-    for begin, end in zip(ordered, ordered[1:]):
-        covering = [(index, clip, place) for index, clip, place in pieces if place.contains(begin)]
-        if not covering:
-            previous_clip = None
+    for layer, track in enumerate(timeline.video_tracks()):  # the last video track is on top
+        if not track.enabled:
             continue
-        _, clip, place = max(covering, key=_track_index)  # the last video track is on top
+        for clip in track.find_clips(search_range=record):
+            if clip.enabled and isinstance(clip.media_reference, otio.schema.ExternalReference):
+                place = clip.range_in_parent()
+                pieces.append(Layered(layer, seconds(place.start_time), seconds(place.end_time_exclusive()),
+                                      seconds(clip.source_range.start_time), clip))
+    start = seconds(record.start_time)
+    spans = []
+    for piece in visible(pieces, start, start + seconds(record.duration)):
+        clip = piece.item
         effect = _time_effect(clip)
         if effect:
             raise UnsupportedClipError(
                 f"Clip '{clip.name}' plays with {effect}; the generated sound would drift from the picture. "
                 "Remove the effect for the foley pass (or render the range to a file and use that)."
             )
-        if clip is previous_clip:  # the same clip continues past a cut on a lower track
-            last = spans[-1]
-            length = end - last.record.start_time
-            spans[-1] = replace(last, source=TimeRange(last.source.start_time, length),
-                                record=TimeRange(last.record.start_time, length))
-        else:
-            source_start = clip.source_range.start_time + (begin - place.start_time)
-            spans.append(SourceSpan(clip.name, _media_path(clip), TimeRange(source_start, end - begin),
-                                    TimeRange(begin, end - begin)))
-        previous_clip = clip
+        length = _at_rate(piece.record_end - piece.record_start, rate)
+        spans.append(SourceSpan(clip.name, _media_path(clip),
+                                TimeRange(_at_rate(piece.source_start, clip.source_range.start_time.rate), length),
+                                TimeRange(_at_rate(piece.record_start, rate), length)))
     return spans
 
 
-def _track_index(piece) -> int:
-    return piece[0]
+def _at_rate(time: Fraction, rate: float) -> RationalTime:
+    return RationalTime(float(time * exact_rate(rate)), rate)
 
 
 def selection_for(timeline: otio.schema.Timeline, record: TimeRange, label: str) -> Selection:
