@@ -11,6 +11,7 @@ import soundfile
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from editor_plugin import interchange, mlt
+from editor_plugin.blender import build_addon
 from editor_plugin.contract import Placement, Selection, exact_rate
 from editor_plugin.errors import ProjectFormatError, SelectionError
 from engine import cli as engine_cli
@@ -113,6 +114,10 @@ def cmd_place(args: argparse.Namespace) -> None:
 
 
 
+def cmd_blender_addon(args: argparse.Namespace) -> None:
+    print(build_addon(Path(args.output)))
+
+
 def add_host_commands(sub, generate: argparse.ArgumentParser) -> None:
     """Give `generate` its --project options and add `place`."""
     generate.add_argument("--project", help="a Kdenlive, Shotcut, OTIO, FCP XML, FCPXML, AAF or EDL timeline")
@@ -131,3 +136,7 @@ def add_host_commands(sub, generate: argparse.ArgumentParser) -> None:
     place_parser.add_argument("--track", default="Foley", help="name of the foley track (default Foley)")
     place_parser.add_argument("--rate", type=Fraction, help="frame rate of an EDL")
     place_parser.set_defaults(func=cmd_place)
+
+    addon = sub.add_parser("blender-addon", help="write the Blender add-on zip (install it in Blender's preferences)")
+    addon.add_argument("-o", "--output", default="foley_desk_blender.zip", help="zip to write")
+    addon.set_defaults(func=cmd_blender_addon)

@@ -1,0 +1,22 @@
+"""Package the Blender add-on: the add-on module plus the engine's stdlib-only client and edit rule."""
+
+import zipfile
+from pathlib import Path
+
+import engine.client
+import engine.edit
+
+ADDON = Path(__file__).with_name("blender_addon") / "__init__.py"
+PACKAGE = "foley_desk"
+
+
+def build_addon(out: Path) -> Path:
+    """Write the installable zip (Blender: Preferences > Add-ons > Install...); return its path."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.with_name(f".{out.name}.part")
+    with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(ADDON, f"{PACKAGE}/__init__.py")
+        archive.write(engine.client.__file__, f"{PACKAGE}/foley_client.py")
+        archive.write(engine.edit.__file__, f"{PACKAGE}/foley_edit.py")
+    part.replace(out)
+    return out

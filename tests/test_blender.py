@@ -1,0 +1,60 @@
+"""The Blender add-on in real headless Blender against a real engine: strips placed at the exact frame."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from editor_plugin.blender import build_addon
+from engine.checkpoint import import_snapshot
+from engine.sample_video import make_demo_video
+from tests.engine_process import EngineProcess
+from tests.published_layout import build_snapshot
+
+BLENDER = shutil.which("blender")
+SCENARIO = Path(__file__).with_name("blender_scenario.py")
+
+
+@pytest.mark.skipif(BLENDER is None, reason="Blender is not installed (apt-get install blender)")
+def test_addon_generates_for_selected_strip_and_preview_range(tmp_path):
+    home = tmp_path / "home"
+    # the test-sized imported checkpoint makes audible output, unlike the untrained built-in model
+    build_snapshot(tmp_path / "snap")
+    import_snapshot(tmp_path / "snap", home / "models")
+    engine = EngineProcess(home)
+    try:
+        args = {"zip": str(build_addon(tmp_path / "foley_desk.zip")),
+                "video": str(make_demo_video(tmp_path / "clip.mp4", seconds=4.0)), "model": "tiny",
+                "out": str(tmp_path / "out"), "mix": str(tmp_path / "mix.wav"), "report": str(tmp_path / "report.json")}
+        env = {**os.environ, "FOLEY_HOME": str(home), "BLENDER_USER_SCRIPTS": str(tmp_path / "scripts")}
+        run = subprocess.run([BLENDER, "-b", "--factory-startup", "--python", str(SCENARIO), "--", json.dumps(args)],
+                             capture_output=True, text=True, env=env, timeout=600)
+    finally:
+        engine.stop()
+    assert run.returncode == 0 and (tmp_path / "report.json").is_file(), run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["first"] == report["second"] == ["FINISHED"]
+    placed = [(s["channel"], s["start"], s["end"], s["mute"]) for s in report["sounds"]]
+    # the trimmed strip shows frames 36-110; the preview range is 50-74; channels 1-2 hold the movies
+    assert placed == [(3, 36, 111, False), (4, 36, 111, True), (5, 50, 75, False)]
+    lengths = [soundfile.info(s["path"]).frames for s in report["sounds"]]
+    assert lengths == [48000, 48000, 16000]  # 3 s and 1 s at 16 kHz
+
+    preview = json.loads(Path(report["sounds"][2]["path"]).with_suffix(".json").read_text())
+    # 2 fps over record 1.96-2.96 s: at 1.96 s the movie shows source 1.56 s, at 2.46 s the insert on top shows 0.10 s
+    assert preview["source"]["frame_times"] == ["39/25", "2/25"]
+
+    mix, rate = soundfile.read(tmp_path / "mix.wav")
+    mono = mix.mean(axis=1)
+    onset = int(np.argmax(np.abs(mono) > 0.005))
+    assert abs(onset - 35 * 48000 // 25) <= 48  # frame 36 of a scene starting at frame 1, within 1 ms
+    level = np.abs(mono)
+    expected = 49 * 48000 // 25  # the preview-range strip joins at frame 50
+    plateau = level[expected - 4800 : expected - 48].mean()
+    change = expected - 4800 + int(np.argmax(np.abs(level[expected - 4800 :] - plateau) > 0.005))
+    assert abs(change - expected) <= 48
