@@ -10,7 +10,7 @@ import opentimelineio as otio
 import soundfile
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from editor_plugin import interchange, mlt
+from editor_plugin import interchange, mlt, resolve
 from editor_plugin.blender import build_addon
 from editor_plugin.contract import Placement, Selection, exact_rate
 from editor_plugin.errors import ProjectFormatError, SelectionError
@@ -19,6 +19,7 @@ from engine.cli import Source, run_generation
 
 logger = logging.getLogger(__name__)
 
+RESOLVE = "resolve"
 BRIDGES: dict[str, ModuleType] = {".kdenlive": mlt, ".mlt": mlt, **{suffix: interchange for suffix in interchange.ADAPTERS}}
 
 
@@ -26,13 +27,19 @@ def bridge_for(project: Path) -> ModuleType:
     bridge = BRIDGES.get(project.suffix.lower())
     if bridge is None:
         raise ProjectFormatError(f"{project.name}: no bridge for '{project.suffix}' projects; supported: "
-                                 f"{', '.join(sorted(BRIDGES))}. Blender and Resolve work from inside the host.")
+                                 f"{', '.join(sorted(BRIDGES))}, or '{RESOLVE}' for the running DaVinci Resolve "
+                                 "(Blender: use the add-on).")
     return bridge
 
 
-def _options(project: Path, args: argparse.Namespace) -> dict:
-    """EDLs need a frame rate from the user; no other format takes options."""
-    return {"rate": float(args.rate)} if args.rate is not None and bridge_for(project) is interchange else {}
+def open_project(name: str, args: argparse.Namespace) -> tuple[ModuleType, object, dict]:
+    """The bridge for `name` (a project file, or "resolve" for the running Resolve), the handle its functions
+    take, and its options (EDLs need a frame rate from the user)."""
+    if name == RESOLVE:
+        return resolve, resolve.get_resolve(), {}
+    path = Path(name)
+    bridge = bridge_for(path)
+    return bridge, path, {"rate": float(args.rate)} if args.rate is not None and bridge is interchange else {}
 
 
 def timeline_rate(timeline: otio.schema.Timeline) -> float:
@@ -60,9 +67,7 @@ def parse_position(text: str, timeline: otio.schema.Timeline) -> RationalTime:
     return time - start.rescaled_to(rate) if start is not None and time >= start else time
 
 
-def read_selection(project: Path, args: argparse.Namespace) -> Selection:
-    bridge = bridge_for(project)
-    options = _options(project, args)
+def read_selection(bridge: ModuleType, project, options: dict, args: argparse.Namespace) -> Selection:
     record = None
     if args.in_point is not None or args.out_point is not None:
         if args.in_point is None or args.out_point is None:
@@ -84,11 +89,10 @@ def placements_for(wavs: list[Path], at: RationalTime) -> list[Placement]:
     return placements
 
 
-def place(project: Path, wavs: list[Path], at: RationalTime, args: argparse.Namespace) -> None:
-    report = bridge_for(project).write_audio_clips(project, placements_for(wavs, at), track_name=args.track,
-                                                   **_options(project, args))
-    print(f"placed {len(wavs)} clip(s) on track(s) {report.track} of {project} at frame {at.value:g}; "
-          f"backup: {report.backup}")
+def place(bridge: ModuleType, project, options: dict, wavs: list[Path], at: RationalTime, track: str) -> None:
+    report = bridge.write_audio_clips(project, placements_for(wavs, at), track_name=track, **options)
+    where = f"; backup: {report.backup}" if report.backup else " (undo in the host)"
+    print(f"placed {len(wavs)} clip(s) on track(s) {report.track} of {project} at frame {at.value:g}{where}")
     for warning in report.warnings:
         print(f"warning: {warning}")
 
@@ -97,20 +101,21 @@ def cmd_generate(args: argparse.Namespace) -> None:
     """`foley generate`: a video range, or with --project the timeline selection (then --place puts it back)."""
     if args.project is None:
         return engine_cli.cmd_generate(args)
-    project = Path(args.project)
-    selection = read_selection(project, args)
+    bridge, project, options = open_project(args.project, args)
+    selection = read_selection(bridge, project, options, args)
     start, end = selection.range_seconds()
     print(f"selection {selection.label}: {len(selection.spans)} span(s), {float(start):.3f}-{float(end):.3f} s",
           flush=True)
-    wavs = run_generation(Source(tuple(selection.edit()), start, end, str(project.resolve())), args)
+    name = str(project.resolve()) if isinstance(project, Path) else f"resolve:{bridge.read_timeline(project).name}"
+    wavs = run_generation(Source(tuple(selection.edit()), start, end, name), args)
     if args.place:
-        place(project, wavs, selection.record.start_time, args)
+        place(bridge, project, options, wavs, selection.record.start_time, args.track)
 
 
 def cmd_place(args: argparse.Namespace) -> None:
-    project = Path(args.project)
-    timeline = bridge_for(project).read_timeline(project, **_options(project, args))
-    place(project, [Path(w) for w in args.wav], parse_position(args.at, timeline), args)
+    bridge, project, options = open_project(args.project, args)
+    timeline = bridge.read_timeline(project, **options)
+    place(bridge, project, options, [Path(w) for w in args.wav], parse_position(args.at, timeline), args.track)
 
 
 
@@ -120,7 +125,8 @@ def cmd_blender_addon(args: argparse.Namespace) -> None:
 
 def add_host_commands(sub, generate: argparse.ArgumentParser) -> None:
     """Give `generate` its --project options and add `place`."""
-    generate.add_argument("--project", help="a Kdenlive, Shotcut, OTIO, FCP XML, FCPXML, AAF or EDL timeline")
+    generate.add_argument("--project", help="a Kdenlive, Shotcut, OTIO, FCP XML, FCPXML, AAF or EDL timeline, or "
+                                            "'resolve' for the timeline open in DaVinci Resolve")
     generate.add_argument("--clip", help="with --project: the video clip to generate for (by name)")
     generate.add_argument("--in", dest="in_point", help="with --project: first frame (number, timecode or 12.5s)")
     generate.add_argument("--out", dest="out_point", help="with --project: the frame after the range")
@@ -130,7 +136,7 @@ def add_host_commands(sub, generate: argparse.ArgumentParser) -> None:
     generate.set_defaults(func=cmd_generate)
 
     place_parser = sub.add_parser("place", help="put WAV files on a project's timeline at a position")
-    place_parser.add_argument("project")
+    place_parser.add_argument("project", help="a project file, or 'resolve'")
     place_parser.add_argument("--wav", action="append", required=True, help="a WAV to place (repeat for more)")
     place_parser.add_argument("--at", required=True, help="timeline position: frame, timecode or 12.5s")
     place_parser.add_argument("--track", default="Foley", help="name of the foley track (default Foley)")
