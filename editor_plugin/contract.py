@@ -87,6 +87,18 @@ class WriteReport:
     warnings: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a host allows, declared by each bridge as `CAPABILITIES`."""
+
+    writes_live: bool  # placed clips appear in the running host at once
+    needs_project_closed: bool  # the file must not be open in the editor while we write it
+    selection: tuple[str, ...]  # how the user's pick is read: "zone", "marks", "playhead clip", "clip", "range"
+
+
+CONTRACT = ("host_name", "read_timeline", "read_selection", "write_audio_clips")
+
+
 class HostBridge(Protocol):
     """The functions a host bridge module provides (typed for mypy; bridges are plain modules)."""
 

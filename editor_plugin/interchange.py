@@ -14,6 +14,7 @@ import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from editor_plugin.contract import (
+    Capabilities,
     Placement,
     Selection,
     WriteReport,
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 ADAPTERS = {".otio": "otio_json", ".xml": "fcp_xml", ".fcpxml": "fcpx_xml", ".aaf": "AAF", ".edl": "cmx_3600"}
 WRITE_OPTIONS = {"AAF": {"use_empty_mob_ids": True}}  # clips that did not come from an AAF have no mob ids
+
+CAPABILITIES = Capabilities(writes_live=False, needs_project_closed=True, selection=("clip", "range"))
 
 
 def host_name() -> str:

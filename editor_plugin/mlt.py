@@ -17,6 +17,7 @@ import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from editor_plugin.contract import (
+    Capabilities,
     Placement,
     Selection,
     WriteReport,
@@ -31,6 +32,8 @@ from editor_plugin.project_files import editors_with_file_open, replace_project
 
 SUPPORTED_KDENLIVE_VERSION = Fraction(104, 100)  # Kdenlive 20.08 to 22.12; 23.04+ (1.1) uses sequences
 EDITOR_PROGRAMS = ("kdenlive", "shotcut")
+
+CAPABILITIES = Capabilities(writes_live=False, needs_project_closed=True, selection=("zone", "clip", "range"))
 
 
 def host_name() -> str:

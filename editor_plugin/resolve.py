@@ -22,6 +22,7 @@ import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from editor_plugin.contract import (
+    Capabilities,
     Placement,
     Selection,
     WriteReport,
@@ -43,6 +44,9 @@ NTSC = {"23.976": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "47.952
 SCRIPT_PATHS = {"linux": "/opt/resolve/Developer/Scripting/Modules",
                 "darwin": "/Library/Application Support/Blackmagic Design/DaVinci Resolve/Developer/Scripting/Modules",
                 "win32": r"C:\ProgramData\Blackmagic Design\DaVinci Resolve\Support\Developer\Scripting\Modules"}
+
+CAPABILITIES = Capabilities(writes_live=True, needs_project_closed=False,
+                            selection=("marks", "playhead clip", "clip", "range"))
 
 
 def host_name() -> str:
