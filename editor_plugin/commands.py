@@ -10,27 +10,15 @@ import opentimelineio as otio
 import soundfile
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from editor_plugin import interchange, mlt, resolve
+from editor_plugin import interchange, resolve
 from editor_plugin.blender import build_addon
+from editor_plugin.hosts import RESOLVE, bridge_for
 from editor_plugin.contract import Placement, Selection, exact_rate
 from editor_plugin.errors import ProjectFormatError, SelectionError
 from engine import cli as engine_cli
 from engine.cli import Source, run_generation
 
 logger = logging.getLogger(__name__)
-
-RESOLVE = "resolve"
-BRIDGES: dict[str, ModuleType] = {".kdenlive": mlt, ".mlt": mlt, **{suffix: interchange for suffix in interchange.ADAPTERS}}
-
-
-def bridge_for(project: Path) -> ModuleType:
-    bridge = BRIDGES.get(project.suffix.lower())
-    if bridge is None:
-        raise ProjectFormatError(f"{project.name}: no bridge for '{project.suffix}' projects; supported: "
-                                 f"{', '.join(sorted(BRIDGES))}, or '{RESOLVE}' for the running DaVinci Resolve "
-                                 "(Blender: use the add-on).")
-    return bridge
-
 
 def open_project(name: str, args: argparse.Namespace) -> tuple[ModuleType, object, dict]:
     """The bridge for `name` (a project file, or "resolve" for the running Resolve), the handle its functions

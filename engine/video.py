@@ -4,8 +4,10 @@ Times are exact fractions of a second computed from each frame's pts and the str
 23.976, 29.97 and variable-frame-rate files sample the frame that is on screen at each target time.
 """
 
+import functools
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -194,15 +196,19 @@ class EditSpan:
     source_start: Fraction
 
 
-def decode_edit(spans: list[EditSpan], start: Fraction, end: Fraction, *, rate: int = 2, size: int = 224) -> Frames:
+def decode_edit(spans: list[EditSpan], start: Fraction, end: Fraction, *, rate: int = 2, size: int = 224,
+                fit: Callable[[Image.Image], np.ndarray] | None = None) -> Frames:
     """Frames of [start, end) of an edited timeline: each target time shows what the span covering it shows.
 
     Spans must not overlap (the host bridge resolves which track is on top). Target times no span covers
     (gaps in the edit) get black frames, as the viewer shows them. Times in `Frames.times` are source
-    times for covered targets and record times for gaps.
+    times for covered targets and record times for gaps. `fit` turns a picture into the output array
+    (default: the encoder's square crop of `size`; a preview passes its own).
     """
+    picture = fit or functools.partial(fit_square, size=size)
     targets = target_times(start, end, rate)
-    rgb = np.zeros((len(targets), size, size, 3), np.uint8)
+    blank = np.zeros_like(picture(Image.new("RGB", (16, 9))))
+    rgb = np.stack([blank] * len(targets))
     times = list(targets)
     covered = 0
     for span in spans:
@@ -213,7 +219,7 @@ def decode_edit(spans: list[EditSpan], start: Fraction, end: Fraction, *, rate: 
         source_end = span.source_start + (span.record_end - span.record_start)
         check_range(probe_video(span.media), span.source_start, source_end)
         for (index, _), (time, image) in zip(picks, _held_frames(span.media, [source for _, source in picks])):
-            rgb[index], times[index] = fit_square(image, size), time
+            rgb[index], times[index] = picture(image), time
         covered += len(picks)
     if not covered:
         raise InputVideoError(

@@ -55,3 +55,13 @@ class EngineProcess:
         self.process.kill()
         self.process.wait(timeout=60)
         self.log.close()
+
+
+def engine_with_test_model(home: Path) -> EngineProcess:
+    """An engine whose FOLEY_HOME holds the test-sized imported checkpoint ("tiny"), which makes audible output."""
+    from engine.checkpoint import import_snapshot
+    from tests.published_layout import build_snapshot
+
+    build_snapshot(home.parent / f"{home.name}-snapshot")
+    import_snapshot(home.parent / f"{home.name}-snapshot", home / "models")
+    return EngineProcess(home)

@@ -110,3 +110,16 @@ def test_cli_generates_for_the_marks_and_places_in_resolve(video, tmp_path, monk
     assert item.GetStart() == 86420  # mark in 20 -> 01:00:00:20
     # 140 frames at 23.976 are 5.839 s; at the WAV's 24 "frames" per second that is 141 (rounded up, tail silent)
     assert item.source_end == 141 and item.GetDuration() == 141
+
+
+def test_panel_model_connects_to_resolve_and_places_live(video, tmp_path):
+    from ui.panel_model import PanelModel
+
+    _, app = resolve_with_edit(video)
+    model = PanelModel(tmp_path / "out")
+    model.connect_resolve(FakeScriptModule(app))
+    assert model.project_name == "DaVinci Resolve" and [t.name for t in model.timeline.video_tracks()] == ["V1"]
+    model.select_clip("shot-b")
+    assert model.selection.record.start_time.value == 110
+    model.connect_resolve(FakeScriptModule(None))  # Resolve gone: a message, the open timeline stays
+    assert model.project_name == "DaVinci Resolve"

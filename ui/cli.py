@@ -3,6 +3,7 @@
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from editor_plugin.commands import add_host_commands
 from editor_plugin.errors import HostError
@@ -18,7 +19,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
     add_host_commands(sub, add_engine_commands(sub))
+    panel = sub.add_parser("panel", help="open the Foley Desk panel (Qt) next to your editor")
+    panel.add_argument("project", nargs="?", help="a project file to open")
+    panel.add_argument("--engine", help="engine URL (default: the local engine, started if needed)")
+    panel.add_argument("--token", help="the engine's token, for --engine")
+    panel.add_argument("-o", "--output", default="foley-panel", help="folder for generated variants and stems")
+    panel.set_defaults(func=cmd_panel)
     return parser
+
+
+def cmd_panel(args: argparse.Namespace) -> None:
+    from ui.app import run_panel  # Qt only loads for the panel
+
+    sys.exit(run_panel(args.project, args.engine, args.token, Path(args.output)))
 
 
 def main(argv: list[str] | None = None) -> int:

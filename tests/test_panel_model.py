@@ -1,0 +1,83 @@
+"""The panel's Qt-free model end to end: project, selection, seeds, jobs with ETA, variants, place, undo, export.
+
+No Qt here: the test plays the worker's part with the same stdlib client calls against a real engine.
+"""
+
+from collections import defaultdict
+from fractions import Fraction
+
+import pytest
+
+from export.stems import read_time_reference
+from tests.engine_process import engine_with_test_model
+from tests.projects import kdenlive_project
+from ui import panel_model
+from ui.panel_model import PanelModel
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    process = engine_with_test_model(tmp_path_factory.mktemp("panel-engine") / "home")
+    yield process
+    process.stop()
+
+
+def run_like_the_worker(client, model, request, etas):
+    job = client.submit_edit(request.edit, str(request.start), str(request.end), seeds=request.seeds,
+                             source=request.source, model=request.model, steps=request.steps, guidance=request.guidance)
+    model.job_submitted(request.key, job["id"])
+
+    def on_event(event):
+        model.job_event(request.key, event)
+        etas.append(model.job(request.key).eta_seconds)
+
+    client.wait(job["id"], on_event=on_event)
+    model.job_finished(request.key, request, client.download(job["id"], model.output))
+
+
+def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, monkeypatch):
+    monkeypatch.setitem(panel_model.QUALITY_STEPS, "fast", 3)  # a short loop keeps the test quick
+    project = kdenlive_project(tmp_path, Fraction(25))
+    original = project.read_bytes()
+    model = PanelModel(tmp_path / "out")
+    seen = defaultdict(list)
+    for name in ("project", "selection", "jobs", "variants", "chosen", "message", "placed", "generate_requested"):
+        getattr(model.events, name).connect(seen[name].append)
+
+    model.open_project(project)
+    assert [t.name for t in model.timeline.tracks] == ["Dialogue", "V1"]
+    assert model.generate() is None and "Select a clip" in seen["message"][-1]
+    model.select_range(70, 20)  # dragged right to left
+    assert model.selection.record.start_time.value == 20 and model.selection.record.duration.value == 50
+    assert model.generate() is None and "not connected" in seen["message"][-1]
+    model.set_engine({"health": engine.client.health(), "models": engine.client.models()})
+    assert model.engine.connected and model.engine.device == "cpu"
+
+    model.update_settings(variants=2, seed=7, model="tiny")
+    request = model.generate()
+    assert request.seeds == [7, 8] and request.steps == 3 and model.settings.seed == 9  # the seed moves on
+    assert seen["generate_requested"] == [request] and model.jobs[0].state == "waiting"
+    etas = []
+    run_like_the_worker(engine.client, model, request, etas)
+    assert model.jobs[0].state == "done" and any(eta and eta > 0 for eta in etas)
+    assert [v.seed for v in model.variants] == [7, 8] and model.chosen == 0
+    assert len(model.variants[0].audio) == 2 * 16000 and model.variants[0].peaks.max() > 0
+    model.choose_next(1)
+    assert model.chosen == 1
+    model.choose_next(1)
+    assert model.chosen == 0
+
+    report = model.place()
+    timeline = model.timeline
+    (foley,) = [t for t in timeline.audio_tracks() if t.name == "Foley"]
+    assert [c.range_in_parent().start_time.value for c in foley.find_clips()] == [20]
+    assert report.backup.read_bytes() == original
+    model.undo_place()
+    assert project.read_bytes() == original and seen["placed"][-1] is None
+
+    stems = model.export(tmp_path / "stems", "online")
+    assert [read_time_reference(p) for p in stems] == [round(Fraction(20, 25) * 48000)] * 2
+
+    model.update_settings(lock_seed=True, seed=3)
+    locked = model.generate()
+    assert locked.seeds == [3, 4] and model.settings.seed == 3

@@ -1,0 +1,321 @@
+"""The panel's state without Qt: project and selection, generation settings, jobs, variants, placing, export.
+
+Views connect to `model.events`; generation is requested through `events.generate_requested` and answered by
+the worker calling `job_event`, `job_finished` or `job_failed`.
+"""
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+import soundfile
+from opentimelineio.opentime import RationalTime, TimeRange
+
+from editor_plugin.contract import Placement, Selection, WriteReport, seconds
+from editor_plugin.errors import HostError
+from editor_plugin import resolve
+from editor_plugin.hosts import bridge_for
+from editor_plugin.project_files import restore
+from export.stems import LOUDNESS_PRESETS, write_stem
+from ui.events import Events
+
+logger = logging.getLogger(__name__)
+
+QUALITY_STEPS = {"fast": 50, "reference": 300}  # DDPM steps; the reference method uses 300
+THUMBNAIL_BINS = 160
+
+
+@dataclass(frozen=True)
+class Settings:
+    variants: int = 2
+    seed: int = 1
+    lock_seed: bool = False
+    quality: str = "fast"
+    guidance: float = 3.0
+    model: str | None = None
+
+
+@dataclass
+class JobRow:
+    """One generation as the queue shows it."""
+
+    key: int
+    label: str
+    state: str = "waiting"  # waiting (not yet sent), queued, running, done, failed, cancelled
+    stage: str = ""
+    step: int = 0
+    total: int = 0
+    variant: int = 0
+    variants: int = 1
+    engine_id: str | None = None
+    error: str | None = None
+    sample_started: float | None = None
+    eta_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    key: int
+    edit: list[dict]
+    start: Fraction
+    end: Fraction
+    seeds: list[int]
+    steps: int
+    guidance: float
+    model: str | None
+    source: str
+    record_start: RationalTime
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    wav: Path
+    seed: int
+    rate: int
+    audio: np.ndarray  # float32 mono
+    peaks: np.ndarray  # THUMBNAIL_BINS peak values for the waveform thumbnail
+    request: GenerateRequest  # what it was generated for (its range, edit and record position)
+
+    @property
+    def record_start(self) -> RationalTime:
+        return self.request.record_start
+
+    @property
+    def duration(self) -> Fraction:
+        return Fraction(len(self.audio), self.rate)
+
+
+@dataclass
+class EngineStatus:
+    connected: bool = False
+    device: str = ""
+    model: str = ""
+    licences: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def thumbnail(audio: np.ndarray, bins: int = THUMBNAIL_BINS) -> np.ndarray:
+    """Peak per bin: enough to draw a waveform row."""
+    if len(audio) == 0:
+        return np.zeros(bins, np.float32)
+    edges = np.linspace(0, len(audio), bins + 1).astype(int)
+    return np.array([np.abs(audio[a:b]).max(initial=0.0) for a, b in zip(edges, edges[1:])], np.float32)
+
+
+class PanelModel:
+    """Everything the panel shows and does, testable without Qt."""
+
+    def __init__(self, output: Path):
+        self.output = output
+        self.events = Events("project", "selection", "settings", "jobs", "variants", "chosen", "engine", "message",
+                             "placed", "generate_requested")
+        self.project = None  # a project file, or a live host's handle
+        self.project_name = ""
+        self.bridge = None
+        self.timeline: otio.schema.Timeline | None = None
+        self.selection: Selection | None = None
+        self.settings = Settings()
+        self.jobs: list[JobRow] = []
+        self.variants: list[VariantRow] = []
+        self.chosen: int | None = None
+        self.engine = EngineStatus()
+        self.placements: list[WriteReport] = []
+        self._next_key = 1
+
+    # -- project and selection --------------------------------------------------------------------------------
+
+    def open_project(self, path: Path) -> None:
+        """A project file (Kdenlive, Shotcut, OTIO, FCP 7 XML, FCPXML, AAF, EDL)."""
+        try:
+            bridge = bridge_for(path)
+        except HostError as exc:
+            self.events.message.emit(str(exc))
+            return
+        self._open(bridge, path, str(path.resolve()))
+
+    def connect_resolve(self, module=None) -> None:
+        """The timeline open in a running DaVinci Resolve (`module` stands in for its scripting module in tests)."""
+        try:
+            handle = resolve.get_resolve(module)
+        except HostError as exc:
+            self.events.message.emit(str(exc))
+            return
+        self._open(resolve, handle, "DaVinci Resolve")
+
+    def _open(self, bridge, project, name: str) -> None:
+        try:
+            timeline = bridge.read_timeline(project)
+        except HostError as exc:
+            self.events.message.emit(str(exc))
+            return
+        self.bridge, self.project, self.project_name = bridge, project, name
+        self.timeline, self.selection = timeline, None
+        self.events.project.emit(name)
+        self.events.selection.emit(None)
+
+    def rate(self) -> float:
+        for clip in self.timeline.find_clips():
+            return clip.source_range.start_time.rate
+        return 25.0
+
+    def select_clip(self, name: str) -> None:
+        self._select(clip=name)
+
+    def select_range(self, first: int, after: int, label: str | None = None) -> None:
+        """Frames [first, after) in either order; `label` names it (a clicked clip's name)."""
+        rate = self.rate()
+        first, after = sorted((first, after))
+        self._select(label, record=TimeRange(RationalTime(first, rate), RationalTime(max(1, after - first), rate)))
+
+    def _select(self, label: str | None = None, **how) -> None:
+        try:
+            selection = self.bridge.read_selection(self.project, **how)
+        except HostError as exc:
+            self.events.message.emit(str(exc))
+            return
+        self.selection = replace(selection, label=label) if label else selection
+        self.events.selection.emit(self.selection)
+
+    # -- generation -------------------------------------------------------------------------------------------
+
+    def update_settings(self, **changes) -> None:
+        self.settings = replace(self.settings, **changes)
+        self.events.settings.emit(self.settings)
+
+    def shuffle_seed(self) -> None:
+        self.update_settings(seed=random.randrange(2**31))
+
+    def generate(self) -> GenerateRequest | None:
+        """Queue a job for the selection; the seed moves on unless it is locked."""
+        if self.selection is None:
+            self.events.message.emit("Select a clip or drag a range on the timeline first.")
+            return None
+        if not self.engine.connected:
+            self.events.message.emit("The engine is not connected: start it (`foley serve`) and press Reconnect.")
+            return None
+        start, end = self.selection.range_seconds()
+        settings = self.settings
+        request = GenerateRequest(
+            key=self._next_key,
+            edit=[{"media": str(s.media), "record_start": str(s.record_start), "record_end": str(s.record_end),
+                   "source_start": str(s.source_start)} for s in self.selection.edit()],
+            start=start, end=end, seeds=[settings.seed + i for i in range(settings.variants)],
+            steps=QUALITY_STEPS[settings.quality], guidance=settings.guidance, model=settings.model,
+            source=self.project_name, record_start=self.selection.record.start_time,
+        )
+        self._next_key += 1
+        label = f"{self.selection.label} · {settings.variants} variant(s) · seeds {request.seeds[0]}…"
+        self.jobs.append(JobRow(request.key, label, variants=settings.variants))
+        self.events.jobs.emit(self.jobs)
+        if not settings.lock_seed:
+            self.update_settings(seed=settings.seed + settings.variants)
+        self.events.generate_requested.emit(request)
+        return request
+
+    def job(self, key: int) -> JobRow:
+        return next(job for job in self.jobs if job.key == key)
+
+    def job_event(self, key: int, event: dict) -> None:
+        """An engine event for job `key`: state changes and progress with an ETA from the sampling pace."""
+        job = self.job(key)
+        if event["event"] == "state":
+            job.state = event["state"]
+        elif event["event"] == "progress":
+            job.state, job.stage, job.step, job.total = "running", event["stage"], event["step"], event["total"]
+            job.variant, job.variants = event["variant"], event["variants"]
+            if job.stage == "sample":
+                now = time.monotonic()
+                job.sample_started = job.sample_started or now
+                done = job.variant * job.total + job.step
+                remaining = job.variants * job.total - done
+                job.eta_seconds = (now - job.sample_started) / done * remaining if done else None
+        self.events.jobs.emit(self.jobs)
+
+    def job_submitted(self, key: int, engine_id: str) -> None:
+        self.job(key).engine_id = engine_id
+        self.events.jobs.emit(self.jobs)
+
+    def job_finished(self, key: int, request: GenerateRequest, wavs: list[Path]) -> None:
+        job = self.job(key)
+        job.state, job.eta_seconds = "done", 0.0
+        for wav, seed in zip(wavs, request.seeds):
+            audio, rate = soundfile.read(str(wav), dtype="float32")
+            self.variants.append(VariantRow(wav, seed, rate, audio, thumbnail(audio), request))
+        self.events.jobs.emit(self.jobs)
+        self.events.variants.emit(self.variants)
+        if self.chosen is None and self.variants:
+            self.choose(len(self.variants) - len(wavs))
+
+    def job_failed(self, key: int, message: str, state: str = "failed") -> None:
+        job = self.job(key)
+        job.state, job.error = state, message
+        self.events.jobs.emit(self.jobs)
+        self.events.message.emit(message)
+
+    def set_engine(self, status: dict) -> None:
+        if "error" in status:
+            self.engine = EngineStatus(error=status["error"])
+        else:
+            default = next((m for m in status["models"] if m["default"]), status["models"][0])
+            self.engine = EngineStatus(True, status["health"]["device"], default["name"],
+                                       [item["licence"] for item in default["licences"]])
+        self.events.engine.emit(self.engine)
+
+    # -- audition, place, export ------------------------------------------------------------------------------
+
+    def choose(self, index: int) -> None:
+        if 0 <= index < len(self.variants):
+            self.chosen = index
+            self.events.chosen.emit(index)
+
+    def choose_next(self, step: int) -> None:
+        if self.variants:
+            self.choose(((self.chosen or 0) + step) % len(self.variants))
+
+    def place(self) -> WriteReport | None:
+        """Put the chosen variant on the host timeline at its selection's record position."""
+        if self.chosen is None:
+            self.events.message.emit("Generate and pick a variant first.")
+            return None
+        variant = self.variants[self.chosen]
+        placement = Placement(variant.wav, variant.record_start, RationalTime(len(variant.audio), variant.rate),
+                              variant.wav.stem)
+        try:
+            report = self.bridge.write_audio_clips(self.project, [placement])
+        except HostError as exc:
+            self.events.message.emit(str(exc))
+            return None
+        self.placements.append(report)
+        self.timeline = self.bridge.read_timeline(self.project)
+        self.events.placed.emit(report)
+        self.events.message.emit(f"Placed {variant.wav.name} on {report.track}." +
+                                 "".join(f" {w}" for w in report.warnings))
+        return report
+
+    def undo_place(self) -> None:
+        """Restore the project from the backup the last placement made."""
+        if not self.placements or self.placements[-1].backup is None:
+            self.events.message.emit("Nothing to undo here (live hosts undo in their own window).")
+            return
+        restore(self.project, self.placements.pop().backup)
+        self.timeline = self.bridge.read_timeline(self.project)
+        self.events.placed.emit(None)
+        self.events.message.emit("Placement undone: the project is as it was before.")
+
+    def export(self, folder: Path, loudness: str = "broadcast", ceiling: float = -1.0) -> list[Path]:
+        """Each variant as a 48 kHz BWF stem stamped with its record position (timeline start included)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        origin = seconds(self.timeline.global_start_time) if self.timeline.global_start_time else Fraction(0)
+        written = []
+        for variant in self.variants:
+            out = folder / f"{variant.wav.stem}_48k.wav"
+            write_stem(variant.wav, out, origin + seconds(variant.record_start), target=LOUDNESS_PRESETS[loudness],
+                       ceiling=ceiling, description=f"Foley Desk {variant.wav.stem}")
+            written.append(out)
+        self.events.message.emit(f"Exported {len(written)} stem(s) to {folder}.")
+        return written
