@@ -13,12 +13,12 @@ from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
 from engine.client import EngineClient, EngineError, read_discovery
 from engine.config import SAMPLING_PRESETS, SamplingConfig
 from engine.generate import check_request, generate
-from engine.models import EMBEDDED, best_installed, list_models, load_model, model_config, models_dir, remove_model
+from engine.models import EMBEDDED, best_installed, list_models, load_model, models_dir, remove_model
 from engine.output import write_variants
 from engine.sample_video import make_demo_video
 from engine.sampling import StepInfo
 from engine.server import serve
-from engine.video import EditSpan, Frames, check_range, decode_edit, decode_frames, probe_video
+from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video
 
 logger = logging.getLogger(__name__)
 
@@ -78,17 +78,18 @@ class Source:
 
 
 def video_source(video: Path, start: Fraction, end: Fraction | None, args: argparse.Namespace) -> Source:
-    """A range of one video file; without an end, one model window (or up to the end of the video)."""
+    """A range of one video file; without an end, up to the end of the video."""
     info = probe_video(video)
     if end is None:
-        end = min(start + _window(args), info.duration)
+        end = info.duration
     check_range(info, start, end)
     return Source((EditSpan(info.path, start, end, start),), start, end, str(video.resolve()))
 
 
-def decode_source(source: Source, rate: int, size: int, legacy: bool) -> Frames:
+def decode_source(source: Source, rate: int, size: int, legacy: bool) -> Frames | EditFrames:
+    """Frames for `generate`: decoded window by window, or all at once by the reference's legacy rule."""
     if not legacy:
-        return decode_edit(list(source.edit), source.start, source.end, rate=rate, size=size)
+        return EditFrames(source.edit, source.start, source.end, rate, size)
     (span,) = source.edit
     return decode_frames(span.media, source.start, source.end, rate=rate, size=size, legacy=True)
 
@@ -109,12 +110,6 @@ def run_generation(source: Source, args: argparse.Namespace) -> list[Path]:
     for path in paths:
         print(path)
     return paths
-
-
-def _window(args: argparse.Namespace) -> Fraction:
-    if args.engine:
-        return Fraction(_engine_model(_engine_client(args.engine, args.token), args.model)["window_seconds"])
-    return model_config(args.model or best_installed()).window_seconds
 
 
 def _generate_here(source: Source, sampling: SamplingConfig, seeds: tuple[int, ...], args) -> list[Path]:
@@ -161,7 +156,7 @@ def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[i
     model = _engine_model(client, args.model)
     _announce(model["name"], model["licences"], model["trained"], sampling, seeds)
     rate, size = model["frame_rate"], model["image_size"]
-    frames = decode_source(source, rate, size, args.legacy_frames)
+    frames = decode_source(source, rate, size, args.legacy_frames).window(source.start, source.end)
     job = client.submit_frames(
         frames.rgb.tobytes(), count=len(frames.rgb), width=size, height=size, fps=rate, start=str(source.start),
         end=str(source.end), frame_times=[str(t) for t in frames.times], seeds=list(seeds), source=source.name,
@@ -253,7 +248,7 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="generate foley for a range of a video")
     gen.add_argument("video", nargs="?", help="the video file (or use --project)")
     gen.add_argument("--start", type=seconds, default=Fraction(0), help="range start in seconds (default 0)")
-    gen.add_argument("--end", type=seconds, help="range end in seconds (default: one model window or the video's end)")
+    gen.add_argument("--end", type=seconds, help="range end in seconds (default: the end of the video)")
     _add_generation_options(gen, "foley-out")
     gen.set_defaults(func=cmd_generate)
 

@@ -17,7 +17,8 @@ from engine.models import Components
 from engine.sampling import StepInfo, get_alphas_cumprod, get_timesteps_leading, sample_ddpm
 from engine.unet import GuidedDenoiser
 from engine.vae import decode
-from engine.video import Frames
+from engine.video import EditFrames, Frames
+from engine.windows import OVERLAP, crossfade_add, estimate_windows, window_end
 from engine.vision_encoder import encode_frames
 from engine.vocoder import vocode
 
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 MAX_VARIANTS = 16
 MAX_STEPS = 1000
+MAX_SECONDS = 3 * 3600
+WINDOW_SEED_STRIDE = 104_729  # window k of seed s samples with seed s + k * stride (window 0 keeps s)
 
 
 class JobCancelled(FoleyError):
@@ -43,7 +46,10 @@ class Generation:
 
     variants: tuple[Variant, ...]
     sample_rate: int
-    frames: Frames
+    start: Fraction
+    end: Fraction
+    frame_times: tuple[Fraction, ...]  # source time of each conditioning frame
+    joins: tuple[Fraction, ...]  # centres of the crossfades between windows (range seconds)
     sampling: SamplingConfig
     timesteps: tuple[int, ...]
 
@@ -55,11 +61,10 @@ def range_samples(start: Fraction, end: Fraction, sample_rate: int) -> int:
 
 def check_request(start: Fraction, end: Fraction, config: ModelConfig, sampling: SamplingConfig, seeds) -> None:
     """Validate a job's range and parameters before any decoding or model work."""
-    if end - start > config.window_seconds:
+    if end - start > MAX_SECONDS:
         raise UnsupportedRangeError(
-            f"The range is {float(end - start):.3f} s long; model preset '{config.name}' makes "
-            f"{float(config.window_seconds)} s per pass and longer ranges are not supported yet. "
-            "Select at most that much, or split the range."
+            f"The range is {float(end - start) / 3600:.1f} h long; one job covers at most {MAX_SECONDS // 3600} h. "
+            "Split it into scenes."
         )
     if not 1 <= sampling.steps <= MAX_STEPS:
         raise ValueError(f"steps={sampling.steps} is out of range; use 1 to {MAX_STEPS} (the reference uses 300).")
@@ -98,8 +103,25 @@ def _sample_latents(
     return torch.cat(latents)
 
 
+def _generate_window(part: Frames, components: Components, sampling: SamplingConfig, timesteps: list[int],
+                     seeds: list[int], report) -> np.ndarray:
+    """Steps 2-5 for one window: encode, sample one latent per seed, decode, vocode; [variants, samples]."""
+    # 2. Encode frames into context tokens
+    report("encode", 0, 1)
+    context = encode_frames(components.modules["vision"], torch.from_numpy(part.model_input()))
+    # 3. Sample one latent per seed
+    latents = _sample_latents(components, context, sampling, timesteps, seeds, report)
+    # 4. Decode latents to log-mel
+    report("vae", 0, 1)
+    mel = decode(components.modules["vae"], latents, components.scale_factor)
+    # 5. Vocode, and cut to the window's exact length
+    report("vocode", 0, 1)
+    waves = vocode(components.modules["vocoder"], mel).float().numpy()
+    return waves[:, : range_samples(part.start, part.end, components.config.sample_rate)]
+
+
 def generate(
-    frames: Frames,
+    frames: Frames | EditFrames,
     *,
     components: Components,
     sampling: SamplingConfig = SAMPLING_PRESETS["reference"],
@@ -107,11 +129,11 @@ def generate(
     callback: Callable[[StepInfo], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> Generation:
-    """Generate foley for the range that `frames` cover, one variant per seed.
+    """Generate foley for the range that `frames` cover, one variant per seed, of any length.
 
     Args:
-        frames: the range's frames at the model's frame rate and input size (`engine.video.decode_frames`,
-            or frames a host sent to the engine server).
+        frames: the range's frames at the model's frame rate and input size: decoded (`engine.video.Frames`, e.g.
+            from `decode_frames` or a host's upload) or decoded window by window (`engine.video.EditFrames`).
         components: a loaded model (`engine.models.load_model`).
         sampling: sampler, steps and guidance; the default is the published method (DDPM 300, guidance 3).
         seeds: one seed per variant; the same seed always gives the same audio.
@@ -120,31 +142,46 @@ def generate(
 
     Returns:
         `Generation` with exactly `range_samples(frames.start, frames.end, sample_rate)` samples per variant.
+        Ranges longer than the model's window are made of overlapping windows joined by equal-power crossfades.
     """
+    config = components.config
+    rate = config.sample_rate
+    state = {"window": 0, "windows": estimate_windows(frames.end - frames.start, config.window_seconds, frames.rate)}
 
     def report(stage: str, step: int, total: int, variant: int = 0) -> None:
         if cancel is not None and cancel.is_set():
             raise JobCancelled("The job was cancelled.")
         if callback is not None:
-            callback(StepInfo(stage, step, total, variant, len(seeds)))
+            callback(StepInfo(stage, step, total, variant, len(seeds), state["window"], state["windows"]))
 
-    config = components.config
     # 1. Check inputs
     check_request(frames.start, frames.end, config, sampling, seeds)
-    check_frames(frames, config)
-    # 2. Encode frames into context tokens
-    report("encode", 0, 1)
-    context = encode_frames(components.modules["vision"], torch.from_numpy(frames.model_input()))
-    # 3. Sample one latent per seed
     timesteps = get_timesteps_leading(config.scheduler, sampling.steps)
-    latents = _sample_latents(components, context, sampling, timesteps, seeds, report)
-    # 4. Decode latents to log-mel
-    report("vae", 0, 1)
-    mel = decode(components.modules["vae"], latents, components.scale_factor)
-    # 5. Vocode
-    report("vocode", 0, 1)
-    waves = vocode(components.modules["vocoder"], mel).float().numpy()
-    # 6. Cut to the range's exact length
-    length = range_samples(frames.start, frames.end, config.sample_rate)
-    variants = tuple(Variant(seed, waves[i, :length].copy()) for i, seed in enumerate(seeds))
-    return Generation(variants, config.sample_rate, frames, sampling, tuple(timesteps))
+    out = np.zeros((len(seeds), range_samples(frames.start, frames.end, rate)), np.float32)
+    times: list[Fraction] = []
+    joins: list[Fraction] = []
+    start, fade_in = frames.start, 0
+    while True:
+        end = min(start + config.window_seconds, frames.end)
+        part = frames.window(start, end)
+        if end < frames.end:  # end at a shot cut when one falls in the window's second half
+            end = window_end(part, config.window_seconds)
+            part = part.window(start, end)
+        check_frames(part, config)
+        window_seeds = [seed + state["window"] * WINDOW_SEED_STRIDE for seed in seeds]
+        # 2.-5. per window
+        waves = _generate_window(part, components, sampling, timesteps, window_seeds, report)
+        # 6. Join: overlap-add, the next window starting on the frame grid at least OVERLAP before this end
+        last = end >= frames.end
+        following = end if last else frames.start + Fraction(math.floor((end - OVERLAP - frames.start) * frames.rate),
+                                                             frames.rate)
+        fade_out = range_samples(following, end, rate)
+        crossfade_add(out, range_samples(frames.start, start, rate), waves, fade_in, fade_out)
+        times.extend(part.window(start, following).times if not last else part.times)
+        if last:
+            break
+        joins.append((following + end) / 2 - frames.start)
+        start, fade_in = following, fade_out
+        state["window"] += 1
+    variants = tuple(Variant(seed, out[i]) for i, seed in enumerate(seeds))
+    return Generation(variants, rate, frames.start, frames.end, tuple(times), tuple(joins), sampling, tuple(timesteps))

@@ -20,7 +20,7 @@ from engine.generate import JobCancelled, check_frames, check_request, generate
 from engine.models import Components, load_model, model_config
 from engine.output import write_variants
 from engine.sampling import StepInfo
-from engine.video import EditSpan, Frames, check_range, decode_edit, decode_frames, probe_video, target_times
+from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video, target_times
 
 logger = logging.getLogger(__name__)
 
@@ -300,12 +300,13 @@ class JobRunner:
             self._loaded = load_model(name)
         return self._loaded
 
-    def _decode(self, spec: JobSpec, components: Components, report) -> Frames:
-        report(StepInfo("decode", 0, 1, 0, len(spec.seeds)))
+    def _decode(self, spec: JobSpec, components: Components, report) -> Frames | EditFrames:
+        """Edits are decoded window by window inside `generate`; the legacy rule needs the whole file's index."""
         rate, size = components.config.frame_rate, components.config.vision.image_size
         if spec.legacy_frames:
+            report(StepInfo("decode", 0, 1, 0, len(spec.seeds)))
             return decode_frames(spec.edit[0].media, spec.start, spec.end, rate=rate, size=size, legacy=True)
-        return decode_edit(list(spec.edit), spec.start, spec.end, rate=rate, size=size)
+        return EditFrames(spec.edit, spec.start, spec.end, rate, size)
 
     # -- bookkeeping (call with the lock held) --------------------------------------------------------------
 

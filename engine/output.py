@@ -22,7 +22,6 @@ def to_pcm16(audio: np.ndarray) -> np.ndarray:
 
 def sidecar(generation: Generation, components: Components, source: str, seed: int) -> dict:
     """Everything needed to reproduce or credit one variant."""
-    frames = generation.frames
     return {
         "format": SIDECAR_FORMAT,
         "model": {"name": components.name, "preset": components.config.name, "trained": components.trained},
@@ -33,12 +32,13 @@ def sidecar(generation: Generation, components: Components, source: str, seed: i
         "seed": seed,
         "source": {
             "path": source,
-            "start": str(frames.start),
-            "end": str(frames.end),
-            "start_seconds": float(frames.start),
-            "end_seconds": float(frames.end),
-            "frame_times": [str(t) for t in frames.times],
+            "start": str(generation.start),
+            "end": str(generation.end),
+            "start_seconds": float(generation.start),
+            "end_seconds": float(generation.end),
+            "frame_times": [str(t) for t in generation.frame_times],
         },
+        "window_joins": [str(t) for t in generation.joins],
         "sample_rate": generation.sample_rate,
         "samples": int(generation.variants[0].audio.shape[0]),
         "engine_version": __version__,
@@ -53,7 +53,7 @@ def write_variants(generation: Generation, components: Components, source: str, 
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     name_part = PurePath(source).stem or "foley"
-    stem = f"{name_part}_{float(generation.frames.start):.3f}-{float(generation.frames.end):.3f}"
+    stem = f"{name_part}_{float(generation.start):.3f}-{float(generation.end):.3f}"
     staged: list[tuple[Path, Path]] = []
     try:
         for number, variant in enumerate(generation.variants, start=1):

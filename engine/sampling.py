@@ -15,13 +15,16 @@ from engine.config import SchedulerConfig
 
 @dataclass(frozen=True)
 class StepInfo:
-    """Progress of one job: `step` of `total` in `stage`, for variant `variant` of `variants`."""
+    """Progress of one job: `step` of `total` in `stage`, for variant `variant` of `variants`, in window
+    `window` of about `windows` (long ranges are generated window by window)."""
 
     stage: str
     step: int
     total: int
     variant: int = 0
     variants: int = 1
+    window: int = 0
+    windows: int = 1
 
 
 def get_alphas_cumprod(config: SchedulerConfig) -> torch.Tensor:

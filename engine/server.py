@@ -160,7 +160,7 @@ def parse_frames_job(body: bytes) -> JobSpec:
                          f"'{spec.model}'; the header says fps={header.get('fps')!r}.")
     rgb = np.frombuffer(pixels, np.uint8).reshape(count, height, width, 3)
     frame_times = tuple(_fraction(t, "frame_times") for t in times)
-    frames = Frames(fit_frames(rgb, config.vision.image_size), frame_times, spec.start, spec.end)
+    frames = Frames(fit_frames(rgb, config.vision.image_size), frame_times, spec.start, spec.end, config.frame_rate)
     return replace(spec, frames=frames)
 
 

@@ -39,10 +39,33 @@ class Frames:
     times: tuple[Fraction, ...]
     start: Fraction
     end: Fraction
+    rate: int = 2
 
     def model_input(self) -> np.ndarray:
         """[T, 3, S, S] float32 in [0, 1] (VTA-LDM applies no CLIP normalisation)."""
         return (self.rgb.astype(np.float32) / 255.0).transpose(0, 3, 1, 2)
+
+    def window(self, start: Fraction, end: Fraction) -> "Frames":
+        """The frames of [start, end), a part of this range whose start lies on the 1/rate grid."""
+        if (start, end) == (self.start, self.end):
+            return self
+        first, after = (math.ceil((t - self.start) * self.rate) for t in (start, end))
+        return Frames(self.rgb[first:after], self.times[first:after], start, end, self.rate)
+
+
+@dataclass(frozen=True)
+class EditFrames:
+    """The frames of an edit, decoded window by window so long ranges stay within bounded memory."""
+
+    spans: tuple["EditSpan", ...]
+    start: Fraction
+    end: Fraction
+    rate: int = 2
+    size: int = 224
+
+    def window(self, start: Fraction, end: Fraction) -> Frames:
+        # a window may fall entirely in a gap of a long edit: black frames, as the viewer shows
+        return decode_edit(list(self.spans), start, end, rate=self.rate, size=self.size, require_video=False)
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -197,7 +220,7 @@ class EditSpan:
 
 
 def decode_edit(spans: list[EditSpan], start: Fraction, end: Fraction, *, rate: int = 2, size: int = 224,
-                fit: Callable[[Image.Image], np.ndarray] | None = None) -> Frames:
+                fit: Callable[[Image.Image], np.ndarray] | None = None, require_video: bool = True) -> Frames:
     """Frames of [start, end) of an edited timeline: each target time shows what the span covering it shows.
 
     Spans must not overlap (the host bridge resolves which track is on top). Target times no span covers
@@ -221,12 +244,12 @@ def decode_edit(spans: list[EditSpan], start: Fraction, end: Fraction, *, rate: 
         for (index, _), (time, image) in zip(picks, _held_frames(span.media, [source for _, source in picks])):
             rgb[index], times[index] = picture(image), time
         covered += len(picks)
-    if not covered:
+    if not covered and require_video:
         raise InputVideoError(
             f"There is no video in {float(start):.3f}-{float(end):.3f} s: foley is generated from pictures. "
             "Select a range that contains video clips."
         )
-    return Frames(rgb=rgb, times=tuple(times), start=start, end=end)
+    return Frames(rgb=rgb, times=tuple(times), start=start, end=end, rate=rate)
 
 
 def decode_frames(
@@ -259,4 +282,4 @@ def decode_frames(
         raise InputVideoError(f"No frame of {info.path.name} falls in {float(start):.3f}-{float(end):.3f} s.")
     held = _held_frames(info.path, targets)
     rgb = np.stack([fit_square(image, size) for _, image in held])
-    return Frames(rgb=rgb, times=tuple(time for time, _ in held), start=start, end=end)
+    return Frames(rgb=rgb, times=tuple(time for time, _ in held), start=start, end=end, rate=rate)

@@ -384,7 +384,8 @@ class QtFoleyPanel(QWidget):
     # -- model -> view ----------------------------------------------------------------------------------------
 
     def _update_project(self, _=None) -> None:
-        self.project_label.setText(self.model.project_name or "No project")
+        self.project_label.setText(Path(self.model.project_name).name or "No project")
+        self.project_label.setToolTip(self.model.project_name)
         self.timeline._update()
 
     def _update_selection(self, selection) -> None:
