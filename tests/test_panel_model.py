@@ -75,8 +75,10 @@ def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, monke
     model.undo_place()
     assert project.read_bytes() == original and seen["placed"][-1] is None
 
-    stems = model.export(tmp_path / "stems", "online")
+    manifest = model.export(tmp_path / "stems", "online")
+    stems = [tmp_path / "stems" / stem["file"] for stem in manifest["stems"]]
     assert [read_time_reference(p) for p in stems] == [round(Fraction(20, 25) * 48000)] * 2
+    assert model.export(tmp_path / "stems") == {} and "already exists" in seen["message"][-1]
 
     model.update_settings(lock_seed=True, seed=3)
     locked = model.generate()

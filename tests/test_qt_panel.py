@@ -88,8 +88,8 @@ def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
     qtbot.addWidget(dialog)
     dialog.show()
     screenshot(dialog, "panel-export")
-    stems = model.export(Path(dialog.folder.text()), dialog.loudness.currentData(), dialog.ceiling.value())
-    assert len(stems) == 2 and all(p.is_file() for p in stems)
+    manifest = model.export(Path(dialog.folder.text()), dialog.loudness.currentData(), dialog.ceiling.value())
+    assert len(manifest["stems"]) == 2 and (tmp_path / "stems" / "mixdown_48k.wav").is_file()
     panel.close()
 
 

@@ -108,3 +108,15 @@ def test_seam_metric_passes_equal_power_joins_and_catches_bad_ones():
 
     spliced = np.concatenate([pieces[0][1][:80000], 4 * pieces[1][1][:80000]])
     assert seam_report(spliced, [80000], 16000)["worst_flux_ratio"] > 3.0  # a hard splice with a level jump
+
+
+def test_variable_frame_rate_range_is_exact_by_timestamps(tmp_path, tiny):
+    # frames at irregular times (a phone clip): the range ends on a frame's own timestamp
+    times = [Fraction(0)]
+    for i in range(1, 400):
+        times.append(times[-1] + (Fraction(1, 30) if i % 3 else Fraction(1, 20)))
+    images = [np.full((48, 64, 3), 40 + i % 100, np.uint8) for i in range(len(times))]
+    video = write_video(tmp_path / "vfr.mp4", images, times, Fraction(30))
+    start, end = times[7], times[371]  # 12.23 s: two windows
+    result = generate(edit_of(video, start, end), components=tiny, sampling=ONE_STEP)
+    assert result.variants[0].audio.shape == (range_samples(start, end, 16000),) and len(result.joins) == 1

@@ -11,6 +11,8 @@ from engine import __version__
 from engine.cli import add_engine_commands
 from engine.client import EngineError
 from engine.errors import FoleyError
+from export.commands import add_export_commands
+from export.stems import ExportError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
     add_host_commands(sub, add_engine_commands(sub))
+    add_export_commands(sub)
     panel = sub.add_parser("panel", help="open the Foley Desk panel (Qt) next to your editor")
     panel.add_argument("project", nargs="?", help="a project file to open")
     panel.add_argument("--engine", help="engine URL (default: the local engine, started if needed)")
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except (FoleyError, EngineError, HostError, ValueError) as exc:
+    except (FoleyError, EngineError, HostError, ExportError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

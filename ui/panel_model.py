@@ -16,12 +16,13 @@ import opentimelineio as otio
 import soundfile
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from editor_plugin.contract import Placement, Selection, WriteReport, seconds
+from editor_plugin.contract import Placement, Selection, WriteReport, exact_rate, seconds
 from editor_plugin.errors import HostError
 from editor_plugin import resolve
 from editor_plugin.hosts import bridge_for
 from editor_plugin.project_files import restore
-from export.stems import LOUDNESS_PRESETS, write_stem
+from export.package import export_package, stem_input
+from export.stems import ExportError
 from ui.events import Events
 
 logger = logging.getLogger(__name__)
@@ -307,15 +308,16 @@ class PanelModel:
         self.events.placed.emit(None)
         self.events.message.emit("Placement undone: the project is as it was before.")
 
-    def export(self, folder: Path, loudness: str = "broadcast", ceiling: float = -1.0) -> list[Path]:
-        """Each variant as a 48 kHz BWF stem stamped with its record position (timeline start included)."""
-        folder.mkdir(parents=True, exist_ok=True)
+    def export(self, folder: Path, loudness: str = "broadcast", ceiling: float = -1.0) -> dict:
+        """All variants as a stem package (48 kHz BWF stems stamped with their timeline positions, mixdown,
+        StemSet.1 manifest, OTIO); `folder` must be new."""
         origin = seconds(self.timeline.global_start_time) if self.timeline.global_start_time else Fraction(0)
-        written = []
-        for variant in self.variants:
-            out = folder / f"{variant.wav.stem}_48k.wav"
-            write_stem(variant.wav, out, origin + seconds(variant.record_start), target=LOUDNESS_PRESETS[loudness],
-                       ceiling=ceiling, description=f"Foley Desk {variant.wav.stem}")
-            written.append(out)
-        self.events.message.emit(f"Exported {len(written)} stem(s) to {folder}.")
-        return written
+        inputs = [stem_input(v.wav, seconds(v.record_start)) for v in self.variants]
+        try:
+            manifest = export_package(inputs, folder, loudness=loudness, ceiling=ceiling, timeline_start=origin,
+                                      rate=exact_rate(self.rate()))
+        except ExportError as exc:
+            self.events.message.emit(str(exc))
+            return {}
+        self.events.message.emit(f"Exported {len(manifest['stems'])} stem(s) and a mixdown to {folder}.")
+        return manifest

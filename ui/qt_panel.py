@@ -1,6 +1,7 @@
 """Thin Qt views over `PanelModel`: timeline, generation, jobs, variants with audition, place, export."""
 
 import functools
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -509,7 +510,7 @@ class QtFoleyPanel(QWidget):
                 return
 
     def _export(self) -> None:
-        dialog = QtExportDialog(self.model.output / "stems", self)
+        dialog = QtExportDialog(self.model.output / time.strftime("stems-%Y%m%d-%H%M%S"), self)
         if dialog.exec() == QDialog.Accepted:
             self.model.export(Path(dialog.folder.text()), dialog.loudness.currentData(), dialog.ceiling.value())
 

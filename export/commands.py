@@ -1,0 +1,48 @@
+"""`foley export`: stems, mixdown, manifest and OTIO for generated foley, optionally muxed into the video."""
+
+import argparse
+from fractions import Fraction
+from pathlib import Path
+
+from export.package import export_package, stem_input
+from export.stems import DEFAULT_CEILING, LOUDNESS_PRESETS
+
+
+def timecode_seconds(text: str, rate: Fraction) -> Fraction:
+    """hh:mm:ss:ff (non-drop) or seconds, as exact seconds."""
+    parts = text.replace(";", ":").split(":")
+    if len(parts) == 4:
+        hours, minutes, secs, frames = (int(p) for p in parts)
+        return hours * 3600 + minutes * 60 + secs + Fraction(frames) / round(rate)
+    return Fraction(text)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    rate = Fraction(args.rate)
+    if args.at is not None and len(args.wav) != 1:
+        raise ValueError("--at places one WAV; give one WAV, or leave --at out and let the sidecars say.")
+    inputs = [stem_input(Path(w), Fraction(args.at) if args.at is not None else None) for w in args.wav]
+    manifest = export_package(inputs, Path(args.output), loudness=args.loudness, ceiling=args.ceiling,
+                              timeline_start=timecode_seconds(args.timeline_start, rate), rate=rate,
+                              video=Path(args.mux) if args.mux else None, keep_original_audio=not args.replace_audio)
+    print(f"{args.output}: {len(manifest['stems'])} stem(s), mixdown, stems.json, stems.otio"
+          + (f", {manifest['muxed']['file']}" if "muxed" in manifest else ""))
+    level = manifest["mixdown"]["loudness"]
+    if level["integrated_lufs"] is not None:
+        print(f"mixdown {level['integrated_lufs']:.1f} LUFS, true peak {level['true_peak_dbtp']:.1f} dBTP"
+              + (" (held under the ceiling, below the target)" if level["limited_by_ceiling"] else ""))
+
+
+def add_export_commands(sub) -> None:
+    export = sub.add_parser("export", help="stems (48 kHz BWF), mixdown, manifest, OTIO; optionally mux into a video")
+    export.add_argument("wav", nargs="+", help="generated foley WAVs (their .json sidecars give the positions)")
+    export.add_argument("-o", "--output", required=True, help="new folder for the package")
+    export.add_argument("--loudness", choices=list(LOUDNESS_PRESETS), default="broadcast",
+                        help="EBU R128 target: broadcast -23 LUFS, online -16 LUFS, or none")
+    export.add_argument("--ceiling", type=float, default=DEFAULT_CEILING, help="true-peak ceiling in dBTP (-1)")
+    export.add_argument("--timeline-start", default="0", help="timecode of the timeline start, e.g. 01:00:00:00")
+    export.add_argument("--rate", default="25", help="timeline frame rate (e.g. 25, 30000/1001)")
+    export.add_argument("--at", help="record position in seconds for a WAV without a sidecar")
+    export.add_argument("--mux", metavar="VIDEO", help="also write a copy of VIDEO with the foley as an audio track")
+    export.add_argument("--replace-audio", action="store_true", help="with --mux: drop the video's original audio")
+    export.set_defaults(func=cmd_export)

@@ -1,0 +1,131 @@
+"""A stem package: one 48 kHz BWF per foley clip, a mixdown, a versioned manifest ("StemSet.1"), an OTIO timeline
+referencing the stems, and optionally the foley muxed into a copy of the video. Written to a staging folder
+that is renamed into place only when everything succeeded."""
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+import soundfile
+from opentimelineio.opentime import RationalTime, TimeRange
+
+from engine import __version__
+from export.mux import mux
+from export.stems import DEFAULT_CEILING, LOUDNESS_PRESETS, STEM_RATE, ExportError, normalise, resample, write_bwf, write_stem
+
+logger = logging.getLogger(__name__)
+
+STEMSET_FORMAT = "StemSet.1"
+
+
+@dataclass(frozen=True)
+class StemInput:
+    """A foley WAV and where it sits: seconds from the timeline start, plus its sidecar when there is one."""
+
+    wav: Path
+    record: Fraction
+    sidecar: dict
+
+
+def stem_input(wav: Path, record: Fraction | None = None) -> StemInput:
+    """Read a generated WAV's sidecar; its range start is the record position unless `record` is given."""
+    sidecar_path = wav.with_suffix(".json")
+    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
+    if record is None:
+        if "source" not in sidecar:
+            raise ExportError(f"{wav.name} has no sidecar ({sidecar_path.name}) saying where it belongs; give its "
+                              "position (--at SECONDS).")
+        record = Fraction(sidecar["source"]["start"])
+    if not wav.is_file():
+        raise ExportError(f"{wav} does not exist; generate it again or fix the path.")
+    return StemInput(wav, record, sidecar)
+
+
+def _read_48k(wav: Path) -> np.ndarray:
+    audio, rate = soundfile.read(str(wav), dtype="float64", always_2d=True)
+    return resample(audio.mean(axis=1), rate)
+
+
+def _mixdown(inputs: list[StemInput]) -> tuple[Fraction, np.ndarray]:
+    """All clips summed at their positions, from the earliest start: (start seconds, 48 kHz audio)."""
+    start = min(item.record for item in inputs)
+    pieces = [(math.floor((item.record - start) * STEM_RATE + Fraction(1, 2)), _read_48k(item.wav)) for item in inputs]
+    mix = np.zeros(max(offset + len(audio) for offset, audio in pieces))
+    for offset, audio in pieces:
+        mix[offset : offset + len(audio)] += audio
+    return start, mix
+
+
+def _timeline(entries: list[tuple[str, Fraction, int]], rate: Fraction, origin: Fraction) -> otio.schema.Timeline:
+    """One audio track per file, each clip at its record position, times at the timeline rate."""
+    frames = float(rate)
+    timeline = otio.schema.Timeline(name="Foley stems", global_start_time=RationalTime(float(origin * rate), frames))
+    for name, record, samples in entries:
+        track = otio.schema.Track(name=Path(name).stem, kind=otio.schema.TrackKind.Audio)
+        if record > 0:
+            track.append(otio.schema.Gap(source_range=TimeRange(duration=RationalTime(float(record * rate), frames))))
+        length = TimeRange(RationalTime(0, frames), RationalTime(math.ceil(Fraction(samples, STEM_RATE) * rate), frames))
+        track.append(otio.schema.Clip(name=Path(name).stem, source_range=length,
+                                      media_reference=otio.schema.ExternalReference(target_url=name, available_range=length)))
+        timeline.tracks.append(track)
+    return timeline
+
+
+def export_package(inputs: list[StemInput], folder: Path, *, loudness: str = "broadcast",
+                   ceiling: float = DEFAULT_CEILING, timeline_start: Fraction = Fraction(0), rate: Fraction = Fraction(25),
+                   video: Path | None = None, keep_original_audio: bool = True) -> dict:
+    """Write the package into `folder` (which must not exist yet) and return its manifest."""
+    if not inputs:
+        raise ExportError("Nothing to export: give at least one foley WAV.")
+    if folder.exists():
+        raise ExportError(f"{folder} already exists; choose a new folder so nothing is overwritten.")
+    target = LOUDNESS_PRESETS[loudness]
+    staging = folder.with_name(f".{folder.name}.part")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "stems").mkdir(parents=True)
+    try:
+        stems, entries = [], []
+        for item in inputs:
+            name = f"stems/{item.wav.stem}_48k.wav"
+            level = write_stem(item.wav, staging / name, timeline_start + item.record, target=target, ceiling=ceiling)
+            samples = soundfile.info(str(staging / name)).frames
+            entries.append((name, item.record, samples))
+            sidecar = item.sidecar
+            stems.append({"file": name, "record_start": str(item.record), "samples": samples, "source_wav": str(item.wav),
+                          "seed": sidecar.get("seed"), "model": sidecar.get("model"), "sampler": sidecar.get("sampler"),
+                          "steps": sidecar.get("steps"), "guidance": sidecar.get("guidance"),
+                          "source": sidecar.get("source", {}).get("path"), "licences": sidecar.get("licences", []),
+                          "loudness": level.__dict__})
+        mix_start, mix = _mixdown(inputs)
+        mixed, level = normalise(mix, STEM_RATE, target, ceiling)
+        reference = math.floor((timeline_start + mix_start) * STEM_RATE + Fraction(1, 2))
+        write_bwf(staging / "mixdown_48k.wav", mixed, STEM_RATE, reference, "Foley Desk mixdown", level)
+        entries.append(("mixdown_48k.wav", mix_start, len(mixed)))
+        otio.adapters.write_to_file(_timeline(entries, rate, timeline_start), str(staging / "stems.otio"))
+        manifest = {
+            "format": STEMSET_FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "engine_version": __version__, "timeline_start": str(timeline_start), "rate": str(rate),
+            "loudness": {"preset": loudness, "target_lufs": target, "ceiling_dbtp": ceiling},
+            "stems": stems,
+            "mixdown": {"file": "mixdown_48k.wav", "record_start": str(mix_start), "samples": len(mixed),
+                        "loudness": level.__dict__},
+            "otio": "stems.otio",
+            "licences": sorted({item["licence"] for stem in stems for item in stem["licences"]}),
+        }
+        if video is not None:
+            # the video's own time is the record time: foley from t=0 of the video
+            padded = np.concatenate([np.zeros(math.floor(mix_start * STEM_RATE)), mixed])
+            muxed = mux(video, padded, staging / f"{video.stem}_foley{video.suffix}", keep_original_audio=keep_original_audio)
+            manifest["muxed"] = {"file": muxed.name, "video": str(video), "original_audio": keep_original_audio}
+        (staging / "stems.json").write_text(json.dumps(manifest, indent=2))
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
