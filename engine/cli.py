@@ -16,7 +16,7 @@ from engine.generate import check_request, generate
 from engine.models import EMBEDDED, best_installed, list_models, load_model, models_dir, remove_model
 from engine.output import write_variants
 from engine.sample_video import make_demo_video
-from engine.sampling import StepInfo
+from engine.sampling import SAMPLERS, StepInfo
 from engine.server import serve
 from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video
 
@@ -98,7 +98,9 @@ def run_generation(source: Source, args: argparse.Namespace) -> list[Path]:
     """Generate here or on an engine server, write the variants, print their paths."""
     if args.legacy_frames and len(source.edit) != 1:
         raise ValueError("--legacy-frames samples one video file by the reference's rule; it does not apply to edits.")
-    sampling = SAMPLING_PRESETS["reference"]
+    sampling = SAMPLING_PRESETS[args.preset]
+    if args.sampler is not None:
+        sampling = replace(sampling, sampler=args.sampler)
     if args.steps is not None:
         sampling = replace(sampling, steps=args.steps)
     if args.guidance is not None:
@@ -160,7 +162,7 @@ def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[i
     job = client.submit_frames(
         frames.rgb.tobytes(), count=len(frames.rgb), width=size, height=size, fps=rate, start=str(source.start),
         end=str(source.end), frame_times=[str(t) for t in frames.times], seeds=list(seeds), source=source.name,
-        model=model["name"], steps=sampling.steps, guidance=sampling.guidance,
+        model=model["name"], steps=sampling.steps, guidance=sampling.guidance, sampler=sampling.sampler,
     )
     bar = ProgressBar()
     step_fields = [f.name for f in fields(StepInfo)]
@@ -234,7 +236,10 @@ def _add_generation_options(parser: argparse.ArgumentParser, default_output: str
     parser.add_argument("--variants", type=int, default=1, help="number of variants (seeds seed, seed+1, ...)")
     parser.add_argument("--seed", type=int, help="first seed (random when omitted; always recorded)")
     parser.add_argument("--model", help="installed model name, or 'builtin' (default: best installed)")
-    parser.add_argument("--steps", type=int, help="sampling steps (reference: 300)")
+    parser.add_argument("--preset", choices=list(SAMPLING_PRESETS), default="reference",
+                        help="reference: the published DDPM 300 steps; fast: DPM-Solver++(2M) 25 steps")
+    parser.add_argument("--sampler", choices=list(SAMPLERS), help="override the preset's sampler")
+    parser.add_argument("--steps", type=int, help="override the preset's steps")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (reference: 3)")
     parser.add_argument("--legacy-frames", action="store_true", help="sample frames with the reference's int(fps) rule")
     parser.add_argument("-o", "--output", default=default_output, help="output folder")

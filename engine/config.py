@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
 
-SamplerName = Literal["ddpm"]
+SamplerName = Literal["ddpm", "ddim", "dpmpp_2m"]
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,10 @@ class SamplingConfig:
     guidance: float = 3.0
 
 
-SAMPLING_PRESETS: dict[str, SamplingConfig] = {"reference": SamplingConfig()}
+SAMPLING_PRESETS: dict[str, SamplingConfig] = {
+    "reference": SamplingConfig(),  # the published method
+    "fast": SamplingConfig(sampler="dpmpp_2m", steps=25),  # deterministic 2nd-order ODE solver (bench/speed.py)
+}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import torch
 from engine.config import SAMPLING_PRESETS, ModelConfig, SamplingConfig
 from engine.errors import FoleyError, UnsupportedRangeError
 from engine.models import Components
-from engine.sampling import StepInfo, get_alphas_cumprod, get_timesteps_leading, sample_ddpm
+from engine.sampling import SAMPLERS, StepInfo, get_alphas_cumprod, get_timesteps_leading, row_noise
 from engine.unet import GuidedDenoiser
 from engine.vae import decode
 from engine.video import EditFrames, Frames
@@ -90,17 +90,16 @@ def check_frames(frames: Frames, config: ModelConfig) -> None:
 def _sample_latents(
     components: Components, context: torch.Tensor, sampling: SamplingConfig, timesteps: list[int], seeds, report
 ) -> torch.Tensor:
-    """One latent per seed; each seed seeds both the start noise and the per-step noise of its variant."""
+    """All variants in one batch; each seed seeds its row's start noise and step noise, so a variant equals the
+    same seed sampled alone (up to batch-size rounding)."""
     alphas_cumprod = get_alphas_cumprod(components.config.scheduler)
     model = GuidedDenoiser(components.modules["unet"], context[None], sampling.guidance, alphas_cumprod)
-    latents = []
-    for index, seed in enumerate(seeds):
-        report("sample", 0, sampling.steps, index)
-        generator = torch.Generator().manual_seed(seed)
-        x = torch.randn((1, *components.config.latent_shape), generator=generator)
-        progress = functools.partial(report, "sample", total=sampling.steps, variant=index)
-        latents.append(sample_ddpm(model, x, timesteps, alphas_cumprod, generator=generator, callback=progress))
-    return torch.cat(latents)
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    x = row_noise(torch.empty((len(seeds), *components.config.latent_shape)), generators)
+    report("sample", 0, sampling.steps)
+    progress = functools.partial(report, "sample", total=sampling.steps)
+    sampler = SAMPLERS[sampling.sampler]
+    return sampler(model, x, timesteps, alphas_cumprod, generators=generators, callback=progress)
 
 
 def _generate_window(part: Frames, components: Components, sampling: SamplingConfig, timesteps: list[int],

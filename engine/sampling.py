@@ -1,10 +1,12 @@
-"""Sampler: ancestral DDPM (Ho et al. 2020, eq. 6-7) over a discrete schedule, written as an open loop.
+"""Samplers over a discrete VP schedule, each an open loop with one contract:
 
-A sampler takes `model(x, t) -> denoised x0`, the start latent, the timesteps and a generator, and
-returns the final latent. Schedules are separate functions.
+    sample_x(model, x, timesteps, alphas_cumprod, *, generators, callback) -> x
+
+where `model(x, t) -> denoised x0`, `x` is the batch of start latents and `generators` holds one
+`torch.Generator` per batch row (stochastic samplers draw each row's noise from its own generator, so a
+variant in a batch equals the same seed run alone). Schedules are separate functions.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,22 +53,60 @@ def ddpm_step(
     return mean + variance**0.5 * noise
 
 
-def sample_ddpm(
-    model: Callable[[torch.Tensor, int], torch.Tensor],
-    x: torch.Tensor,
-    timesteps: list[int],
-    alphas_cumprod: torch.Tensor,
-    *,
-    generator: torch.Generator,
-    callback: Callable[[int], None] | None = None,
-) -> torch.Tensor:
-    """Ancestral DDPM from `x` at timesteps[0] down to a clean latent; noise is drawn from `generator`."""
-    one = torch.tensor(1.0)
+def row_noise(x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    """Standard normal noise shaped like `x`, each batch row from its own generator."""
+    return torch.cat([torch.randn((1, *x.shape[1:]), generator=g, dtype=x.dtype) for g in generators])
+
+
+def _prev_alpha_prod(alphas_cumprod: torch.Tensor, timesteps: list[int], i: int) -> torch.Tensor:
+    """alpha_prod of the step after timesteps[i]; 1 (clean) after the last."""
+    return alphas_cumprod[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.tensor(1.0)
+
+
+def sample_ddpm(model, x, timesteps, alphas_cumprod, *, generators, callback=None) -> torch.Tensor:
+    """Ancestral DDPM (Ho et al. 2020, eq. 6-7) from `x` at timesteps[0] down to a clean latent."""
     for i, t in enumerate(timesteps):
         denoised = model(x, t)
-        alpha_prod_prev = alphas_cumprod[timesteps[i + 1]] if i + 1 < len(timesteps) else one
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-        x = ddpm_step(x, denoised, alphas_cumprod[t], alpha_prod_prev, noise)
+        x = ddpm_step(x, denoised, alphas_cumprod[t], _prev_alpha_prod(alphas_cumprod, timesteps, i), row_noise(x, generators))
         if callback is not None:
             callback(i + 1)
     return x
+
+
+def sample_ddim(model, x, timesteps, alphas_cumprod, *, generators=None, callback=None) -> torch.Tensor:
+    """Deterministic DDIM (Song et al. 2021, eta = 0): the Euler method on the probability-flow ODE in
+    (x / alpha, sigma / alpha) coordinates, so it also serves as the "Euler" sampler."""
+    for i, t in enumerate(timesteps):
+        denoised = model(x, t)
+        alpha_prod, alpha_prod_prev = alphas_cumprod[t], _prev_alpha_prod(alphas_cumprod, timesteps, i)
+        eps = (x - alpha_prod**0.5 * denoised) / (1 - alpha_prod) ** 0.5
+        x = alpha_prod_prev**0.5 * denoised + (1 - alpha_prod_prev) ** 0.5 * eps
+        if callback is not None:
+            callback(i + 1)
+    return x
+
+
+def sample_dpmpp_2m(model, x, timesteps, alphas_cumprod, *, generators=None, callback=None) -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): second-order multistep on the data prediction, first
+    order on the first step and on the final step into sigma = 0."""
+    previous = None  # (denoised, h) of the last step
+    for i, t in enumerate(timesteps):
+        denoised = model(x, t)
+        alpha_prod, alpha_prod_prev = alphas_cumprod[t], _prev_alpha_prod(alphas_cumprod, timesteps, i)
+        alpha, sigma = alpha_prod**0.5, (1 - alpha_prod) ** 0.5
+        alpha_prev, sigma_prev = alpha_prod_prev**0.5, (1 - alpha_prod_prev) ** 0.5
+        ratio = (sigma_prev / alpha_prev) / (sigma / alpha)  # exp(-h), h = lambda_prev - lambda
+        final = bool(sigma_prev == 0)
+        h = None if final else -torch.log(ratio)
+        estimate = denoised
+        if previous is not None and not final:
+            r = previous[1] / h
+            estimate = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * previous[0]
+        x = (sigma_prev / sigma) * x - alpha_prev * (ratio - 1) * estimate
+        previous = (denoised, h)
+        if callback is not None:
+            callback(i + 1)
+    return x
+
+
+SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "dpmpp_2m": sample_dpmpp_2m}

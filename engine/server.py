@@ -37,6 +37,7 @@ from engine.client import API, DISCOVERY_FORMAT, FRAMES_CONTENT_TYPE, FRAMES_FOR
 from engine.config import SAMPLING_PRESETS, SamplingConfig
 from engine.errors import FoleyError
 from engine.jobs import FINAL_STATES, JobNotDone, JobRunner, JobSpec, QueueFull, UnknownJob
+from engine.sampling import SAMPLERS
 from engine.models import EMBEDDED, EMBEDDED_LICENCES, best_installed, list_models, model_config
 from engine.video import EditSpan, Frames, fit_frames
 
@@ -74,16 +75,19 @@ def _fraction(value, name: str) -> Fraction:
 
 
 def _sampling(payload: dict) -> SamplingConfig:
-    sampling = SAMPLING_PRESETS["reference"]
+    preset = payload.get("preset", "reference")
+    if preset not in SAMPLING_PRESETS:
+        raise ValueError(f"preset '{preset}' is unknown; use one of {', '.join(SAMPLING_PRESETS)}.")
+    sampling = SAMPLING_PRESETS[preset]
     sampler = payload.get("sampler", sampling.sampler)
-    if sampler != sampling.sampler:
-        raise ValueError(f"sampler '{sampler}' is not available; this engine offers '{sampling.sampler}'.")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler '{sampler}' is not available; this engine offers {', '.join(SAMPLERS)}.")
     steps, guidance = payload.get("steps", sampling.steps), payload.get("guidance", sampling.guidance)
     if not isinstance(steps, int) or isinstance(steps, bool):
         raise ValueError(f"'steps' must be a whole number; got {steps!r}.")
     if not isinstance(guidance, (int, float)) or isinstance(guidance, bool):
         raise ValueError(f"'guidance' must be a number; got {guidance!r}.")
-    return replace(sampling, steps=steps, guidance=float(guidance))
+    return replace(sampling, sampler=sampler, steps=steps, guidance=float(guidance))
 
 
 def _seeds(payload: dict) -> tuple[int, ...]:

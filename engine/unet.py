@@ -56,9 +56,11 @@ class GuidedDenoiser:
 
     @torch.inference_mode()
     def velocity(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        batch = x.shape[0]
+        context = self.context.repeat_interleave(batch, dim=0)  # [uncond] * batch + [cond] * batch
         if self.guidance == 1.0:
-            return self.unet(x, t, encoder_hidden_states=self.context).sample
-        v_uncond, v_cond = self.unet(torch.cat([x, x]), t, encoder_hidden_states=self.context).sample.chunk(2)
+            return self.unet(x, t, encoder_hidden_states=context).sample
+        v_uncond, v_cond = self.unet(torch.cat([x, x]), t, encoder_hidden_states=context).sample.chunk(2)
         return v_uncond + self.guidance * (v_cond - v_uncond)
 
     def __call__(self, x: torch.Tensor, t: int) -> torch.Tensor:

@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import pytest
 
+from engine.config import SamplingConfig
 from export.stems import read_time_reference
 from tests.engine_process import engine_with_test_model
 from tests.projects import kdenlive_project
@@ -24,7 +25,8 @@ def engine(tmp_path_factory):
 
 def run_like_the_worker(client, model, request, etas):
     job = client.submit_edit(request.edit, str(request.start), str(request.end), seeds=request.seeds,
-                             source=request.source, model=request.model, steps=request.steps, guidance=request.guidance)
+                             source=request.source, model=request.model, steps=request.steps, guidance=request.guidance,
+                             sampler=request.sampler)
     model.job_submitted(request.key, job["id"])
 
     def on_event(event):
@@ -36,7 +38,7 @@ def run_like_the_worker(client, model, request, etas):
 
 
 def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, monkeypatch):
-    monkeypatch.setitem(panel_model.QUALITY_STEPS, "fast", 3)  # a short loop keeps the test quick
+    monkeypatch.setitem(panel_model.QUALITY, "fast", SamplingConfig("dpmpp_2m", 3))  # a short loop keeps it quick
     project = kdenlive_project(tmp_path, Fraction(25))
     original = project.read_bytes()
     model = PanelModel(tmp_path / "out")

@@ -17,6 +17,7 @@ from engine.client import EngineClient  # noqa: E402
 from tests.engine_process import engine_with_test_model  # noqa: E402
 from tests.fakes.player import RecordingPlayer  # noqa: E402
 from tests.projects import kdenlive_project  # noqa: E402
+from engine.config import SamplingConfig  # noqa: E402
 from ui import panel_model  # noqa: E402
 from ui.panel_model import PanelModel  # noqa: E402
 from ui.qt_panel import RULER_HEIGHT, TRACK_HEIGHT, QtExportDialog, QtFoleyPanel  # noqa: E402
@@ -37,7 +38,7 @@ def screenshot(widget, name: str) -> None:
 
 
 def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
-    monkeypatch.setitem(panel_model.QUALITY_STEPS, "fast", 3)
+    monkeypatch.setitem(panel_model.QUALITY, "fast", SamplingConfig("dpmpp_2m", 3))
     project = kdenlive_project(tmp_path, Fraction(25))
     model = PanelModel(tmp_path / "out")
     player = RecordingPlayer()

@@ -1,11 +1,12 @@
-"""DDPM sampler: schedule, one closed-form step, and the full loop against diffusers' own scheduler."""
+"""Samplers: schedule, one closed-form DDPM step, and full loops against diffusers' own schedulers."""
 
 import numpy as np
 import torch
-from diffusers import DDPMScheduler
+import pytest
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
 from engine.config import SchedulerConfig
-from engine.sampling import ddpm_step, get_alphas_cumprod, get_timesteps_leading, sample_ddpm
+from engine.sampling import ddpm_step, get_alphas_cumprod, get_timesteps_leading, sample_ddim, sample_ddpm, sample_dpmpp_2m
 
 CONFIG = SchedulerConfig()
 
@@ -75,7 +76,7 @@ def test_full_loop_equals_diffusers_ddpm_scheduler():
     generator = torch.Generator().manual_seed(3)
     x = torch.randn((1, 8, 16, 4), generator=generator)
     with torch.no_grad():
-        ours = sample_ddpm(denoiser, x.clone(), timesteps, alphas, generator=generator)
+        ours = sample_ddpm(denoiser, x.clone(), timesteps, alphas, generators=[generator])
 
     scheduler = diffusers_scheduler()
     scheduler.set_timesteps(steps)
@@ -92,5 +93,50 @@ def test_callback_sees_every_step_in_order():
     seen = []
     alphas = get_alphas_cumprod(CONFIG)
     sample_ddpm(lambda x, t: x * 0, torch.zeros(1, 1, 2, 2), get_timesteps_leading(CONFIG, 10), alphas,
-                generator=torch.Generator().manual_seed(0), callback=seen.append)
+                generators=[torch.Generator().manual_seed(0)], callback=seen.append)
     assert seen == list(range(1, 11))
+
+
+SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                prediction_type="v_prediction", steps_offset=1, timestep_spacing="leading")
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [
+    (sample_ddim, DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=True)),
+    (sample_dpmpp_2m, DPMSolverMultistepScheduler(**SCHEDULE, algorithm_type="dpmsolver++", solver_order=2,
+                                                  final_sigmas_type="zero")),
+], ids=["ddim", "dpmpp_2m"])
+def test_fast_samplers_equal_diffusers_schedulers(ours, theirs):
+    velocity = ToyVelocity()
+    alphas = get_alphas_cumprod(CONFIG)
+    theirs.set_timesteps(25)
+    timesteps = [int(t) for t in theirs.timesteps]
+
+    def denoiser(x, t):
+        return alphas[t] ** 0.5 * x - (1 - alphas[t]) ** 0.5 * velocity(x, t)
+
+    x = torch.randn((2, 8, 16, 4), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        mine = ours(denoiser, x.clone(), timesteps, alphas)
+        latents = x.clone()
+        for t in theirs.timesteps:
+            latents = theirs.step(velocity(latents, int(t)), t, latents).prev_sample
+    torch.testing.assert_close(mine, latents, rtol=1e-4, atol=1e-4)
+
+
+def test_a_row_in_a_batch_equals_its_seed_alone():
+    velocity = ToyVelocity()
+    alphas = get_alphas_cumprod(CONFIG)
+    timesteps = get_timesteps_leading(CONFIG, 20)
+
+    def denoiser(x, t):
+        return alphas[t] ** 0.5 * x - (1 - alphas[t]) ** 0.5 * velocity(x, t)
+
+    def run(seeds):
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        x = torch.cat([torch.randn((1, 8, 16, 4), generator=g) for g in generators])
+        with torch.no_grad():
+            return sample_ddpm(denoiser, x, timesteps, alphas, generators=generators)
+
+    batch = run([7, 8, 9, 10])
+    torch.testing.assert_close(batch[2:3], run([9]), rtol=1e-5, atol=1e-5)

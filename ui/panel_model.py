@@ -19,6 +19,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from editor_plugin.contract import Placement, Selection, WriteReport, exact_rate, seconds
 from editor_plugin.errors import HostError
 from editor_plugin import resolve
+from engine.config import SAMPLING_PRESETS
 from editor_plugin.hosts import bridge_for
 from editor_plugin.project_files import restore
 from export.package import export_package, stem_input
@@ -27,7 +28,7 @@ from ui.events import Events
 
 logger = logging.getLogger(__name__)
 
-QUALITY_STEPS = {"fast": 50, "reference": 300}  # DDPM steps; the reference method uses 300
+QUALITY = {name: SAMPLING_PRESETS[name] for name in ("fast", "reference")}
 THUMBNAIL_BINS = 160
 
 
@@ -66,6 +67,7 @@ class GenerateRequest:
     start: Fraction
     end: Fraction
     seeds: list[int]
+    sampler: str
     steps: int
     guidance: float
     model: str | None
@@ -206,7 +208,8 @@ class PanelModel:
             edit=[{"media": str(s.media), "record_start": str(s.record_start), "record_end": str(s.record_end),
                    "source_start": str(s.source_start)} for s in self.selection.edit()],
             start=start, end=end, seeds=[settings.seed + i for i in range(settings.variants)],
-            steps=QUALITY_STEPS[settings.quality], guidance=settings.guidance, model=settings.model,
+            sampler=QUALITY[settings.quality].sampler, steps=QUALITY[settings.quality].steps,
+            guidance=settings.guidance, model=settings.model,
             source=self.project_name, record_start=self.selection.record.start_time,
         )
         self._next_key += 1
@@ -229,11 +232,11 @@ class PanelModel:
         elif event["event"] == "progress":
             job.state, job.stage, job.step, job.total = "running", event["stage"], event["step"], event["total"]
             job.variant, job.variants = event["variant"], event["variants"]
-            if job.stage == "sample":
+            if job.stage == "sample":  # all variants sample together, window after window
                 now = time.monotonic()
                 job.sample_started = job.sample_started or now
-                done = job.variant * job.total + job.step
-                remaining = job.variants * job.total - done
+                done = event["window"] * job.total + job.step
+                remaining = event["windows"] * job.total - done
                 job.eta_seconds = (now - job.sample_started) / done * remaining if done else None
         self.events.jobs.emit(self.jobs)
 

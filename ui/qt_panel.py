@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from editor_plugin.contract import seconds
 from engine.video import EditSpan, decode_edit
 from export.stems import LOUDNESS_PRESETS
-from ui.panel_model import QUALITY_STEPS, PanelModel, VariantRow
+from ui.panel_model import QUALITY, PanelModel, VariantRow
 from ui.player import AudioUnavailable, Player
 from ui.worker import EngineWorker
 
@@ -279,8 +279,8 @@ class QtFoleyPanel(QWidget):
         self.lock_seed = QCheckBox("Lock")
         self.shuffle_button = QPushButton("Shuffle")
         self.quality = QComboBox()
-        for name, steps in QUALITY_STEPS.items():
-            self.quality.addItem(f"{name} ({steps} steps)", name)
+        for name, sampling in QUALITY.items():
+            self.quality.addItem(f"{name} ({sampling.sampler}, {sampling.steps} steps)", name)
         self.guidance = QDoubleSpinBox()
         self.guidance.setRange(1.0, 20.0)
         self.guidance.setSingleStep(0.5)
@@ -409,7 +409,7 @@ class QtFoleyPanel(QWidget):
             widget.blockSignals(False)
         self.lock_seed.setChecked(settings.lock_seed)
         self.guidance.setValue(settings.guidance)
-        self.quality.setCurrentIndex(list(QUALITY_STEPS).index(settings.quality))
+        self.quality.setCurrentIndex(list(QUALITY).index(settings.quality))
 
     def _update_jobs(self, jobs) -> None:
         self.jobs.clear()
