@@ -45,6 +45,14 @@ def test_skipping_the_unconditional_cross_attention_is_exact():
     # and guidance really mixes in an unconditional branch that differs from the conditional one
     c = GuidedDenoiser(full, context, 1.0, alphas)(x, 601)
     assert (a - c).abs().max() > 1e-4
+    # K/V of the context are reused across steps of one job, and recomputed for a new job's context
+    denoiser = GuidedDenoiser(skipping, context, 3.0, alphas)
+    batch = torch.cat([x, torch.randn_like(x)])
+    first, again = denoiser(batch, 601), denoiser(batch, 301)
+    torch.testing.assert_close(again, GuidedDenoiser(full, context, 3.0, alphas)(batch, 301), rtol=0, atol=1e-5)
+    other = torch.randn_like(context)
+    torch.testing.assert_close(GuidedDenoiser(skipping, other, 3.0, alphas)(x, 601),
+                               GuidedDenoiser(full, other, 3.0, alphas)(x, 601), rtol=0, atol=1e-5)
 
 
 def test_vae_and_vocoder_shapes(tiny):
