@@ -18,6 +18,7 @@ from engine.output import write_variants
 from engine.sample_video import make_demo_video
 from engine.sampling import SAMPLERS, StepInfo
 from engine.server import serve
+from engine.vision_encoder import export_onnx
 from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video
 
 logger = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def run_generation(source: Source, args: argparse.Namespace) -> list[Path]:
 
 
 def _generate_here(source: Source, sampling: SamplingConfig, seeds: tuple[int, ...], args) -> list[Path]:
-    components = load_model(args.model or best_installed())
+    components = load_model(args.model or best_installed(), Path(args.encoder) if args.encoder else None)
     config = components.config
     _announce(components.name, components.licences, components.trained, sampling, seeds)
     check_request(source.start, source.end, config, sampling, seeds)
@@ -220,6 +221,12 @@ def _print_installed(manifest: dict) -> None:
         print(f"  {item['component']}: {item['licence']}")
 
 
+def cmd_models_export_encoder(args: argparse.Namespace) -> None:
+    components = load_model(args.name)
+    path = export_onnx(components.modules["vision"], Path(args.output), args.precision)
+    print(f"{path} ({args.precision}); use it with `foley generate --encoder {path}`")
+
+
 def cmd_models_list(args: argparse.Namespace) -> None:
     print(f"{EMBEDDED}: built-in tiny model (untrained), always available")
     for manifest in list_models():
@@ -241,6 +248,7 @@ def _add_generation_options(parser: argparse.ArgumentParser, default_output: str
     parser.add_argument("--sampler", choices=list(SAMPLERS), help="override the preset's sampler")
     parser.add_argument("--steps", type=int, help="override the preset's steps")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (reference: 3)")
+    parser.add_argument("--encoder", metavar="ONNX", help="run the vision encoder from this ONNX export (onnxruntime)")
     parser.add_argument("--legacy-frames", action="store_true", help="sample frames with the reference's int(fps) rule")
     parser.add_argument("-o", "--output", default=default_output, help="output folder")
     parser.add_argument("--engine", metavar="URL",
@@ -284,6 +292,12 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     pull.add_argument("--force", action="store_true")
     pull.set_defaults(func=cmd_models_pull)
     models.add_parser("list", help="list installed models").set_defaults(func=cmd_models_list)
+    onnx = models.add_parser("export-encoder", help="export a model's vision encoder to ONNX (fp32, fp16, int8)")
+    onnx.add_argument("name", help="installed model name, or 'builtin'")
+    onnx.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
+                      help="fp16 for GPUs (TensorRT/CUDA), int8 (dynamic quantisation) for CPUs")
+    onnx.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    onnx.set_defaults(func=cmd_models_export_encoder)
     rm = models.add_parser("remove", help="remove an installed model")
     rm.add_argument("name")
     rm.set_defaults(func=cmd_models_remove)

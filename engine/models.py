@@ -16,7 +16,7 @@ from engine.config import PRESETS, TINY, ModelConfig
 from engine.errors import CheckpointError, ModelNotInstalledError
 from engine.unet import build_unet
 from engine.vae import VAEDecoder
-from engine.vision_encoder import VideoFeatureExtractor
+from engine.vision_encoder import OnnxVisionEncoder, VideoFeatureExtractor
 from engine.vocoder import build_vocoder
 
 logger = logging.getLogger(__name__)
@@ -97,8 +97,18 @@ def model_config(name: str) -> ModelConfig:
     return replace(base, vision=replace(base.vision, frame_pe=manifest.get("frame_pe", False)))
 
 
-def load_model(name: str) -> Components:
-    """Load an installed model with a strict key check, or the embedded default for `builtin`."""
+def load_model(name: str, encoder: Path | None = None) -> Components:
+    """Load an installed model with a strict key check, or the embedded default for `builtin`; with `encoder`,
+    its vision encoder runs from that ONNX export (`foley models export-encoder`) on onnxruntime."""
+    components = _load(name)
+    if encoder is not None:
+        if not encoder.is_file():
+            raise ModelNotInstalledError(f"No ONNX encoder at {encoder}; make one with `foley models export-encoder`.")
+        components.modules["vision"] = OnnxVisionEncoder(encoder)
+    return components
+
+
+def _load(name: str) -> Components:
     if name == EMBEDDED:
         return embedded_default()
     manifest = installed_manifest(name)

@@ -1,7 +1,10 @@
 """Vision encoder: CLIP ViT `image_embeds` per frame, optional frame position table, linear to context width."""
 
+import copy
 import logging
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
@@ -42,16 +45,68 @@ class VideoFeatureExtractor(nn.Module):
         pe = sinusoidal_table(config.pe_max_frames, config.projection_dim) if config.frame_pe else None
         self.register_buffer("frame_pe", pe, persistent=False)
 
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Frames [T, 3, S, S] in [0, 1] -> context tokens [T, embedding_dim] (one per frame)."""
+        embeds = self.clip_vision(pixel_values=pixels).image_embeds
+        if self.frame_pe is not None:
+            embeds = embeds + self.frame_pe[: embeds.shape[0]]
+        return self.linear_layer(embeds)
+
+
+class OnnxVisionEncoder:
+    """The same encoder exported to ONNX, run by onnxruntime on the best provider that actually started."""
+
+    def __init__(self, path: Path, providers: list[str] | None = None):
+        import onnxruntime  # optional extra: `pip install foley-desk[onnx]` (or [gpu])
+
+        available = onnxruntime.get_available_providers()
+        wanted = [p for p in providers or PROVIDER_ORDER if p in available]
+        options = {"TensorrtExecutionProvider": {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
+                                                 "trt_engine_cache_path": str(path.parent / "trt-cache")}}
+        self.session = onnxruntime.InferenceSession(str(path), providers=[(p, options.get(p, {})) for p in wanted])
+        self.providers = self.session.get_providers()
+        # onnxruntime-gpu lists CUDA/TensorRT even without a GPU; what started is what counts
+        if wanted and self.providers[0] != wanted[0]:
+            logger.warning("onnxruntime could not start %s; running the vision encoder on %s", wanted[0],
+                           self.providers[0])
+        self.input = self.session.get_inputs()[0]
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        dtype = np.float16 if self.input.type == "tensor(float16)" else np.float32
+        (context,) = self.session.run(None, {self.input.name: pixels.numpy().astype(dtype)})
+        return torch.from_numpy(context.astype(np.float32))
+
+
+PROVIDER_ORDER = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
 
 @torch.inference_mode()
-def encode_frames(extractor: VideoFeatureExtractor, pixels: torch.Tensor) -> torch.Tensor:
+def encode_frames(extractor: VideoFeatureExtractor | OnnxVisionEncoder, pixels: torch.Tensor) -> torch.Tensor:
     """Frames [T, 3, S, S] in [0, 1] -> context tokens [T, embedding_dim] (one per frame)."""
-    embeds = extractor.clip_vision(pixel_values=pixels).image_embeds
-    if extractor.frame_pe is not None:
-        if embeds.shape[0] > extractor.frame_pe.shape[0]:
-            raise ValueError(
-                f"{embeds.shape[0]} frames exceed the model's position table of {extractor.frame_pe.shape[0]}; "
-                "generate a shorter range."
-            )
-        embeds = embeds + extractor.frame_pe[: embeds.shape[0]]
-    return extractor.linear_layer(embeds)
+    table = getattr(extractor, "frame_pe", None)
+    if table is not None and pixels.shape[0] > table.shape[0]:
+        raise ValueError(f"{pixels.shape[0]} frames exceed the model's position table of {table.shape[0]}; "
+                         "generate a shorter range.")
+    return extractor(pixels)
+
+
+def export_onnx(extractor: VideoFeatureExtractor, path: Path, precision: str = "fp32") -> Path:
+    """Write the encoder as ONNX with a dynamic frame axis: fp32, fp16 (weights and activations), or int8
+    (dynamic weight quantisation of the fp32 graph, for CPUs)."""
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ValueError(f"precision '{precision}' is not one of fp32, fp16, int8.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = extractor.clip_vision.config.image_size
+    fp32 = path if precision == "fp32" else path.with_name(f".{path.stem}.fp32.onnx")
+    module = copy.deepcopy(extractor).eval()
+    example = torch.rand(2, 3, size, size)
+    if precision == "fp16":
+        module, example, fp32 = module.half(), example.half(), path
+    torch.onnx.export(module, (example,), str(fp32), input_names=["pixels"], output_names=["context"],
+                      dynamic_axes={"pixels": {0: "frames"}, "context": {0: "frames"}}, opset_version=17, dynamo=False)
+    if precision == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8)
+        fp32.unlink()
+    return path

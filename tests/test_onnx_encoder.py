@@ -1,0 +1,40 @@
+"""The vision encoder exported to ONNX: parity with torch at each precision, dynamic frame count, and use in a run."""
+
+import json
+
+import pytest
+import torch
+
+from engine.vision_encoder import OnnxVisionEncoder, encode_frames, export_onnx
+from ui.cli import main
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory, tiny):
+    folder = tmp_path_factory.mktemp("onnx")
+    return {precision: export_onnx(tiny.modules["vision"], folder / f"enc-{precision}.onnx", precision)
+            for precision in ("fp32", "fp16", "int8")}
+
+
+@pytest.mark.parametrize("frames", [1, 7, 21])
+def test_onnx_encoder_matches_torch(exports, tiny, frames):
+    pixels = torch.rand(frames, 3, 224, 224, generator=torch.Generator().manual_seed(frames))
+    reference = encode_frames(tiny.modules["vision"], pixels)
+    fp32 = OnnxVisionEncoder(exports["fp32"])
+    assert fp32.providers[-1] == "CPUExecutionProvider"
+    torch.testing.assert_close(encode_frames(fp32, pixels), reference, rtol=0, atol=1e-5)
+    torch.testing.assert_close(encode_frames(OnnxVisionEncoder(exports["fp16"]), pixels), reference, rtol=0, atol=5e-3)
+    int8 = encode_frames(OnnxVisionEncoder(exports["int8"]), pixels)
+    assert torch.nn.functional.cosine_similarity(int8, reference, dim=1).min() > 0.99
+
+
+def test_generate_with_the_onnx_encoder(exports, tmp_path, capsys):
+    from engine.sample_video import make_demo_video
+
+    video = make_demo_video(tmp_path / "clip.mp4", seconds=2.0)
+    assert main(["models", "export-encoder", "builtin", "--precision", "int8", "-o", str(tmp_path / "e.onnx")]) == 0
+    assert main(["generate", str(video), "--steps", "1", "--seed", "2", "--encoder", str(tmp_path / "e.onnx"),
+                 "-o", str(tmp_path / "out")]) == 0
+    assert json.loads(next((tmp_path / "out").glob("*.json")).read_text())["steps"] == 1
+    assert main(["generate", str(video), "--encoder", str(tmp_path / "missing.onnx")]) == 2
+    assert "foley models export-encoder" in capsys.readouterr().err
