@@ -13,7 +13,7 @@ from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
 from engine.client import EngineClient, EngineError, read_discovery
 from engine.config import SAMPLING_PRESETS, SamplingConfig
 from engine.generate import check_request, generate
-from engine.models import EMBEDDED, best_installed, list_models, load_model, models_dir, remove_model
+from engine.models import EMBEDDED, best_installed, list_models, load_model, models_dir, place, remove_model
 from engine.output import write_variants
 from engine.sample_video import make_demo_video
 from engine.sampling import SAMPLERS, StepInfo
@@ -117,6 +117,7 @@ def run_generation(source: Source, args: argparse.Namespace) -> list[Path]:
 
 def _generate_here(source: Source, sampling: SamplingConfig, seeds: tuple[int, ...], args) -> list[Path]:
     components = load_model(args.model or best_installed(), Path(args.encoder) if args.encoder else None)
+    components = place(components, args.device, args.precision)
     config = components.config
     _announce(components.name, components.licences, components.trained, sampling, seeds)
     check_request(source.start, source.end, config, sampling, seeds)
@@ -199,7 +200,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     serve(host=args.host, port=args.port, allow_remote=args.allow_remote,
           cache_dir=Path(args.cache) if args.cache else None, max_queue=args.max_queue,
-          max_request_bytes=args.max_request_mb << 20)
+          max_request_bytes=args.max_request_mb << 20, device=args.device, precision=args.precision)
 
 
 def cmd_models_import(args: argparse.Namespace) -> None:
@@ -248,6 +249,9 @@ def _add_generation_options(parser: argparse.ArgumentParser, default_output: str
     parser.add_argument("--sampler", choices=list(SAMPLERS), help="override the preset's sampler")
     parser.add_argument("--steps", type=int, help="override the preset's steps")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (reference: 3)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="UNet precision: auto = fp16 on GPUs, fp32 on CPUs")
     parser.add_argument("--encoder", metavar="ONNX", help="run the vision encoder from this ONNX export (onnxruntime)")
     parser.add_argument("--legacy-frames", action="store_true", help="sample frames with the reference's int(fps) rule")
     parser.add_argument("-o", "--output", default=default_output, help="output folder")
@@ -276,6 +280,9 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     srv.add_argument("--max-queue", type=int, default=8, help="jobs that may wait; more are refused with 429")
     srv.add_argument("--max-request-mb", type=int, default=256, help="largest accepted request body, in MiB")
     srv.add_argument("--cache", help="results folder (default: the user cache dir)")
+    srv.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
+    srv.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                     help="UNet precision: auto = fp16 on GPUs, fp32 on CPUs")
     srv.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="install, list and remove models").add_subparsers(dest="action", required=True)

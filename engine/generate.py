@@ -93,9 +93,11 @@ def _sample_latents(
     """All variants in one batch; each seed seeds its row's start noise and step noise, so a variant equals the
     same seed sampled alone (up to batch-size rounding)."""
     alphas_cumprod = get_alphas_cumprod(components.config.scheduler)
-    model = GuidedDenoiser(components.modules["unet"], context[None], sampling.guidance, alphas_cumprod)
+    model = GuidedDenoiser(components.modules["unet"], context[None], sampling.guidance, alphas_cumprod,
+                           components.dtype)
+    # noise comes from CPU generators, so a seed gives the same start on every device
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    x = row_noise(torch.empty((len(seeds), *components.config.latent_shape)), generators)
+    x = row_noise(torch.empty((len(seeds), *components.config.latent_shape), device=components.device), generators)
     report("sample", 0, sampling.steps)
     progress = functools.partial(report, "sample", total=sampling.steps)
     sampler = SAMPLERS[sampling.sampler]
@@ -107,7 +109,8 @@ def _generate_window(part: Frames, components: Components, sampling: SamplingCon
     """Steps 2-5 for one window: encode, sample one latent per seed, decode, vocode; [variants, samples]."""
     # 2. Encode frames into context tokens
     report("encode", 0, 1)
-    context = encode_frames(components.modules["vision"], torch.from_numpy(part.model_input()))
+    pixels = torch.from_numpy(part.model_input())
+    context = encode_frames(components.modules["vision"], pixels.to(components.device)).to(components.device)
     # 3. Sample one latent per seed
     latents = _sample_latents(components, context, sampling, timesteps, seeds, report)
     # 4. Decode latents to log-mel
@@ -115,7 +118,7 @@ def _generate_window(part: Frames, components: Components, sampling: SamplingCon
     mel = decode(components.modules["vae"], latents, components.scale_factor)
     # 5. Vocode, and cut to the window's exact length
     report("vocode", 0, 1)
-    waves = vocode(components.modules["vocoder"], mel).float().numpy()
+    waves = vocode(components.modules["vocoder"], mel).float().cpu().numpy()
     return waves[:, : range_samples(part.start, part.end, components.config.sample_rate)]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from engine.config import SamplingConfig
 from engine.errors import FoleyError
 from engine.generate import JobCancelled, check_frames, check_request, generate
-from engine.models import Components, load_model, model_config
+from engine.models import Components, load_model, model_config, place, resolve_device
 from engine.output import write_variants
 from engine.sampling import StepInfo
 from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video, target_times
@@ -141,7 +141,9 @@ class Job:
 class JobRunner:
     """A bounded queue of jobs and the one worker thread that owns the models and runs them."""
 
-    def __init__(self, cache_dir: Path, *, max_queue: int = 8, keep: int = 200):
+    def __init__(self, cache_dir: Path, *, max_queue: int = 8, keep: int = 200, device: str = "auto",
+                 precision: str = "auto"):
+        self.device, self.precision = resolve_device(device), precision
         self.cache_dir = cache_dir
         self.results = cache_dir / "jobs"
         self.index_path = cache_dir / "index.json"
@@ -297,7 +299,7 @@ class JobRunner:
         if self._loaded is None or self._loaded.name != name:
             report(StepInfo("load", 0, 1, 0, variants))
             self._loaded = None
-            self._loaded = load_model(name)
+            self._loaded = place(load_model(name), self.device, self.precision)
         return self._loaded
 
     def _decode(self, spec: JobSpec, components: Components, report) -> Frames | EditFrames:

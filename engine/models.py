@@ -35,6 +35,8 @@ class Components:
     scale_factor: float
     licences: tuple[dict, ...]
     trained: bool
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32  # the UNet's compute precision (autocast); everything else runs fp32
 
 
 def models_dir() -> Path:
@@ -131,6 +133,34 @@ def embedded_default() -> Components:
         torch.manual_seed(0)
         modules = build_modules(TINY)
     return Components(EMBEDDED, TINY, modules, 1.0, EMBEDDED_LICENCES, trained=False)
+
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(device: str) -> str:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU."""
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if torch.backends.mps.is_available() else "cpu"
+
+
+def place(components: Components, device: str = "auto", precision: str = "auto") -> Components:
+    """Move the torch modules to `device` and choose the UNet precision: 'auto' is fp16 on GPUs and fp32 on
+    CPUs (bf16 on a CPU is exact enough but only faster on CPUs with bf16 units: measure with bench/speed.py)."""
+    device = resolve_device(device)
+    if precision == "auto":
+        precision = "fp32" if device == "cpu" else "fp16"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision '{precision}' is not one of {', '.join(PRECISIONS)} (or auto).")
+    if precision == "fp16" and device == "cpu":
+        raise ValueError("fp16 runs on GPUs; on a CPU use --precision bf16 or fp32.")
+    for module in components.modules.values():
+        if isinstance(module, nn.Module):
+            module.to(device)
+    return replace(components, device=device, dtype=PRECISIONS[precision])
 
 
 def best_installed() -> str:

@@ -54,8 +54,8 @@ def ddpm_step(
 
 
 def row_noise(x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
-    """Standard normal noise shaped like `x`, each batch row from its own generator."""
-    return torch.cat([torch.randn((1, *x.shape[1:]), generator=g, dtype=x.dtype) for g in generators])
+    """Standard normal noise shaped like `x`, each batch row from its own (CPU) generator, on `x`'s device."""
+    return torch.cat([torch.randn((1, *x.shape[1:]), generator=g, dtype=x.dtype) for g in generators]).to(x.device)
 
 
 def _prev_alpha_prod(alphas_cumprod: torch.Tensor, timesteps: list[int], i: int) -> torch.Tensor:

@@ -196,11 +196,6 @@ def _free_memory() -> int | None:
     return None
 
 
-def _device() -> str:
-    # the worker runs on the CPU for now; device selection (cuda/mps) arrives with the performance work
-    return "cpu"
-
-
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
@@ -261,7 +256,7 @@ def create_app(runner: JobRunner, token: str, *, max_request_bytes: int, lifespa
 
     @app.get(f"{API}/health")
     def health():
-        return {"status": "ok", "version": __version__, "api": 1, "device": _device(),
+        return {"status": "ok", "version": __version__, "api": 1, "device": runner.device,
                 "cuda_available": torch.cuda.is_available(), "free_memory_bytes": _free_memory(),
                 **runner.status()}
 
@@ -343,13 +338,13 @@ def create_app(runner: JobRunner, token: str, *, max_request_bytes: int, lifespa
     return app
 
 
-def write_discovery(url: str, token: str) -> Path:
+def write_discovery(url: str, token: str, device: str) -> Path:
     """Announce the engine to local clients in a file only this user can read (0600, written atomically)."""
     path = discovery_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     data = {"format": DISCOVERY_FORMAT, "url": url, "token": token, "pid": os.getpid(), "version": __version__,
-            "device": _device()}
+            "device": device}
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle)
@@ -364,7 +359,8 @@ def remove_discovery() -> None:
 
 
 def serve(*, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False, cache_dir: Path | None = None,
-          max_queue: int = 8, max_request_bytes: int = 256 << 20, token: str | None = None) -> None:
+          max_queue: int = 8, max_request_bytes: int = 256 << 20, token: str | None = None, device: str = "auto",
+          precision: str = "auto") -> None:
     """Run the engine until interrupted: bind, announce, serve, then clean up the announcement."""
     if not is_loopback(host) and not allow_remote:
         raise FoleyError(f"Binding {host} would expose the engine to your network. Pass --allow-remote to do that "
@@ -380,14 +376,14 @@ def serve(*, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False,
     url = f"http://[{local}]:{bound}" if ":" in local else f"http://{local}:{bound}"
     if not is_loopback(host):
         logger.warning("the engine listens on %s:%d and is reachable from other machines", host, bound)
-    runner = JobRunner(cache_dir or default_cache_dir(), max_queue=max_queue)
+    runner = JobRunner(cache_dir or default_cache_dir(), max_queue=max_queue, device=device, precision=precision)
 
     # uvicorn re-raises SIGTERM/SIGINT once it has stopped, so cleanup belongs to the app's shutdown, not a finally
     @contextlib.asynccontextmanager
     async def lifespan(app):
         runner.start()
-        path = write_discovery(url, token)
-        print(f"Foley Desk engine {__version__} at {url} (pid {os.getpid()}, device {_device()}); "
+        path = write_discovery(url, token, runner.device)
+        print(f"Foley Desk engine {__version__} at {url} (pid {os.getpid()}, device {runner.device}); "
               f"discovery file {path}; results in {runner.cache_dir}", flush=True)
         yield
         remove_discovery()

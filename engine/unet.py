@@ -60,8 +60,10 @@ class GuidedDenoiser:
     is applied to v before converting to x0 (the reference's order of operations).
     """
 
-    def __init__(self, unet: UNet2DConditionModel, context: torch.Tensor, guidance: float, alphas_cumprod: torch.Tensor):
+    def __init__(self, unet: UNet2DConditionModel, context: torch.Tensor, guidance: float, alphas_cumprod: torch.Tensor,
+                 dtype: torch.dtype = torch.float32):
         self.unet = unet
+        self.dtype = dtype  # compute precision of the UNet (autocast); the sampler's arithmetic stays fp32
         self.guidance = guidance
         self.alphas_cumprod = alphas_cumprod
         self.context = torch.cat([torch.zeros_like(context), context]) if guidance != 1.0 else context
@@ -73,9 +75,10 @@ class GuidedDenoiser:
         if batch not in self._batched:  # [uncond] * batch + [cond] * batch
             self._batched[batch] = self.context.repeat_interleave(batch, dim=0)
         context = self._batched[batch]
-        if self.guidance == 1.0:
-            return self.unet(x, t, encoder_hidden_states=context).sample
-        v_uncond, v_cond = self.unet(torch.cat([x, x]), t, encoder_hidden_states=context).sample.chunk(2)
+        with torch.autocast(x.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            if self.guidance == 1.0:
+                return self.unet(x, t, encoder_hidden_states=context).sample.float()
+            v_uncond, v_cond = self.unet(torch.cat([x, x]), t, encoder_hidden_states=context).sample.float().chunk(2)
         return v_uncond + self.guidance * (v_cond - v_uncond)
 
     def __call__(self, x: torch.Tensor, t: int) -> torch.Tensor:

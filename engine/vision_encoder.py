@@ -73,7 +73,7 @@ class OnnxVisionEncoder:
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
         dtype = np.float16 if self.input.type == "tensor(float16)" else np.float32
-        (context,) = self.session.run(None, {self.input.name: pixels.numpy().astype(dtype)})
+        (context,) = self.session.run(None, {self.input.name: pixels.detach().cpu().numpy().astype(dtype)})
         return torch.from_numpy(context.astype(np.float32))
 
 

@@ -194,3 +194,17 @@ def test_cli_fast_preset_uses_dpm_solver(clip, tmp_path):
     assert main(["generate", str(clip), "--end", "2", "--preset", "fast", "--steps", "2", "--seed", "1", "-o", str(out)]) == 0
     meta = json.loads(next(out.glob("*.json")).read_text())
     assert (meta["sampler"], meta["steps"]) == ("dpmpp_2m", 2)
+
+
+def test_bf16_unet_on_the_cpu_stays_close_to_fp32(clip, tiny):
+    from engine.models import place
+
+    frames = frames_of(clip, 0, 2)
+    fp32 = generate(frames, components=tiny, sampling=replace(SAMPLING_PRESETS["fast"], steps=3), seeds=(1,))
+    bf16 = generate(frames, components=place(tiny, "cpu", "bf16"), sampling=replace(SAMPLING_PRESETS["fast"], steps=3),
+                    seeds=(1,))
+    a, b = fp32.variants[0].audio, bf16.variants[0].audio
+    assert not np.array_equal(a, b)  # bf16 really ran
+    assert np.abs(a - b).max() <= 0.1 * np.abs(a).max()
+    with pytest.raises(ValueError, match="fp16 runs on GPUs"):
+        place(tiny, "cpu", "fp16")
