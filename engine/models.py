@@ -1,5 +1,6 @@
 """Installed models: where they live, how they are listed, removed and loaded; the embedded default."""
 
+import copy
 import json
 import logging
 import os
@@ -36,7 +37,6 @@ class Components:
     licences: tuple[dict, ...]
     trained: bool
     device: str = "cpu"
-    dtype: torch.dtype = torch.float32  # the UNet's compute precision (autocast); everything else runs fp32
 
 
 def models_dir() -> Path:
@@ -148,8 +148,9 @@ def resolve_device(device: str) -> str:
 
 
 def place(components: Components, device: str = "auto", precision: str = "auto") -> Components:
-    """Move the torch modules to `device` and choose the UNet precision: 'auto' is fp16 on GPUs and fp32 on
-    CPUs (bf16 on a CPU is exact enough but only faster on CPUs with bf16 units: measure with bench/speed.py)."""
+    """Move the torch modules to `device` and set the UNet's weight precision: 'auto' is fp16 on GPUs and fp32
+    on CPUs (bf16 on a CPU is only faster on CPUs with bf16 units: measure with bench/speed.py). A converted
+    UNet is a copy, so the caller's modules keep their precision."""
     device = resolve_device(device)
     if precision == "auto":
         precision = "fp32" if device == "cpu" else "fp16"
@@ -157,10 +158,13 @@ def place(components: Components, device: str = "auto", precision: str = "auto")
         raise ValueError(f"precision '{precision}' is not one of {', '.join(PRECISIONS)} (or auto).")
     if precision == "fp16" and device == "cpu":
         raise ValueError("fp16 runs on GPUs; on a CPU use --precision bf16 or fp32.")
-    for module in components.modules.values():
+    modules = dict(components.modules)
+    if modules["unet"].dtype != PRECISIONS[precision]:
+        modules["unet"] = copy.deepcopy(modules["unet"]).to(PRECISIONS[precision])
+    for module in modules.values():
         if isinstance(module, nn.Module):
             module.to(device)
-    return replace(components, device=device, dtype=PRECISIONS[precision])
+    return replace(components, modules=modules, device=device)
 
 
 def best_installed() -> str:

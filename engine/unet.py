@@ -61,9 +61,10 @@ class GuidedDenoiser:
     """
 
     def __init__(self, unet: UNet2DConditionModel, context: torch.Tensor, guidance: float, alphas_cumprod: torch.Tensor,
-                 dtype: torch.dtype = torch.float32):
+                 chunk: int | None = None):
         self.unet = unet
-        self.dtype = dtype  # compute precision of the UNet (autocast); the sampler's arithmetic stays fp32
+        self.dtype = unet.dtype  # fp32, or bf16/fp16 weights; the sampler's arithmetic stays fp32
+        self.chunk = chunk  # variants per UNet call: all at once on GPUs; on CPUs one at a time is faster
         self.guidance = guidance
         self.alphas_cumprod = alphas_cumprod
         self.context = torch.cat([torch.zeros_like(context), context]) if guidance != 1.0 else context
@@ -71,14 +72,18 @@ class GuidedDenoiser:
 
     @torch.inference_mode()
     def velocity(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        size = self.chunk or x.shape[0]
+        return torch.cat([self._velocity(part, t) for part in x.split(size)])
+
+    def _velocity(self, x: torch.Tensor, t: int) -> torch.Tensor:
         batch = x.shape[0]
         if batch not in self._batched:  # [uncond] * batch + [cond] * batch
-            self._batched[batch] = self.context.repeat_interleave(batch, dim=0)
+            self._batched[batch] = self.context.repeat_interleave(batch, dim=0).to(self.dtype)
         context = self._batched[batch]
-        with torch.autocast(x.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-            if self.guidance == 1.0:
-                return self.unet(x, t, encoder_hidden_states=context).sample.float()
-            v_uncond, v_cond = self.unet(torch.cat([x, x]), t, encoder_hidden_states=context).sample.float().chunk(2)
+        x = x.to(self.dtype)
+        if self.guidance == 1.0:
+            return self.unet(x, t, encoder_hidden_states=context).sample.float()
+        v_uncond, v_cond = self.unet(torch.cat([x, x]), t, encoder_hidden_states=context).sample.float().chunk(2)
         return v_uncond + self.guidance * (v_cond - v_uncond)
 
     def __call__(self, x: torch.Tensor, t: int) -> torch.Tensor:
