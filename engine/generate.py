@@ -14,7 +14,7 @@ import torch
 from engine.config import SAMPLING_PRESETS, ModelConfig, SamplingConfig
 from engine.errors import FoleyError, UnsupportedRangeError
 from engine.models import Components
-from engine.sampling import SAMPLERS, StepInfo, get_alphas_cumprod, get_timesteps_leading, row_noise
+from engine.sampling import SAMPLERS, TIMESTEP_SPACINGS, StepInfo, get_alphas_cumprod, row_noise
 from engine.unet import GuidedDenoiser
 from engine.vae import decode
 from engine.video import EditFrames, Frames
@@ -159,7 +159,7 @@ def generate(
 
     # 1. Check inputs
     check_request(frames.start, frames.end, config, sampling, seeds)
-    timesteps = get_timesteps_leading(config.scheduler, sampling.steps)
+    timesteps = TIMESTEP_SPACINGS[sampling.spacing](config.scheduler, sampling.steps)
     out = np.zeros((len(seeds), range_samples(frames.start, frames.end, rate)), np.float32)
     times: list[Fraction] = []
     joins: list[Fraction] = []

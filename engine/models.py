@@ -17,7 +17,7 @@ from engine.config import PRESETS, TINY, ModelConfig
 from engine.errors import CheckpointError, ModelNotInstalledError
 from engine.unet import build_unet
 from engine.vae import VAEDecoder
-from engine.vision_encoder import OnnxVisionEncoder, VideoFeatureExtractor
+from engine.vision_encoder import OnnxVisionEncoder, VideoFeatureExtractor, sinusoidal_table
 from engine.vocoder import build_vocoder
 
 logger = logging.getLogger(__name__)
@@ -116,15 +116,33 @@ def _load(name: str) -> Components:
     manifest = installed_manifest(name)
     folder = models_dir() / name
     config = model_config(name)
-    modules = build_modules(config)
     try:
         tensors = load_file(str(folder / "weights.safetensors"))
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise CheckpointError(f"{folder / 'weights.safetensors'} is damaged ({exc}). Import the model again.") from None
+    # built on the meta device and given the loaded tensors as they are: no random init, one copy in memory
+    with torch.device("meta"):
+        modules = build_modules(config)
     for part, module in modules.items():
         prefix = part + "."
-        module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
+        weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        module.load_state_dict(weights, strict=True, assign=True)
+    _rebuild_unsaved_buffers(modules, config)
     return Components(name, config, modules, manifest["scale_factor"], tuple(manifest["licences"]), manifest["trained"])
+
+
+def _rebuild_unsaved_buffers(modules: dict[str, nn.Module], config: ModelConfig) -> None:
+    """Buffers a checkpoint does not hold (CLIP's position ids, the frame position table) are computed again."""
+    vision = modules["vision"]
+    embeddings = vision.clip_vision.vision_model.embeddings
+    positions = torch.arange(embeddings.num_positions).expand((1, -1))
+    embeddings.register_buffer("position_ids", positions, persistent=False)
+    if config.vision.frame_pe:
+        table = sinusoidal_table(config.vision.pe_max_frames, config.vision.projection_dim)
+        vision.register_buffer("frame_pe", table, persistent=False)
+    for part, module in modules.items():
+        left = [n for n, t in (*module.named_parameters(), *module.named_buffers()) if t.is_meta]
+        assert not left, f"{part} kept tensors on the meta device: {left[:3]}"
 
 
 def embedded_default() -> Components:

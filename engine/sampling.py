@@ -42,6 +42,16 @@ def get_timesteps_leading(config: SchedulerConfig, steps: int) -> list[int]:
     return [int(t) for t in timesteps]
 
 
+def get_timesteps_trailing(config: SchedulerConfig, steps: int) -> list[int]:
+    """"Trailing" spacing (Lin et al. 2024): the first step starts at the last training timestep (999), which few-step
+    ODE samplers need to start from (almost) pure noise."""
+    timesteps = np.round(np.arange(config.num_train_timesteps, 0, -config.num_train_timesteps / steps)) - 1
+    return [int(t) for t in timesteps.astype(np.int64)]
+
+
+TIMESTEP_SPACINGS = {"leading": get_timesteps_leading, "trailing": get_timesteps_trailing}
+
+
 def ddpm_step(
     x: torch.Tensor, denoised: torch.Tensor, alpha_prod: torch.Tensor, alpha_prod_prev: torch.Tensor, noise: torch.Tensor
 ) -> torch.Tensor:

@@ -63,6 +63,10 @@ def test_import_published_layout_and_load_back(tmp_path):
     assert torch.equal(linear, written["main"]["vid_fea_extractor.linear_layer.weight"])
     vocoder = model.modules["vocoder"].state_dict()
     assert torch.equal(vocoder["upsampler.2.weight"], written["vae"]["vocoder.ups.2.weight"])
+    # built on the meta device: the unsaved buffers are computed again, nothing stays on meta
+    embeddings = model.modules["vision"].clip_vision.vision_model.embeddings
+    assert torch.equal(embeddings.position_ids, torch.arange(embeddings.num_positions)[None])
+    assert not any(t.is_meta for module in model.modules.values() for t in (*module.parameters(), *module.buffers()))
 
     # The converted decoder computes what AudioLDM's decoder computes from the original keys.
     z = torch.randn(1, *TINY.latent_shape)[:, :, :32, :8]

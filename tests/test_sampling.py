@@ -6,7 +6,7 @@ import pytest
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
 from engine.config import SchedulerConfig
-from engine.sampling import ddpm_step, get_alphas_cumprod, get_timesteps_leading, sample_ddim, sample_ddpm, sample_dpmpp_2m
+from engine.sampling import ddpm_step, get_alphas_cumprod, get_timesteps_leading, get_timesteps_trailing, sample_ddim, sample_ddpm, sample_dpmpp_2m
 
 CONFIG = SchedulerConfig()
 
@@ -27,6 +27,13 @@ def test_reference_timesteps_start_at_898_and_end_at_1():
     scheduler = diffusers_scheduler()
     scheduler.set_timesteps(300)
     assert timesteps == scheduler.timesteps.tolist()
+
+
+def test_trailing_timesteps_match_diffusers():
+    scheduler = diffusers_scheduler()
+    scheduler.register_to_config(timestep_spacing="trailing")
+    scheduler.set_timesteps(25)
+    assert get_timesteps_trailing(CONFIG, 25) == scheduler.timesteps.tolist() and scheduler.timesteps[0] == 999
 
 
 def test_alphas_cumprod_matches_closed_form():
