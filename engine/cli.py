@@ -18,6 +18,7 @@ from engine.output import write_variants
 from engine.sample_video import make_demo_video
 from engine.sampling import SAMPLERS, StepInfo
 from engine.server import serve
+from engine.synthetic import make_clip, seeds_for, write_clip
 from engine.vision_encoder import export_onnx
 from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video
 
@@ -197,6 +198,18 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_generation(video_source(video, Fraction(0), None, args), args)
 
 
+def cmd_synth(args: argparse.Namespace) -> None:
+    """Write a synthetic foley set: video, sound and exact labels per clip."""
+    out = Path(args.output)
+    bar = ProgressBar()
+    seeds = seeds_for(args.split, args.count)
+    for number, seed in enumerate(seeds, start=1):
+        write_clip(make_clip(seed, seconds=args.seconds), out)
+        bar(StepInfo("synth", number, len(seeds)))
+    bar.close()
+    print(f"{len(seeds)} {args.split} clips in {out}")
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     serve(host=args.host, port=args.port, allow_remote=args.allow_remote,
           cache_dir=Path(args.cache) if args.cache else None, max_queue=args.max_queue,
@@ -284,6 +297,13 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     srv.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                      help="UNet precision: auto = fp16 on GPUs, fp32 on CPUs")
     srv.set_defaults(func=cmd_serve)
+
+    synth = sub.add_parser("synth", help="write a synthetic foley set with exact event labels (for training)")
+    synth.add_argument("output")
+    synth.add_argument("--count", type=int, default=100)
+    synth.add_argument("--split", choices=["train", "held-out"], default="train")
+    synth.add_argument("--seconds", type=float, default=4.0)
+    synth.set_defaults(func=cmd_synth)
 
     models = sub.add_parser("models", help="install, list and remove models").add_subparsers(dest="action", required=True)
     imp = models.add_parser("import", help="import a downloaded VTA-LDM snapshot folder")
