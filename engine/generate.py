@@ -90,8 +90,8 @@ def check_frames(frames: Frames, config: ModelConfig) -> None:
 def _sample_latents(
     components: Components, context: torch.Tensor, sampling: SamplingConfig, timesteps: list[int], seeds, report
 ) -> torch.Tensor:
-    """All variants in one batch; each seed seeds its row's start noise and step noise, so a variant equals the
-    same seed sampled alone (up to batch-size rounding)."""
+    """All variants advance together, one row per seed; each seed seeds its row's start noise and step noise, so
+    a variant equals the same seed sampled alone (up to batch-size rounding)."""
     alphas_cumprod = get_alphas_cumprod(components.config.scheduler)
     # batching variants pays on GPUs; on CPUs (bench/speed.py) one CFG pair per UNet call is faster
     chunk = None if components.device != "cpu" else 1
