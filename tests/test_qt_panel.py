@@ -22,7 +22,8 @@ from ui import panel_model  # noqa: E402
 from ui.panel_model import PanelModel  # noqa: E402
 from ui.qt_panel import RULER_HEIGHT, TRACK_HEIGHT, QtExportDialog, QtFoleyPanel  # noqa: E402
 
-DOCS = Path(__file__).parents[1] / "docs"
+# FOLEY_SCREENSHOTS=docs refreshes the README's screenshots; by default they go to a temporary folder
+SHOTS = os.environ.get("FOLEY_SCREENSHOTS")
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +33,10 @@ def engine(tmp_path_factory):
     process.stop()
 
 
-def screenshot(widget, name: str) -> None:
-    DOCS.mkdir(exist_ok=True)
-    widget.grab().save(str(DOCS / f"{name}.png"))
+def screenshot(widget, name: str, folder: Path) -> None:
+    target = Path(__file__).parents[1] / SHOTS if SHOTS else folder
+    target.mkdir(exist_ok=True)
+    assert widget.grab().save(str(target / f"{name}.png"))
 
 
 def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
@@ -62,7 +64,7 @@ def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
     qtbot.mouseClick(panel.generate_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: len(model.variants) == 2, timeout=120000)
     assert panel.variants.rowCount() == 2 and "done" in panel.jobs.item(0).text()
-    screenshot(panel, "panel-variants")
+    screenshot(panel, "panel-variants", tmp_path)
 
     panel.activateWindow()
     panel.setFocus()
@@ -73,7 +75,7 @@ def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
     assert timeline.playhead == pytest.approx(110 + 25)  # the picture follows the audio clock
     qtbot.keyClick(panel, Qt.Key_Down)  # A/B without losing the position
     assert model.chosen == 1 and player.calls[-1] == ("switch", model.variants[1].audio, 16000)
-    screenshot(panel, "panel-audition")
+    screenshot(panel, "panel-audition", tmp_path)
 
     qtbot.keyClick(panel, Qt.Key_Return)
     placed = mlt.read_timeline(project)
@@ -88,7 +90,7 @@ def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
     dialog = QtExportDialog(tmp_path / "stems", panel)
     qtbot.addWidget(dialog)
     dialog.show()
-    screenshot(dialog, "panel-export")
+    screenshot(dialog, "panel-export", tmp_path)
     manifest = model.export(Path(dialog.folder.text()), dialog.loudness.currentData(), dialog.ceiling.value())
     assert len(manifest["stems"]) == 2 and (tmp_path / "stems" / "mixdown_48k.wav").is_file()
     panel.close()
@@ -108,7 +110,7 @@ def test_engine_down_is_visible_and_nothing_is_lost(qtbot, tmp_path):
     model.select_clip("shot")
     qtbot.mouseClick(panel.generate_button, Qt.LeftButton)
     assert "not connected" in panel.message.text() and not model.jobs
-    screenshot(panel, "panel-engine-down")
+    screenshot(panel, "panel-engine-down", tmp_path)
     assert project.read_bytes() == before
     panel.close()
 
