@@ -1,6 +1,7 @@
 """The engine's commands of `foley`: generate, demo, serve, and model management (the entry point is ui.cli)."""
 
 import argparse
+import json
 import logging
 import os
 import random
@@ -9,9 +10,13 @@ from dataclasses import dataclass, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+import soundfile
+
 from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
 from engine.client import EngineClient, EngineError, read_discovery
 from engine.config import SAMPLING_PRESETS, SamplingConfig
+from engine.evaluate import evaluate
 from engine.generate import check_request, generate
 from engine.models import EMBEDDED, best_installed, list_models, load_model, models_dir, place, remove_model
 from engine.output import write_variants
@@ -210,6 +215,31 @@ def cmd_synth(args: argparse.Namespace) -> None:
     print(f"{len(seeds)} {args.split} clips in {out}")
 
 
+def cmd_eval(args: argparse.Namespace) -> None:
+    """Score a model (or, with --reference, the set's own sound) on a labelled synthetic set."""
+    if args.reference:
+        def audio_for(video: Path, labels: dict) -> np.ndarray:
+            return soundfile.read(str(video.with_suffix(".wav")), dtype="float32")[0]
+    else:
+        components = place(load_model(args.model or best_installed()), args.device, "auto")
+        sampling = SAMPLING_PRESETS[args.preset]
+        sampling = replace(sampling, steps=args.steps) if args.steps else sampling
+        config = components.config
+
+        def audio_for(video: Path, labels: dict) -> np.ndarray:
+            end = probe_video(video).duration
+            frames = EditFrames((EditSpan(video, Fraction(0), end, Fraction(0)),), Fraction(0), end,
+                                config.frame_rate, config.vision.image_size)
+            return generate(frames, components=components, sampling=sampling, seeds=(labels["seed"],)).variants[0].audio
+    result = evaluate(Path(args.set), audio_for)
+    what = "reference sound" if args.reference else f"model {args.model or best_installed()}"
+    print(f"{what} on {result['clips']} clips: onset accuracy (±1 frame) {result['onset_accuracy']:.3f}, "
+          f"AV-Align {result['av_align']:.3f}, Fréchet distance (mel features) "
+          + (f"{result['frechet_mel']:.2f}" if result["frechet_mel"] is not None else "n/a (needs 3 clips)"))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     serve(host=args.host, port=args.port, allow_remote=args.allow_remote,
           cache_dir=Path(args.cache) if args.cache else None, max_queue=args.max_queue,
@@ -304,6 +334,16 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     synth.add_argument("--split", choices=["train", "held-out"], default="train")
     synth.add_argument("--seconds", type=float, default=4.0)
     synth.set_defaults(func=cmd_synth)
+
+    evaluation = sub.add_parser("eval", help="score foley on a labelled synthetic set (onsets, AV-Align, Fréchet)")
+    evaluation.add_argument("set", help="a folder written by `foley synth`")
+    evaluation.add_argument("--reference", action="store_true", help="score the set's own sound (the upper bound)")
+    evaluation.add_argument("--model", help="installed model name, or 'builtin' (default: best installed)")
+    evaluation.add_argument("--preset", choices=list(SAMPLING_PRESETS), default="fast")
+    evaluation.add_argument("--steps", type=int, help="override the preset's steps")
+    evaluation.add_argument("--device", default="auto")
+    evaluation.add_argument("--json", help="also write per-clip results to this file")
+    evaluation.set_defaults(func=cmd_eval)
 
     models = sub.add_parser("models", help="install, list and remove models").add_subparsers(dest="action", required=True)
     imp = models.add_parser("import", help="import a downloaded VTA-LDM snapshot folder")

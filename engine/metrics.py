@@ -60,3 +60,46 @@ def av_align(frames: np.ndarray, fps: float, audio: np.ndarray, rate: int = 1600
     matched = sum(1 for a in audio_peaks if np.any(np.abs(video_peaks - a) <= 1 / fps))
     union = len(audio_peaks) + len(video_peaks) - matched
     return matched / union if union else 1.0
+
+
+def mel_features(audio: np.ndarray, rate: int = 16000, bands: int = 32) -> np.ndarray:
+    """Per-clip feature for a Fréchet distance: mean and std of log energy in `bands` mel-spaced bands."""
+    spectrum = np.abs(np.fft.rfft(audio.astype(np.float64)[: len(audio) // HOP * HOP].reshape(-1, HOP) *
+                                  np.hanning(HOP), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(HOP, 1 / rate)
+    mel = 2595 * np.log10(1 + freqs / 700)
+    edges = np.linspace(mel.min(), mel.max() + 1e-9, bands + 1)
+    energy = np.stack([spectrum[:, (mel >= a) & (mel < b)].sum(axis=1) for a, b in zip(edges, edges[1:])], axis=1)
+    log_energy = np.log(energy + 1e-10)
+    return np.concatenate([log_energy.mean(axis=0), log_energy.std(axis=0)])
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017; FAD uses VGGish
+    features, which cannot be downloaded here, so the feature is `mel_features`)."""
+    from scipy import linalg  # installed with pyloudnorm
+
+    mu_a, mu_b = features_a.mean(axis=0), features_b.mean(axis=0)
+    cov_a, cov_b = np.cov(features_a, rowvar=False), np.cov(features_b, rowvar=False)
+    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * np.real(root)))
+
+
+OPTIONAL_METRICS = {  # metric -> (module to import, how to get it)
+    "fad": ("frechet_audio_distance", "pip install frechet_audio_distance (downloads VGGish weights on first use)"),
+    "clap": ("laion_clap", "pip install laion_clap and its checkpoint"),
+    "pam": ("pam", "install PAM from its repository with its checkpoint"),
+    "kl": ("panns_inference", "pip install panns_inference (PANNs weights for KL and IS)"),
+    "is": ("panns_inference", "pip install panns_inference (PANNs weights for KL and IS)"),
+}
+
+
+def optional_metric(name: str):
+    """The installed module behind a learned metric, or an ImportError that says how to install it."""
+    import importlib
+
+    module, how = OPTIONAL_METRICS[name]
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"The {name.upper()} metric needs a model that is not installed here: {how}.") from None

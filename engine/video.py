@@ -230,10 +230,8 @@ def decode_edit(spans: list[EditSpan], start: Fraction, end: Fraction, *, rate: 
     """
     picture = fit or functools.partial(fit_square, size=size)
     targets = target_times(start, end, rate)
-    blank = np.zeros_like(picture(Image.new("RGB", (16, 9))))
-    rgb = np.stack([blank] * len(targets))
+    pictures: list[np.ndarray | None] = [None] * len(targets)
     times = list(targets)
-    covered = 0
     for span in spans:
         picks = [(i, span.source_start + (t - span.record_start)) for i, t in enumerate(targets)
                  if span.record_start <= t < span.record_end]
@@ -242,13 +240,15 @@ def decode_edit(spans: list[EditSpan], start: Fraction, end: Fraction, *, rate: 
         source_end = span.source_start + (span.record_end - span.record_start)
         check_range(probe_video(span.media), span.source_start, source_end)
         for (index, _), (time, image) in zip(picks, _held_frames(span.media, [source for _, source in picks])):
-            rgb[index], times[index] = picture(image), time
-        covered += len(picks)
-    if not covered and require_video:
+            pictures[index], times[index] = picture(image), time
+    shown = [p for p in pictures if p is not None]
+    if not shown and require_video:
         raise InputVideoError(
             f"There is no video in {float(start):.3f}-{float(end):.3f} s: foley is generated from pictures. "
             "Select a range that contains video clips."
         )
+    blank = np.zeros_like(shown[0] if shown else picture(Image.new("RGB", (size, size))))
+    rgb = np.stack([p if p is not None else blank for p in pictures])
     return Frames(rgb=rgb, times=tuple(times), start=start, end=end, rate=rate)
 
 

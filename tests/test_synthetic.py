@@ -3,9 +3,10 @@
 import json
 
 import numpy as np
+import pytest
 import soundfile
 
-from engine.metrics import audio_onsets, av_align, onset_accuracy
+from engine.metrics import audio_onsets, av_align, frechet_distance, onset_accuracy, optional_metric
 from engine.synthetic import HELD_OUT_SEEDS, make_clip, seeds_for
 from engine.video import probe_video
 from ui.cli import main
@@ -41,3 +42,23 @@ def test_foley_synth_writes_video_sound_and_labels(tmp_path, capsys):
     labels = json.loads(videos[0].with_suffix(".json").read_text())
     assert labels["format"] == "FoleyLabels.1" and labels["seed"] == HELD_OUT_SEEDS
     assert probe_video(videos[0]).frame_count == 50 and soundfile.info(videos[0].with_suffix(".wav")).frames == 32000
+
+
+def test_frechet_distance_is_zero_for_one_distribution_and_grows_with_a_shift():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(200, 4)), rng.normal(size=(200, 4))
+    assert frechet_distance(a, b) < 0.3 and frechet_distance(a, b + 2.0) > 15.0
+    with pytest.raises(ImportError, match="pip install frechet_audio_distance"):
+        optional_metric("fad")
+
+
+def test_foley_eval_scores_the_reference_and_a_model(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "set"), "--count", "3", "--split", "held-out", "--seconds", "2"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "set"), "--reference", "--json", str(tmp_path / "ref.json")]) == 0
+    reference = json.loads((tmp_path / "ref.json").read_text())
+    assert reference["clips"] == 3 and reference["onset_accuracy"] >= 0.9 and reference["frechet_mel"] < 1e-6
+    assert main(["eval", str(tmp_path / "set"), "--model", "builtin", "--steps", "1", "--json", str(tmp_path / "m.json")]) == 0
+    untrained = json.loads((tmp_path / "m.json").read_text())
+    assert "model builtin on 3 clips" in capsys.readouterr().out
+    assert untrained["frechet_mel"] > reference["frechet_mel"] and 0 <= untrained["av_align"] <= 1
