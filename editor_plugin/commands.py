@@ -13,8 +13,8 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from editor_plugin import interchange, resolve
 from editor_plugin.blender import build_addon
 from editor_plugin.hosts import RESOLVE, bridge_for
-from editor_plugin.contract import Placement, Selection, exact_rate
-from editor_plugin.errors import ProjectFormatError, SelectionError
+from editor_plugin.contract import Placement, Selection, exact_rate, timeline_rate
+from editor_plugin.errors import ProjectFormatError
 from engine import cli as engine_cli
 from engine.cli import Source, run_generation
 
@@ -28,12 +28,6 @@ def open_project(name: str, args: argparse.Namespace) -> tuple[ModuleType, objec
     path = Path(name)
     bridge = bridge_for(path)
     return bridge, path, {"rate": float(args.rate)} if args.rate is not None and bridge is interchange else {}
-
-
-def timeline_rate(timeline: otio.schema.Timeline) -> float:
-    for clip in timeline.find_clips():
-        return clip.source_range.start_time.rate
-    raise SelectionError(f"The timeline '{timeline.name}' has no clips, so it has no frame rate to place by.")
 
 
 def parse_position(text: str, timeline: otio.schema.Timeline) -> RationalTime:

@@ -196,6 +196,13 @@ def clip_selection(timeline: otio.schema.Timeline, name: str) -> Selection:
     raise SelectionError(f"No video clip named '{name}' on the timeline. Clips: {', '.join(names) or 'none'}.")
 
 
+def timeline_rate(timeline: otio.schema.Timeline) -> float:
+    """The timeline's frame rate, read from its clips (OTIO timelines carry no rate of their own)."""
+    for clip in timeline.find_clips():
+        return clip.source_range.start_time.rate
+    raise SelectionError(f"The timeline '{timeline.name}' has no clips, so it has no frame rate to place by.")
+
+
 def pack_lanes(placements: list[Placement]) -> list[list[Placement]]:
     """Spread placements over as few tracks as possible without overlaps (variants at one spot stack up)."""
     lanes: list[list[Placement]] = []

@@ -180,7 +180,7 @@ def generate(
                                                              frames.rate)
         fade_out = range_samples(following, end, rate)
         crossfade_add(out, range_samples(frames.start, start, rate), waves, fade_in, fade_out)
-        times.extend(part.window(start, following).times if not last else part.times)
+        times.extend(part.window(start, following).times)
         if last:
             break
         joins.append((following + end) / 2 - frames.start)

@@ -90,7 +90,7 @@ def check_spec(spec: JobSpec) -> None:
     if not spec.edit:
         raise ValueError("a job needs frames, or media to decode ('media' or 'edit').")
     for span in spec.edit:
-        check_range(probe_video(span.media), span.source_start, span.source_start + span.record_end - span.record_start)
+        check_range(probe_video(span.media), span.source_start, span.source_end)
     if spec.legacy_frames and (len(spec.edit) != 1 or spec.edit[0].source_start != spec.start):
         raise ValueError("legacy_frames applies to one media file sampled from its own timeline; drop it for edits.")
 

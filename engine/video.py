@@ -218,6 +218,10 @@ class EditSpan:
     record_end: Fraction
     source_start: Fraction
 
+    @property
+    def source_end(self) -> Fraction:
+        return self.source_start + (self.record_end - self.record_start)
+
 
 def decode_edit(spans: list[EditSpan], start: Fraction, end: Fraction, *, rate: int = 2, size: int = 224,
                 fit: Callable[[Image.Image], np.ndarray] | None = None, require_video: bool = True) -> Frames:
@@ -237,8 +241,7 @@ def decode_edit(spans: list[EditSpan], start: Fraction, end: Fraction, *, rate: 
                  if span.record_start <= t < span.record_end]
         if not picks:
             continue
-        source_end = span.source_start + (span.record_end - span.record_start)
-        check_range(probe_video(span.media), span.source_start, source_end)
+        check_range(probe_video(span.media), span.source_start, span.source_end)
         for (index, _), (time, image) in zip(picks, _held_frames(span.media, [source for _, source in picks])):
             pictures[index], times[index] = picture(image), time
     shown = [p for p in pictures if p is not None]

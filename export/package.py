@@ -18,7 +18,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from engine import __version__
 from export.mux import mux
-from export.stems import DEFAULT_CEILING, LOUDNESS_PRESETS, STEM_RATE, ExportError, normalise, resample, write_bwf, write_stem
+from export.stems import DEFAULT_CEILING, LOUDNESS_PRESETS, STEM_RATE, ExportError, normalise, read_48k, write_bwf, write_stem
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +48,10 @@ def stem_input(wav: Path, record: Fraction | None = None) -> StemInput:
     return StemInput(wav, record, sidecar)
 
 
-def _read_48k(wav: Path) -> np.ndarray:
-    audio, rate = soundfile.read(str(wav), dtype="float64", always_2d=True)
-    return resample(audio.mean(axis=1), rate)
-
-
 def _mixdown(inputs: list[StemInput]) -> tuple[Fraction, np.ndarray]:
     """All clips summed at their positions, from the earliest start: (start seconds, 48 kHz audio)."""
     start = min(item.record for item in inputs)
-    pieces = [(math.floor((item.record - start) * STEM_RATE + Fraction(1, 2)), _read_48k(item.wav)) for item in inputs]
+    pieces = [(math.floor((item.record - start) * STEM_RATE + Fraction(1, 2)), read_48k(item.wav)) for item in inputs]
     mix = np.zeros(max(offset + len(audio) for offset, audio in pieces))
     for offset, audio in pieces:
         mix[offset : offset + len(audio)] += audio

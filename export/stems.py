@@ -127,15 +127,19 @@ def read_time_reference(path: Path) -> int:
     raise ExportError(f"{path} has no bext chunk: it is not a Broadcast WAV.")
 
 
+def read_48k(path: Path) -> np.ndarray:
+    """A WAV as mono float64 at the stem rate."""
+    try:
+        audio, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+    except (OSError, RuntimeError) as exc:
+        raise ExportError(f"Cannot read {path} ({exc}); generate the foley again.") from None
+    return resample(audio.mean(axis=1), rate)
+
+
 def write_stem(source: Path, out: Path, record_seconds: Fraction, *, target: float | None = LOUDNESS_PRESETS["broadcast"],
                ceiling: float = DEFAULT_CEILING, description: str = "") -> Loudness:
     """One foley WAV as a 48 kHz 24-bit BWF stem placed at `record_seconds` (since midnight of the timecode)."""
-    try:
-        audio, rate = soundfile.read(str(source), dtype="float64", always_2d=True)
-    except (OSError, RuntimeError) as exc:
-        raise ExportError(f"Cannot read {source} ({exc}); generate the foley again.") from None
-    mono = resample(audio.mean(axis=1), rate)
-    normalised, loudness = normalise(mono, STEM_RATE, target, ceiling)
+    normalised, loudness = normalise(read_48k(source), STEM_RATE, target, ceiling)
     reference = math.floor(record_seconds * STEM_RATE + Fraction(1, 2))
     write_bwf(out, normalised, STEM_RATE, reference, description or source.stem, loudness)
     return loudness

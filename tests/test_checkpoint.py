@@ -1,6 +1,5 @@
 """Import of a published-layout snapshot: conversion, strictness, safe unpickling, hub pull, list/remove."""
 
-import json
 import os
 
 import pytest

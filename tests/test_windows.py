@@ -36,7 +36,7 @@ def test_a_37_second_ntsc_range_is_exact_and_reports_windows(tmp_path, tiny):
     start, end = 5 / rate, (5 + 1109) / rate  # 37.0 s, frame accurate
     seen = []
     result = generate(edit_of(video, start, end), components=tiny, sampling=ONE_STEP, seeds=(3, 4), callback=seen.append)
-    assert all(v.audio.shape == (range_samples(start, end, 16000),) for v in result.variants)  # 591,999 samples
+    assert all(v.audio.shape == (range_samples(start, end, 16000),) for v in result.variants)  # 592,058 samples
     windows = estimate_windows(end - start, Fraction(256, 25))
     assert windows == 4 and len(result.joins) == 3
     assert sorted({info.window for info in seen}) == [0, 1, 2, 3] and {info.windows for info in seen} == {4}

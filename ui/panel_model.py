@@ -16,8 +16,8 @@ import opentimelineio as otio
 import soundfile
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from editor_plugin.contract import Placement, Selection, WriteReport, exact_rate, seconds
-from editor_plugin.errors import HostError
+from editor_plugin.contract import Placement, Selection, WriteReport, exact_rate, seconds, timeline_rate
+from editor_plugin.errors import HostError, SelectionError
 from editor_plugin import resolve
 from engine.config import SAMPLING_PRESETS
 from editor_plugin.hosts import bridge_for
@@ -162,9 +162,11 @@ class PanelModel:
         self.events.selection.emit(None)
 
     def rate(self) -> float:
-        for clip in self.timeline.find_clips():
-            return clip.source_range.start_time.rate
-        return 25.0
+        """The timeline's frame rate; 25 for a timeline without clips, so an empty one still draws."""
+        try:
+            return timeline_rate(self.timeline)
+        except SelectionError:
+            return 25.0
 
     def select_clip(self, name: str) -> None:
         self._select(clip=name)

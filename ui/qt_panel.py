@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from editor_plugin.contract import seconds
 from engine.video import EditSpan, decode_edit
 from export.stems import LOUDNESS_PRESETS
 from ui.panel_model import QUALITY, PanelModel, VariantRow
