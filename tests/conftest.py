@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated model home, the tiny embedded model, and coded test videos."""
 
+import shutil
 from fractions import Fraction
 
 import numpy as np
@@ -8,8 +9,18 @@ import pytest
 from engine.models import embedded_default
 from engine.sample_video import write_video
 
+DEBIAN_PACKAGES = {"melt": "melt frei0r-plugins", "ffmpeg": "ffmpeg", "blender": "blender"}
 CODE_BITS = 9
 SIZE = 224
+
+
+def installed(program: str) -> str:
+    """The path of a real host program a test drives; when it is missing the test fails with the install command."""
+    path = shutil.which(program)
+    if path is None:
+        pytest.fail(f"{program} is not installed: apt-get install {DEBIAN_PACKAGES[program]} "
+                    "(the README's test command does this when run as root)")
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ media again (frames 150-249) at 110; A1 = a quiet 440 Hz tone under the whole ed
 frames 20-160.
 """
 
-import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 import soundfile
 
 from engine.sample_video import make_demo_video
+from tests.conftest import installed
 
 MELT_TIMEOUT = 120
 TONE_LEVEL = 0.1
@@ -207,14 +207,10 @@ def shotcut_project(folder: Path, rate: Fraction) -> Path:
     return path
 
 
-def melt_available() -> bool:
-    return shutil.which("melt") is not None
-
-
 def render_audio(project: Path, out: Path, last_frame: int) -> np.ndarray:
     """Render the project's audio with the real melt: 48 kHz stereo -> mono float samples."""
     run = subprocess.run(
-        ["melt", "-quiet", str(project), "in=0", f"out={last_frame}", "-consumer", f"avformat:{out}", "vn=1",
+        [installed("melt"), "-quiet", str(project), "in=0", f"out={last_frame}", "-consumer", f"avformat:{out}", "vn=1",
          "acodec=pcm_s16le", "ar=48000", "ac=2", "real_time=-1"],
         capture_output=True, text=True, timeout=MELT_TIMEOUT,
     )

@@ -2,25 +2,22 @@
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile
 
 from editor_plugin.blender import build_addon
 from engine.checkpoint import import_snapshot
 from engine.sample_video import make_demo_video
+from tests.conftest import installed
 from tests.engine_process import EngineProcess
 from tests.published_layout import build_snapshot
 
-BLENDER = shutil.which("blender")
 SCENARIO = Path(__file__).with_name("blender_scenario.py")
 
 
-@pytest.mark.skipif(BLENDER is None, reason="Blender is not installed (apt-get install blender)")
 def test_addon_generates_for_selected_strip_and_preview_range(tmp_path):
     home = tmp_path / "home"
     # the test-sized imported checkpoint makes audible output, unlike the untrained built-in model
@@ -32,7 +29,7 @@ def test_addon_generates_for_selected_strip_and_preview_range(tmp_path):
                 "video": str(make_demo_video(tmp_path / "clip.mp4", seconds=4.0)), "model": "tiny",
                 "out": str(tmp_path / "out"), "mix": str(tmp_path / "mix.wav"), "report": str(tmp_path / "report.json")}
         env = {**os.environ, "FOLEY_HOME": str(home), "BLENDER_USER_SCRIPTS": str(tmp_path / "scripts")}
-        run = subprocess.run([BLENDER, "-b", "--factory-startup", "--python", str(SCENARIO), "--", json.dumps(args)],
+        run = subprocess.run([installed("blender"), "-b", "--factory-startup", "--python", str(SCENARIO), "--", json.dumps(args)],
                              capture_output=True, text=True, env=env, timeout=600)
     finally:
         engine.stop()

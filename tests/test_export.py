@@ -2,8 +2,6 @@
 
 import hashlib
 import json
-import shutil
-import subprocess
 from fractions import Fraction
 
 import av
@@ -17,8 +15,6 @@ from engine.sample_video import make_demo_video
 from tests.projects import burst
 from tests.test_stems import ffmpeg_loudness
 from ui.cli import main
-
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 
 
 def foley(tmp_path, name: str, start: str, seed: int):
@@ -35,7 +31,6 @@ def video_packets(path) -> list[str]:
         return [hashlib.sha256(bytes(p)).hexdigest() for p in container.demux(container.streams.video[0]) if p.size]
 
 
-@needs_ffmpeg
 def test_package_places_stems_by_timecode_at_the_loudness_target(tmp_path):
     inputs = [stem_input(foley(tmp_path, "door", "2", 1)), stem_input(foley(tmp_path, "steps", "11/2", 2))]
     hour = Fraction(3600)

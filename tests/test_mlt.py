@@ -12,10 +12,9 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from editor_plugin import mlt
 from editor_plugin.contract import Placement
 from editor_plugin.errors import MissingMediaError, ProjectFormatError, ProjectWriteError, SelectionError, UnsupportedClipError
-from tests.projects import TONE_LEVEL, burst, kdenlive_project, melt_available, render_audio, shotcut_project
+from tests.projects import TONE_LEVEL, burst, kdenlive_project, render_audio, shotcut_project
 
 RATES = [Fraction(25), Fraction(30000, 1001), Fraction(24000, 1001)]
-needs_melt = pytest.mark.skipif(not melt_available(), reason="melt is not installed (apt-get install melt)")
 
 
 def placement(wav, frame: int, rate: Fraction, name="foley v1") -> Placement:
@@ -49,7 +48,6 @@ def test_kdenlive_timeline_and_zone_resolve_to_source_spans(tmp_path):
     assert [(s.record_start, s.record_end) for s in ranged.edit()] == [(90 * ntsc, 100 * ntsc), (110 * ntsc, 130 * ntsc)]
 
 
-@needs_melt
 @pytest.mark.parametrize("rate", RATES, ids=["25", "29.97", "23.976"])
 @pytest.mark.parametrize("make", [kdenlive_project, shotcut_project], ids=["kdenlive", "shotcut"])
 def test_foley_lands_at_the_exact_sample_in_a_melt_render(tmp_path, make, rate):
@@ -99,7 +97,6 @@ def test_writing_only_inserts_and_keeps_the_file_mode(tmp_path, make):
     assert "Foley 3" in [t.name for t in timeline.tracks]
 
 
-@needs_melt
 def test_foley_past_the_timeline_end_extends_it(tmp_path):
     project = shotcut_project(tmp_path, Fraction(25))
     mlt.write_audio_clips(project, [placement(burst(tmp_path / "foley.wav"), 200, Fraction(25))])

@@ -1,7 +1,6 @@
 """Stems: 48 kHz 24-bit BWF with the time reference read back, loudness checked by ffmpeg's ebur128 meter."""
 
 import re
-import shutil
 import subprocess
 from fractions import Fraction
 
@@ -10,14 +9,13 @@ import pytest
 import soundfile
 
 from export.stems import read_time_reference, write_stem
+from tests.conftest import installed
 from tests.projects import burst
-
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 
 
 def ffmpeg_loudness(path) -> tuple[float, float]:
     """Integrated loudness (LUFS) and true peak (dBTP) measured by ffmpeg, independent of our meter."""
-    run = subprocess.run(["ffmpeg", "-nostats", "-i", str(path), "-af", "ebur128=peak=true", "-f", "null", "-"],
+    run = subprocess.run([installed("ffmpeg"), "-nostats", "-i", str(path), "-af", "ebur128=peak=true", "-f", "null", "-"],
                          capture_output=True, text=True, timeout=120)
     summary = run.stderr[run.stderr.rindex("Summary:") :]
     lufs = float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1))
@@ -25,7 +23,6 @@ def ffmpeg_loudness(path) -> tuple[float, float]:
     return lufs, peak
 
 
-@needs_ffmpeg
 @pytest.mark.parametrize("target", [-23.0, -16.0])
 def test_stem_is_a_placed_24_bit_bwf_at_the_loudness_target(tmp_path, target):
     source = burst(tmp_path / "foley.wav", seconds=3.0)
@@ -40,7 +37,6 @@ def test_stem_is_a_placed_24_bit_bwf_at_the_loudness_target(tmp_path, target):
     assert abs(loudness.integrated_lufs - lufs) <= 0.5 and not loudness.limited_by_ceiling
 
 
-@needs_ffmpeg
 def test_true_peak_ceiling_wins_over_the_loudness_target(tmp_path):
     t = np.arange(48000) / 16000
     spiky = np.zeros(48000)
