@@ -4,17 +4,18 @@ import argparse
 from fractions import Fraction
 from pathlib import Path
 
+from opentimelineio.opentime import RationalTime
+
 from export.package import export_package, stem_input
 from export.stems import DEFAULT_CEILING, LOUDNESS_PRESETS
 
 
 def timecode_seconds(text: str, rate: Fraction) -> Fraction:
-    """hh:mm:ss:ff (non-drop) or seconds, as exact seconds."""
-    parts = text.replace(";", ":").split(":")
-    if len(parts) == 4:
-        hours, minutes, secs, frames = (int(p) for p in parts)
-        return hours * 3600 + minutes * 60 + secs + Fraction(frames) / round(rate)
-    return Fraction(text)
+    """A timecode (hh:mm:ss:ff, or hh:mm:ss;ff drop-frame) at `rate`, or plain seconds, as exact seconds."""
+    if ":" not in text:
+        return Fraction(text)
+    frames = RationalTime.from_timecode(text, float(rate)).value  # OTIO counts drop-frame timecode correctly
+    return Fraction(round(frames)) / rate
 
 
 def cmd_export(args: argparse.Namespace) -> None:

@@ -96,3 +96,13 @@ def test_cli_export_generated_variants_with_mux(tmp_path, capsys):
     assert read_time_reference(tmp_path / "pkg" / manifest["stems"][0]["file"]) == 3601 * 48000
     assert main(["export", wavs[0], "-o", str(tmp_path / "pkg")]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_timeline_start_timecodes_count_frames_at_the_rate():
+    from export.commands import timecode_seconds
+
+    assert timecode_seconds("01:00:00:00", Fraction(25)) == 3600
+    ntsc = Fraction(30000, 1001)
+    assert timecode_seconds("01:00:00;00", ntsc) == 107_892 / ntsc  # drop-frame: an hour of wall time, nearly
+    assert timecode_seconds("01:00:00:00", ntsc) == 108_000 / ntsc  # non-drop at 29.97 runs 3.6 s behind
+    assert timecode_seconds("12.5", ntsc) == Fraction(25, 2)
