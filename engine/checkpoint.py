@@ -25,6 +25,7 @@ from engine import __version__
 from engine.config import PRESETS, UNET_CONFIG_FILES, ModelConfig
 from engine.errors import CheckpointError
 from engine.models import build_modules
+from engine.vae import ENCODER_FILE, VAEEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -205,11 +206,13 @@ def check_against(module: nn.Module, state: dict[str, torch.Tensor], part: str, 
     return {key: state[key].to(expected[key].dtype) for key in expected}
 
 
-def ldm_decoder_key(key: str, levels: int) -> str | None:
-    """Map an LDM/AudioLDM decoder key to our VAEDecoder (diffusers Decoder) key; None for the encoder side."""
-    if key.startswith("post_quant_conv."):
+def ldm_vae_key(key: str, levels: int) -> str | None:
+    """Map an LDM/AudioLDM autoencoder key to our VAEDecoder or VAEEncoder (diffusers Decoder/Encoder) key; None
+    for keys of neither (losses, the vocoder)."""
+    if key.startswith(("post_quant_conv.", "quant_conv.")):
         return key
-    if not key.startswith("decoder."):
+    side = key.split(".")[0]
+    if side not in ("decoder", "encoder"):
         return None
     parts = key.split(".")
     rest = ".".join(parts[1:])
@@ -232,15 +235,20 @@ def ldm_decoder_key(key: str, levels: int) -> str | None:
         block = levels - 1 - int(parts[2])
         tail = ".".join(parts[3:]).replace("block.", "resnets.", 1).replace("upsample.conv", "upsamplers.0.conv", 1)
         rest = f"up_blocks.{block}.{tail}"
-    return "decoder." + rest.replace("nin_shortcut", "conv_shortcut")
+    if parts[1] == "down":
+        tail = ".".join(parts[3:]).replace("block.", "resnets.", 1).replace("downsample.conv", "downsamplers.0.conv", 1)
+        rest = f"down_blocks.{parts[2]}.{tail}"
+    return f"{side}." + rest.replace("nin_shortcut", "conv_shortcut")
 
 
-def convert_vae(state: dict[str, torch.Tensor], levels: int) -> dict[str, torch.Tensor]:
-    """LDM VAE keys -> decoder-only keys; 1x1 attention convolutions become linear weights."""
+def convert_vae(state: dict[str, torch.Tensor], levels: int, side: str = "decoder") -> dict[str, torch.Tensor]:
+    """LDM VAE keys -> the keys of one side ("decoder": VAEDecoder, "encoder": VAEEncoder); 1x1 attention
+    convolutions become linear weights."""
+    keep = ("decoder.", "post_quant_conv.") if side == "decoder" else ("encoder.", "quant_conv.")
     converted = {}
     for key, value in state.items():
-        new = ldm_decoder_key(key, levels)
-        if new is None:
+        new = ldm_vae_key(key, levels)
+        if new is None or not new.startswith(keep):
             continue
         if ".attentions.0.to_" in new and new.endswith("weight"):
             value = value.reshape(value.shape[0], value.shape[1])
@@ -282,8 +290,9 @@ def _vae_source(snapshot: Snapshot, config: ModelConfig) -> tuple[dict, float, s
     return state, config.default_scale_factor, "built-in published value", snapshot.vae_bin
 
 
-def convert_snapshot(snapshot: Snapshot, config: ModelConfig) -> tuple[dict[str, torch.Tensor], dict]:
-    """Load, split, convert and strictly check every part; return the tensors to save and manifest facts."""
+def convert_snapshot(snapshot: Snapshot, config: ModelConfig) -> tuple[dict[str, torch.Tensor], dict, dict]:
+    """Load, split, convert and strictly check every part; return the tensors to save, manifest facts, and the
+    VAE encoder's tensors when the snapshot has them (fine-tuning needs them; inference does not)."""
     with torch.device("meta"):  # only keys, shapes and dtypes are needed: no memory, no random init
         modules = build_modules(config)
     main = _as_state_dict(load_state(snapshot.main), snapshot.main)
@@ -298,13 +307,20 @@ def convert_snapshot(snapshot: Snapshot, config: ModelConfig) -> tuple[dict[str,
     for part, (state, source) in parts.items():
         checked = check_against(modules[part], state, part, source)
         tensors.update({f"{part}.{key}": value.contiguous() for key, value in checked.items()})
+    encoder = {}
+    if any(key.startswith("encoder.") for key in vae_state):
+        with torch.device("meta"):
+            encoder_module = VAEEncoder(config.vae)
+        encoder = check_against(encoder_module, convert_vae(vae_state, len(config.vae.ch_mult), "encoder"),
+                                "vae encoder", vae_path.name)
+        encoder = {key: value.contiguous() for key, value in encoder.items()}
     sources = sorted({snapshot.main, vae_path})
     facts = {
         "scale_factor": scale,
         "scale_factor_source": scale_source,
         "sources": [{"file": p.name, "bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sources],
     }
-    return tensors, facts
+    return tensors, facts, encoder
 
 
 def import_snapshot(folder: str | Path, models_dir: Path, *, name: str | None = None, preset: str | None = None,
@@ -317,7 +333,7 @@ def import_snapshot(folder: str | Path, models_dir: Path, *, name: str | None = 
     target = models_dir / name
     if target.exists() and not force:
         raise CheckpointError(f"A model named '{name}' is already installed. Use --force to replace it or --name.")
-    tensors, facts = convert_snapshot(snapshot, config)
+    tensors, facts, encoder = convert_snapshot(snapshot, config)
     manifest = {
         "format": MANIFEST_FORMAT,
         "name": name,
@@ -331,21 +347,32 @@ def import_snapshot(folder: str | Path, models_dir: Path, *, name: str | None = 
         "engine_version": __version__,
         **facts,
     }
+    write_model(models_dir, name, tensors, manifest, {ENCODER_FILE: encoder} if encoder else None)
+    return manifest
+
+
+def write_model(models_dir: Path, name: str, tensors: dict[str, torch.Tensor], manifest: dict,
+                extra: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+    """Install `models_dir/<name>` (weights.safetensors, manifest.json and any `extra` safetensors files)
+    atomically: a model being replaced stays whole until the new one is in place."""
     models_dir.mkdir(parents=True, exist_ok=True)
+    target = models_dir / name
     staging = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=models_dir))
     previous = models_dir / f".replaced-{name}"
     try:
         save_file(tensors, str(staging / "weights.safetensors"))
+        for file_name, extra_tensors in (extra or {}).items():
+            save_file(extra_tensors, str(staging / file_name))
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
         if target.exists():
-            target.rename(previous)  # the old model stays whole until the new one is in place
+            target.rename(previous)
         staging.rename(target)
         shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if previous.exists() and not target.exists():
             previous.rename(target)
-    return manifest
+    return target
 
 
 def pull_snapshot(repo_id: str = HUB_REPO, revision: str | None = None) -> Path:

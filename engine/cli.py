@@ -6,17 +6,18 @@ import logging
 import os
 import random
 import sys
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import soundfile
+from safetensors.torch import load_file
 
 from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
 from engine.client import EngineClient, EngineError, read_discovery
-from engine.config import SAMPLING_PRESETS, SamplingConfig
-from engine.evaluate import evaluate
+from engine.config import PRESETS, SAMPLING_PRESETS, SamplingConfig
+from engine.evaluate import evaluate, model_audio
 from engine.generate import check_request, generate
 from engine.models import EMBEDDED, best_installed, list_models, load_model, models_dir, place, remove_model
 from engine.output import write_variants
@@ -24,6 +25,8 @@ from engine.sample_video import make_demo_video
 from engine.sampling import SAMPLERS, StepInfo
 from engine.server import serve
 from engine.synthetic import make_clip, seeds_for, write_clip
+from engine.vae import ENCODER_FILE
+from engine.train import STAGE_RECIPES, save_trained, train_model, with_switches
 from engine.vision_encoder import export_onnx
 from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video
 
@@ -64,11 +67,12 @@ class ProgressBar:
 
 def _announce(name: str, licences, trained: bool, sampling: SamplingConfig, seeds: tuple[int, ...]) -> None:
     if not trained:
-        print(
-            "note: the built-in model is untrained (random weights): the pipeline runs end to end, but the sound "
-            "means nothing. Install the published model with `foley models pull vta-ldm`.",
-            file=sys.stderr,
-        )
+        print("note: this model is untrained (random weights): the pipeline runs end to end, but the sound means "
+              "nothing.", file=sys.stderr)
+    if name == EMBEDDED:
+        print("note: the built-in starter model learned from synthetic scenes (objects dropping, bouncing, sliding): "
+              "it times impacts and friction to what moves, it does not know real-world sounds. Install the "
+              "published model with `foley models pull vta-ldm` for realistic foley.", file=sys.stderr)
     print(f"model {name}; {sampling.sampler} {sampling.steps} steps, guidance {sampling.guidance}; "
           f"seeds {', '.join(map(str, seeds))}", file=sys.stderr)
     print("licences:\n" + "\n".join(f"  {item['component']}: {item['licence']}" for item in licences), file=sys.stderr)
@@ -223,14 +227,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     else:
         components = place(load_model(args.model or best_installed()), args.device, "auto")
         sampling = SAMPLING_PRESETS[args.preset]
-        sampling = replace(sampling, steps=args.steps) if args.steps else sampling
-        config = components.config
-
-        def audio_for(video: Path, labels: dict) -> np.ndarray:
-            end = probe_video(video).duration
-            frames = EditFrames((EditSpan(video, Fraction(0), end, Fraction(0)),), Fraction(0), end,
-                                config.frame_rate, config.vision.image_size)
-            return generate(frames, components=components, sampling=sampling, seeds=(labels["seed"],)).variants[0].audio
+        audio_for = model_audio(components, replace(sampling, steps=args.steps) if args.steps else sampling)
     result = evaluate(Path(args.set), audio_for)
     what = "reference sound" if args.reference else f"model {args.model or best_installed()}"
     print(f"{what} on {result['clips']} clips: onset accuracy (±1 frame) {result['onset_accuracy']:.3f}, "
@@ -238,6 +235,47 @@ def cmd_eval(args: argparse.Namespace) -> None:
           + (f"{result['frechet_mel']:.2f}" if result["frechet_mel"] is not None else "n/a (needs 3 clips)"))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    import torch
+
+    from engine.dataset import clean, load_training_set
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    base = load_model(args.base) if args.base else None
+    config = base.config if base else PRESETS[args.preset]
+    if base is None:
+        config = with_switches(config, pe=not args.no_pe, flow_grid=args.flow,
+                               aligned=config.unet.aligned_channels if args.aligned is None else args.aligned)
+    dataset = load_training_set(Path(args.data), config, args.limit)
+    if args.clean is not None:
+        dataset = clean(dataset, config.frame_rate, config.sample_rate, args.clean)
+    common = {"batch": args.batch, "seed": args.seed, "checkpoint_every": args.checkpoint_every}
+    recipes = {stage: replace(recipe, **common) for stage, recipe in STAGE_RECIPES.items()}
+    recipes["vae"] = replace(recipes["vae"], steps=args.vae_steps or recipes["vae"].steps)
+    recipes["vocoder"] = replace(recipes["vocoder"], steps=args.vocoder_steps or recipes["vocoder"].steps)
+    recipes["ldm"] = replace(recipes["ldm"], steps=args.steps or recipes["ldm"].steps, lr=args.lr or recipes["ldm"].lr,
+                             warmup=args.warmup, concat=args.concat, lora_rank=args.lora if base else 0)
+    encoder = None
+    if base is not None:
+        encoder_path = models_dir() / args.base / ENCODER_FILE
+        if not encoder_path.is_file():
+            raise ValueError(f"'{args.base}' was installed without its VAE encoder ({encoder_path}), which "
+                             "fine-tuning needs to encode your sound. Train it with `foley train` or import a "
+                             "snapshot that includes the encoder.")
+        encoder = load_file(str(encoder_path))
+    work = Path(args.work) if args.work else models_dir() / f".train-{args.name}"
+    result = train_model(dataset, config, work, recipes, base=base, encoder_state=encoder)
+    licences = list(base.licences) if base else [
+        {"component": "all", "licence": "Foley Desk starter model (trained by `foley train`)", "source": "engine"}]
+    facts = {"training": {"data": str(Path(args.data).resolve()), "windows": len(dataset), "base": args.base,
+                          "recipes": {k: asdict(v) for k, v in recipes.items()},
+                          "final_loss": {k: float(np.mean(v[-50:])) for k, v in result["losses"].items() if v}}}
+    folder = save_trained(models_dir(), args.name, config, result, licences, facts)
+    print(f"installed '{args.name}' in {folder}")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -272,7 +310,7 @@ def cmd_models_export_encoder(args: argparse.Namespace) -> None:
 
 
 def cmd_models_list(args: argparse.Namespace) -> None:
-    print(f"{EMBEDDED}: built-in tiny model (untrained), always available")
+    print(f"{EMBEDDED}: the built-in starter model (trained on synthetic scenes), always available")
     for manifest in list_models():
         licences = "; ".join(item["licence"] for item in manifest["licences"])
         print(f"{manifest['name']}: preset {manifest['preset']}, scale factor {manifest['scale_factor']:.6g}, {licences}")
@@ -344,6 +382,30 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     evaluation.add_argument("--device", default="auto")
     evaluation.add_argument("--json", help="also write per-clip results to this file")
     evaluation.set_defaults(func=cmd_eval)
+
+    train = sub.add_parser("train", help="train a model on videos with their sound, or fine-tune an installed one")
+    train.add_argument("data", help="folder of videos with their sound (a same-name .wav beside a video is used)")
+    train.add_argument("--name", default="starter", help="install the result under this name")
+    train.add_argument("--preset", choices=list(PRESETS), default="starter", help="model size to train from scratch")
+    train.add_argument("--from", dest="base", metavar="MODEL", help="fine-tune this installed model (LoRA)")
+    train.add_argument("--lora", type=int, default=8, help="LoRA rank when fine-tuning (default 8)")
+    train.add_argument("--steps", type=int, help=f"LDM (vision + UNet) steps (default {STAGE_RECIPES['ldm'].steps})")
+    train.add_argument("--vae-steps", type=int, help=f"default {STAGE_RECIPES['vae'].steps}")
+    train.add_argument("--vocoder-steps", type=int, help=f"default {STAGE_RECIPES['vocoder'].steps}")
+    train.add_argument("--batch", type=int, default=8)
+    train.add_argument("--lr", type=float, help=f"LDM learning rate (default {STAGE_RECIPES['ldm'].lr})")
+    train.add_argument("--warmup", type=int, default=100)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--no-pe", action="store_true", help="ablation: no sinusoidal frame position table")
+    train.add_argument("--flow", type=int, default=0, metavar="GRID", help="optical-flow features on a GRIDxGRID layout")
+    train.add_argument("--aligned", type=int, help="frame-aligned conditioning channels (0: cross-attention only)")
+    train.add_argument("--concat", action="store_true", help="concat augmentation (splice two clips at 25-75 %%)")
+    train.add_argument("--clean", type=float, metavar="AV_ALIGN", help="drop training windows below this AV-Align")
+    train.add_argument("--limit", type=int, help="use only the first N videos")
+    train.add_argument("--work", help="checkpoint folder (an interrupted run resumes from it)")
+    train.add_argument("--checkpoint-every", type=int, default=200)
+    train.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
+    train.set_defaults(func=cmd_train)
 
     models = sub.add_parser("models", help="install, list and remove models").add_subparsers(dest="action", required=True)
     imp = models.add_parser("import", help="import a downloaded VTA-LDM snapshot folder")

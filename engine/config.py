@@ -4,7 +4,7 @@ The numbers of the published preset come from `shared/reference/vta-ldm.md` (sec
 embedded here so that nothing is ever fetched from a model hub to build the model.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from typing import Literal
 
@@ -25,14 +25,22 @@ class VisionConfig:
     embedding_dim: int = 2048
     frame_pe: bool = False  # sinusoidal frame position table added to image_embeds (off in the release)
     pe_max_frames: int = 30
+    flow_grid: int = 0  # optical-flow auxiliary features: a grid x grid field of (dx, dy) joins each image_embeds
+
+    @property
+    def flow_features(self) -> int:
+        return 2 * self.flow_grid**2
 
 
 @dataclass(frozen=True)
 class UNetConfig:
     """The fields of diffusers' `UNet2DConditionModel` config that VTA-LDM sets."""
 
-    in_channels: int = 8
+    in_channels: int = 8  # latent channels
     out_channels: int = 8
+    # frame-aligned conditioning: the last `aligned_channels` of each context token, laid along the latent's time
+    # axis, join the latent as extra input channels (0 in the release: cross-attention only)
+    aligned_channels: int = 0
     block_out_channels: tuple[int, ...] = (320, 640, 640, 1280)
     down_block_types: tuple[str, ...] = ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",)
     up_block_types: tuple[str, ...] = ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3
@@ -47,7 +55,7 @@ class UNetConfig:
         """Keyword arguments for `UNet2DConditionModel(...)`, lists where diffusers expects lists."""
         return {
             "sample_size": None,
-            "in_channels": self.in_channels,
+            "in_channels": self.in_channels + self.aligned_channels,
             "out_channels": self.out_channels,
             "block_out_channels": list(self.block_out_channels),
             "down_block_types": list(self.down_block_types),
@@ -77,6 +85,7 @@ class VAEConfig:
     num_res_blocks: int = 2
     z_channels: int = 8
     embed_dim: int = 8
+    norm_num_groups: int = 32
 
     @property
     def downsample(self) -> int:
@@ -157,6 +166,11 @@ class ModelConfig:
         return (self.unet.in_channels, self.latent_frames, self.latent_bins)
 
     @property
+    def latent_rate(self) -> Fraction:
+        """Latent frames per second (25 for VTA-LDM: 10 ms mel hops, 4x down)."""
+        return Fraction(self.latent_frames) / self.window_seconds
+
+    @property
     def mel_frames(self) -> int:
         return self.latent_frames * self.vae.downsample
 
@@ -192,7 +206,60 @@ TINY = ModelConfig(
     ),
 )
 
-PRESETS: dict[str, ModelConfig] = {config.name: config for config in (VTA_LDM, TINY)}
+# The project's own starter model (`foley train`): small enough to train on two CPU cores and to ship in the repo.
+# 25 fps frames match the 25 Hz latent frames one to one; 4 s windows; frame-aligned conditioning for sync.
+STARTER = ModelConfig(
+    name="starter",
+    vision=VisionConfig(hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4, patch_size=16,
+                        image_size=64, projection_dim=64, embedding_dim=64, frame_pe=True, pe_max_frames=100),
+    unet=UNetConfig(
+        block_out_channels=(32, 64, 128),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4, 8),
+        cross_attention_dim=64,
+        layers_per_block=1,
+        norm_num_groups=16,
+        aligned_channels=16,
+    ),
+    vae=VAEConfig(ch=16, num_res_blocks=1, norm_num_groups=8),
+    vocoder=VocoderConfig(
+        upsample_initial_channel=128, resblock_kernel_sizes=(3, 7), resblock_dilation_sizes=((1, 3, 5), (1, 3, 5))
+    ),
+    frame_rate=25,
+    latent_frames=100,
+)
+
+PRESETS: dict[str, ModelConfig] = {config.name: config for config in (VTA_LDM, TINY, STARTER)}
+
+
+def config_to_dict(config: ModelConfig) -> dict:
+    """A model config as plain JSON data (a trained model's manifest carries it)."""
+    return asdict(config)
+
+
+def config_from_dict(data: dict) -> ModelConfig:
+    """The inverse of `config_to_dict`; unknown fields are refused, missing ones take their defaults."""
+    def build(kind, values: dict):
+        fields_of = {f.name: f for f in fields(kind)}
+        unknown = set(values) - set(fields_of)
+        if unknown:
+            raise ValueError(f"unknown {kind.__name__} fields: {', '.join(sorted(unknown))}")
+        out = {}
+        for name, value in values.items():
+            nested = NESTED.get((kind, name))
+            out[name] = build(nested, value) if nested else _tuples(value)
+        return kind(**out)
+
+    return build(ModelConfig, data)
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+NESTED = {(ModelConfig, "vision"): VisionConfig, (ModelConfig, "unet"): UNetConfig, (ModelConfig, "vae"): VAEConfig,
+          (ModelConfig, "vocoder"): VocoderConfig, (ModelConfig, "scheduler"): SchedulerConfig}
 
 # The UNet config file that a VTA-LDM training run names in summary.jsonl, mapped to our preset.
 UNET_CONFIG_FILES: dict[str, str] = {

@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from engine.config import SamplingConfig
 from engine.errors import InputVideoError
+from engine.generate import generate
 from engine.metrics import audio_onsets, av_align, frechet_distance, mel_features, onset_accuracy
-from engine.video import EditSpan, decode_edit, probe_video
+from engine.models import Components
+from engine.video import EditFrames, EditSpan, decode_edit, probe_video
 
 
 def clip_frames(video: Path, fps: int) -> np.ndarray:
@@ -19,6 +22,19 @@ def clip_frames(video: Path, fps: int) -> np.ndarray:
     frames = decode_edit([EditSpan(video, Fraction(0), duration, Fraction(0))], Fraction(0), duration, rate=fps,
                          fit=np.asarray)
     return frames.rgb
+
+
+def model_audio(components: Components, sampling: SamplingConfig) -> Callable[[Path, dict], np.ndarray]:
+    """`audio_for` that generates each clip's sound with a model, seeded by the clip's seed."""
+    config = components.config
+
+    def audio_for(video: Path, labels: dict) -> np.ndarray:
+        end = probe_video(video).duration
+        frames = EditFrames((EditSpan(video, Fraction(0), end, Fraction(0)),), Fraction(0), end, config.frame_rate,
+                            config.vision.image_size)
+        return generate(frames, components=components, sampling=sampling, seeds=(labels["seed"],)).variants[0].audio
+
+    return audio_for
 
 
 def evaluate(set_dir: Path, audio_for: Callable[[Path, dict], np.ndarray]) -> dict:

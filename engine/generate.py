@@ -95,7 +95,8 @@ def _sample_latents(
     alphas_cumprod = get_alphas_cumprod(components.config.scheduler)
     # batching variants pays on GPUs; on CPUs (bench/speed.py) one CFG pair per UNet call is faster
     chunk = None if components.device != "cpu" else 1
-    model = GuidedDenoiser(components.modules["unet"], context[None], sampling.guidance, alphas_cumprod, chunk)
+    model = GuidedDenoiser(components.modules["unet"], context[None], sampling.guidance, alphas_cumprod, chunk,
+                           components.config)
     # noise comes from CPU generators, so a seed gives the same start on every device
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     x = row_noise(torch.empty((len(seeds), *components.config.latent_shape), device=components.device), generators)

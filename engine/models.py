@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from engine.config import PRESETS, TINY, ModelConfig
+from engine.config import PRESETS, ModelConfig, config_from_dict
 from engine.errors import CheckpointError, ModelNotInstalledError
 from engine.unet import build_unet
 from engine.vae import VAEDecoder
@@ -23,7 +23,8 @@ from engine.vocoder import build_vocoder
 logger = logging.getLogger(__name__)
 
 EMBEDDED = "builtin"
-EMBEDDED_LICENCES = ({"component": "all", "licence": "Foley Desk built-in (untrained)", "source": "engine"},)
+# the project's own starter model, trained by `foley train` on `foley synth` scenes, shipped inside the package
+EMBEDDED_DIR = Path(__file__).parent / "starter"
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,20 @@ def installed_manifest(name: str) -> dict:
     return read_manifest(folder)
 
 
+def model_folder(name: str) -> Path:
+    return EMBEDDED_DIR if name == EMBEDDED else models_dir() / name
+
+
+def model_manifest(name: str) -> dict:
+    """The manifest of an installed model or of the built-in one."""
+    return read_manifest(EMBEDDED_DIR) if name == EMBEDDED else installed_manifest(name)
+
+
 def model_config(name: str) -> ModelConfig:
     """The config of a model, read from its manifest without loading weights."""
-    if name == EMBEDDED:
-        return TINY
-    manifest = installed_manifest(name)
+    manifest = model_manifest(name)
+    if "config" in manifest:  # models trained here carry their whole config
+        return config_from_dict(manifest["config"])
     base = PRESETS[manifest["preset"]]
     return replace(base, vision=replace(base.vision, frame_pe=manifest.get("frame_pe", False)))
 
@@ -111,10 +121,8 @@ def load_model(name: str, encoder: Path | None = None) -> Components:
 
 
 def _load(name: str) -> Components:
-    if name == EMBEDDED:
-        return embedded_default()
-    manifest = installed_manifest(name)
-    folder = models_dir() / name
+    manifest = model_manifest(name)
+    folder = model_folder(name)
     config = model_config(name)
     try:
         tensors = load_file(str(folder / "weights.safetensors"))
@@ -146,11 +154,8 @@ def _rebuild_unsaved_buffers(modules: dict[str, nn.Module], config: ModelConfig)
 
 
 def embedded_default() -> Components:
-    """The model that ships with the engine: until a trained starter model exists, an untrained tiny model."""
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        modules = build_modules(TINY)
-    return Components(EMBEDDED, TINY, modules, 1.0, EMBEDDED_LICENCES, trained=False)
+    """The model that ships with the engine: the starter model trained on synthetic foley scenes."""
+    return load_model(EMBEDDED)
 
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -38,7 +38,7 @@ from engine.config import SAMPLING_PRESETS, SamplingConfig
 from engine.errors import FoleyError
 from engine.jobs import FINAL_STATES, JobNotDone, JobRunner, JobSpec, QueueFull, UnknownJob
 from engine.sampling import SAMPLERS
-from engine.models import EMBEDDED, EMBEDDED_LICENCES, best_installed, list_models, model_config
+from engine.models import EMBEDDED, best_installed, list_models, model_config, model_manifest
 from engine.video import EditSpan, Frames, fit_frames
 
 logger = logging.getLogger(__name__)
@@ -263,7 +263,8 @@ def create_app(runner: JobRunner, token: str, *, max_request_bytes: int, lifespa
     @app.get(f"{API}/models")
     def models():
         default = best_installed()
-        entries = [_model_entry(EMBEDDED, EMBEDDED_LICENCES, False, default)]
+        builtin = model_manifest(EMBEDDED)
+        entries = [_model_entry(EMBEDDED, builtin["licences"], builtin["trained"], default)]
         entries += [_model_entry(m["name"], m["licences"], m["trained"], default) for m in list_models()]
         return {"models": entries}
 

@@ -1,11 +1,13 @@
 """UNet: diffusers `UNet2DConditionModel` from an embedded config, wrapped as a guided `(x, t) -> x0` denoiser."""
 
+from fractions import Fraction
+
 import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import AttnProcessor2_0
 
-from engine.config import UNetConfig
+from engine.config import ModelConfig, UNetConfig
 
 
 class ZeroContextCrossAttention:
@@ -53,6 +55,21 @@ def build_unet(config: UNetConfig, *, skip_zero_context: bool = True) -> UNet2DC
     return unet
 
 
+def aligned_features(context: torch.Tensor, config: ModelConfig) -> torch.Tensor | None:
+    """Frame-aligned conditioning: the last `aligned_channels` of each context token [B, T, D], placed on the
+    latent frame that shows the same moment and repeated across frequency -> [B, C, latent_frames, latent_bins];
+    latent frames after the last token get zeros. None for models without it (VTA-LDM)."""
+    channels = config.unet.aligned_channels
+    if not channels:
+        return None
+    tokens = context[..., -channels:]
+    index = torch.tensor([int(Fraction(j) * config.frame_rate / config.latent_rate) for j in range(config.latent_frames)])
+    valid = index < tokens.shape[1]
+    laid = torch.zeros(tokens.shape[0], config.latent_frames, channels, dtype=tokens.dtype, device=tokens.device)
+    laid[:, valid] = tokens[:, index[valid]]
+    return laid.transpose(1, 2)[..., None].expand(-1, -1, -1, config.latent_bins)
+
+
 class GuidedDenoiser:
     """Adapts a v-prediction UNet to the sampler contract `model(x, t) -> denoised x0`.
 
@@ -61,14 +78,15 @@ class GuidedDenoiser:
     """
 
     def __init__(self, unet: UNet2DConditionModel, context: torch.Tensor, guidance: float, alphas_cumprod: torch.Tensor,
-                 chunk: int | None = None):
+                 chunk: int | None = None, config: ModelConfig | None = None):
         self.unet = unet
         self.dtype = unet.dtype  # fp32, or bf16/fp16 weights; the sampler's arithmetic stays fp32
         self.chunk = chunk  # variants per UNet call: all at once on GPUs; on CPUs one at a time is faster
         self.guidance = guidance
         self.alphas_cumprod = alphas_cumprod
         self.context = torch.cat([torch.zeros_like(context), context]) if guidance != 1.0 else context
-        self._batched: dict[int, torch.Tensor] = {}  # one tensor per batch size: the processors key K/V on it
+        self._batched: dict[int, tuple] = {}  # one tensor per batch size: the processors key K/V on it
+        self.aligned = aligned_features(self.context, config) if config is not None else None
 
     @torch.inference_mode()
     def velocity(self, x: torch.Tensor, t: int) -> torch.Tensor:
@@ -78,12 +96,18 @@ class GuidedDenoiser:
     def _velocity(self, x: torch.Tensor, t: int) -> torch.Tensor:
         batch = x.shape[0]
         if batch not in self._batched:  # [uncond] * batch + [cond] * batch
-            self._batched[batch] = self.context.repeat_interleave(batch, dim=0).to(self.dtype)
-        context = self._batched[batch]
+            aligned = None if self.aligned is None else self.aligned.repeat_interleave(batch, dim=0).to(self.dtype)
+            self._batched[batch] = (self.context.repeat_interleave(batch, dim=0).to(self.dtype), aligned)
+        context, aligned = self._batched[batch]
         x = x.to(self.dtype)
+        if self.guidance != 1.0:
+            x = torch.cat([x, x])
+        if aligned is not None:
+            x = torch.cat([x, aligned], dim=1)
+        v = self.unet(x, t, encoder_hidden_states=context).sample.float()
         if self.guidance == 1.0:
-            return self.unet(x, t, encoder_hidden_states=context).sample.float()
-        v_uncond, v_cond = self.unet(torch.cat([x, x]), t, encoder_hidden_states=context).sample.float().chunk(2)
+            return v
+        v_uncond, v_cond = v.chunk(2)
         return v_uncond + self.guidance * (v_cond - v_uncond)
 
     def __call__(self, x: torch.Tensor, t: int) -> torch.Tensor:

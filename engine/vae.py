@@ -1,10 +1,13 @@
-"""VAE decode: AudioLDM's AutoencoderKL decoder side (post-quant conv + decoder), latent -> log-mel."""
+"""AudioLDM's AutoencoderKL split in two: the decoder side (post-quant conv + decoder, latent -> log-mel) that
+inference runs, and the encoder side (encoder + quant conv, log-mel -> latent distribution) that training needs."""
 
 import torch
-from diffusers.models.autoencoders.vae import Decoder
+from diffusers.models.autoencoders.vae import Decoder, DiagonalGaussianDistribution, Encoder
 from torch import nn
 
 from engine.config import VAEConfig
+
+ENCODER_FILE = "vae_encoder.safetensors"  # beside a model's weights: the encoder side, for training
 
 
 class VAEDecoder(nn.Module):
@@ -19,9 +22,25 @@ class VAEDecoder(nn.Module):
             up_block_types=("UpDecoderBlock2D",) * len(config.ch_mult),
             block_out_channels=config.block_out_channels,
             layers_per_block=config.num_res_blocks,
-            norm_num_groups=32,
+            norm_num_groups=config.norm_num_groups,
             act_fn="silu",
         )
+
+
+class VAEEncoder(nn.Module):
+    """The training side: kept beside a model (`vae_encoder.safetensors`) so it can be trained further."""
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.encoder = Encoder(in_channels=1, out_channels=config.z_channels,
+                               down_block_types=("DownEncoderBlock2D",) * len(config.ch_mult),
+                               block_out_channels=config.block_out_channels, layers_per_block=config.num_res_blocks,
+                               norm_num_groups=config.norm_num_groups, act_fn="silu", double_z=True)
+        self.quant_conv = nn.Conv2d(2 * config.z_channels, 2 * config.embed_dim, 1)
+
+    def forward(self, mel: torch.Tensor) -> DiagonalGaussianDistribution:
+        """log-mel [B, frames, mels] -> the latent distribution [B, C, frames / 4, mels / 4]."""
+        return DiagonalGaussianDistribution(self.quant_conv(self.encoder(mel[:, None])))
 
 
 @torch.inference_mode()

@@ -41,16 +41,38 @@ class VideoFeatureExtractor(nn.Module):
             layer_norm_eps=1e-5,
         )
         self.clip_vision = CLIPVisionModelWithProjection(clip_config)
-        self.linear_layer = nn.Linear(config.projection_dim, config.embedding_dim)
+        self.flow_grid = config.flow_grid
+        self.linear_layer = nn.Linear(config.projection_dim + config.flow_features, config.embedding_dim)
         pe = sinusoidal_table(config.pe_max_frames, config.projection_dim) if config.frame_pe else None
         self.register_buffer("frame_pe", pe, persistent=False)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Frames [T, 3, S, S] in [0, 1] -> context tokens [T, embedding_dim] (one per frame)."""
-        embeds = self.clip_vision(pixel_values=pixels).image_embeds
+    def forward(self, pixels: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+        """Frames [T, 3, S, S] (or clips [B, T, 3, S, S]) in [0, 1] -> context tokens [T, embedding_dim] (or
+        [B, T, embedding_dim]), one per frame. Models with flow features compute them from the frames unless
+        `flow` ([..., T, flow_features], from `flow_features`) is given."""
+        shape = pixels.shape[:-3]
+        embeds = self.clip_vision(pixel_values=pixels.flatten(0, -4)).image_embeds.unflatten(0, shape)
         if self.frame_pe is not None:
-            embeds = embeds + self.frame_pe[: embeds.shape[0]]
+            embeds = embeds + self.frame_pe[: shape[-1]]
+        if self.flow_grid:
+            if flow is None:
+                clips = pixels.reshape(-1, *pixels.shape[-4:])
+                flow = torch.stack([flow_features(clip, self.flow_grid) for clip in clips]).reshape(*shape, -1)
+            embeds = torch.cat([embeds, flow.to(embeds)], dim=-1)
         return self.linear_layer(embeds)
+
+
+def flow_features(pixels: torch.Tensor, grid: int) -> torch.Tensor:
+    """Optical flow into each frame from the one before (Farneback), averaged over a grid x grid layout of cells:
+    [T, 2 * grid**2] in pixels per frame; the first frame has none (zeros)."""
+    import cv2  # optional: opencv-python-headless, installed with the `train` extra
+
+    grey = (pixels.detach().float().mean(dim=1).cpu().numpy() * 255).astype(np.uint8)
+    out = np.zeros((len(grey), grid, grid, 2), np.float32)
+    for index in range(1, len(grey)):
+        field = cv2.calcOpticalFlowFarneback(grey[index - 1], grey[index], None, 0.5, 3, 9, 3, 5, 1.1, 0)
+        out[index] = cv2.resize(field, (grid, grid), interpolation=cv2.INTER_AREA)
+    return torch.from_numpy(out.reshape(len(grey), -1))
 
 
 class OnnxVisionEncoder:

@@ -1,12 +1,14 @@
-"""Shared fixtures: an isolated model home, the tiny embedded model, and coded test videos."""
+"""Shared fixtures: an isolated model home, an untrained tiny model, and coded test videos."""
 
 import shutil
 from fractions import Fraction
 
 import numpy as np
 import pytest
+import torch
 
-from engine.models import embedded_default
+from engine.config import TINY
+from engine.models import Components, build_modules
 from engine.sample_video import write_video
 
 DEBIAN_PACKAGES = {"melt": "melt frei0r-plugins", "ffmpeg": "ffmpeg", "blender": "blender"}
@@ -31,9 +33,18 @@ def foley_home(tmp_path, monkeypatch):
     return home
 
 
+def untrained(config=TINY) -> Components:
+    """A model of `config` with random weights (seed 0): runs every stage fast, its sound means nothing."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        modules = build_modules(config)
+    licences = ({"component": "all", "licence": "none (test model)", "source": "tests"},)
+    return Components(config.name, config, modules, 1.0, licences, trained=False)
+
+
 @pytest.fixture(scope="session")
 def tiny():
-    return embedded_default()
+    return untrained()
 
 
 def coded_frame(index: int) -> np.ndarray:

@@ -5,20 +5,22 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
 from engine.config import TINY
 from engine.errors import CheckpointError, ModelNotInstalledError
 from engine.models import list_models, load_model, models_dir, remove_model
-from engine.vae import decode
+from engine.vae import ENCODER_FILE, VAEEncoder, decode
 from tests.published_layout import build_snapshot
 
 
-def ldm_decode(state: dict, z: torch.Tensor, scale: float) -> torch.Tensor:
-    """AudioLDM's decoder written from its architecture with the LDM key names (independent of diffusers)."""
+def ldm_blocks(state: dict):
+    """AudioLDM's autoencoder layers written from its architecture with the LDM key names (independent of
+    diffusers): conv, norm, resnet, attention."""
 
-    def conv(x, name, pad):
-        return F.conv2d(x, state[f"{name}.weight"], state[f"{name}.bias"], padding=pad)
+    def conv(x, name, pad, stride=1):
+        return F.conv2d(x, state[f"{name}.weight"], state[f"{name}.bias"], padding=pad, stride=stride)
 
     def norm(x, name):
         return F.group_norm(x, 32, state[f"{name}.weight"], state[f"{name}.bias"], eps=1e-6)
@@ -34,6 +36,11 @@ def ldm_decode(state: dict, z: torch.Tensor, scale: float) -> torch.Tensor:
         weights = torch.softmax(torch.einsum("bci,bcj->bij", q, k) * q.shape[1] ** -0.5, dim=2)
         return x + conv(torch.einsum("bij,bcj->bci", weights, v).reshape(x.shape), f"{name}.proj_out", 0)
 
+    return conv, norm, resnet, attention
+
+
+def ldm_decode(state: dict, z: torch.Tensor, scale: float) -> torch.Tensor:
+    conv, norm, resnet, attention = ldm_blocks(state)
     h = conv(conv(z / scale, "post_quant_conv", 0), "decoder.conv_in", 1)
     h = resnet(attention(resnet(h, "decoder.mid.block_1"), "decoder.mid.attn_1"), "decoder.mid.block_2")
     levels = len(TINY.vae.ch_mult)
@@ -45,6 +52,20 @@ def ldm_decode(state: dict, z: torch.Tensor, scale: float) -> torch.Tensor:
     return conv(F.silu(norm(h, "decoder.norm_out")), "decoder.conv_out", 1)
 
 
+def ldm_encode(state: dict, mel: torch.Tensor) -> torch.Tensor:
+    """The encoder side: log-mel -> the moments (mean, log variance) after quant_conv."""
+    conv, norm, resnet, attention = ldm_blocks(state)
+    h = conv(mel[:, None], "encoder.conv_in", 1)
+    levels = len(TINY.vae.ch_mult)
+    for i in range(levels):
+        for j in range(TINY.vae.num_res_blocks):
+            h = resnet(h, f"encoder.down.{i}.block.{j}")
+        if i != levels - 1:  # LDM pads right and bottom by one, then a stride-2 convolution
+            h = conv(F.pad(h, (0, 1, 0, 1)), f"encoder.down.{i}.downsample.conv", 0, stride=2)
+    h = resnet(attention(resnet(h, "encoder.mid.block_1"), "encoder.mid.attn_1"), "encoder.mid.block_2")
+    return conv(conv(F.silu(norm(h, "encoder.norm_out")), "encoder.conv_out", 1), "quant_conv", 0)
+
+
 def test_import_published_layout_and_load_back(tmp_path):
     written = build_snapshot(tmp_path / "snap", scale_factor=0.75)
     manifest = import_snapshot(tmp_path / "snap", models_dir())
@@ -53,7 +74,8 @@ def test_import_published_layout_and_load_back(tmp_path):
     assert {s["file"] for s in manifest["sources"]} == {"pytorch_model_2.bin", "audioldm-s-full.ckpt"}
     assert all(len(s["sha256"]) == 64 for s in manifest["sources"])
     installed = models_dir() / "tiny"
-    assert sorted(p.name for p in installed.iterdir()) == ["manifest.json", "weights.safetensors"]
+    assert sorted(p.name for p in installed.iterdir()) == ["manifest.json", "vae_encoder.safetensors",
+                                                           "weights.safetensors"]
 
     model = load_model("tiny")
     unet_state = model.modules["unet"].state_dict()
@@ -72,6 +94,12 @@ def test_import_published_layout_and_load_back(tmp_path):
     ours = decode(model.modules["vae"], z, model.scale_factor)
     reference = ldm_decode(written["vae"], z, 0.75)
     torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-4)
+
+    # The encoder side is kept for fine-tuning, and computes what AudioLDM's encoder computes.
+    encoder = VAEEncoder(TINY.vae)
+    encoder.load_state_dict(load_file(str(installed / ENCODER_FILE)), strict=True)
+    mel = torch.randn(1, 32, 64)
+    torch.testing.assert_close(encoder(mel).parameters, ldm_encode(written["vae"], mel), rtol=1e-4, atol=1e-4)
 
 
 def test_vae_from_pytorch_model_bin_uses_published_scale_factor(tmp_path):

@@ -201,7 +201,7 @@ def test_edit_jobs_decode_each_span_from_its_source_in_point(engine, clip):
 
 def test_models_route_lists_licences_and_input_format(engine):
     (entry,) = engine.client.models()
-    assert entry["name"] == "builtin" and entry["default"] and entry["trained"] is False
+    assert entry["name"] == "builtin" and entry["default"] and entry["trained"] is True
     assert (entry["frame_rate"], entry["image_size"], entry["window_seconds"]) == (2, 224, "256/25")
     assert entry["licences"][0]["licence"]
 

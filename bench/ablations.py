@@ -1,0 +1,99 @@
+"""The paper's ablations on the starter model: the LDM (vision encoder + projection + UNet) trained from scratch
+with one switch at a time, every row with the same step budget, batch and seed, on the same training windows,
+sharing the VAE and vocoder of an installed trained model; scored on a held-out synthetic set.
+
+Usage (sets from `foley synth`; the base model from `foley train`):
+  python bench/ablations.py --train DIR --held-out DIR [--base starter] [--steps 400] [--out docs/ablations.md]
+"""
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from engine.config import SAMPLING_PRESETS
+from engine.dataset import clean, load_training_set, with_flow
+from engine.evaluate import evaluate, model_audio
+from engine.models import build_modules, load_model, models_dir
+from engine.vae import ENCODER_FILE
+from engine.train import Recipe, VAETrainer, _inference_unet, latents_of, mels_of, train_ldm, with_switches
+from engine.unet import build_unet
+
+FLOW_GRID = 4
+CLEAN_THRESHOLD = 0.2
+
+# row -> (frame PE, flow grid, aligned channels, concat augmentation, cleaning)
+ROWS = {
+    "base (cross-attention only)": (False, 0, 0, False, False),
+    "+PE": (True, 0, 0, False, False),
+    "+flow": (False, FLOW_GRID, 0, False, False),
+    "+concat": (False, 0, 0, True, False),
+    "+clean": (False, 0, 0, False, True),
+    "+PE +aligned (starter recipe)": (True, 0, 16, False, False),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", required=True)
+    parser.add_argument("--held-out", required=True)
+    parser.add_argument("--base", default="starter", help="installed model whose VAE and vocoder are shared")
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--limit", type=int, help="training videos to use")
+    parser.add_argument("--eval-steps", type=int, default=25)
+    parser.add_argument("--out", help="also write the table (with this command) to this markdown file")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(2)
+
+    base = load_model(args.base)
+    trainer = VAETrainer(base.config, base.modules["vae"])
+    trainer.encoder.load_state_dict(load_file(str(models_dir() / args.base / ENCODER_FILE)))
+    dataset = with_flow(load_training_set(Path(args.train), base.config, args.limit), FLOW_GRID)
+    latents = latents_of(trainer, mels_of(dataset.audio, base.config)) * base.scale_factor
+    sampling = replace(SAMPLING_PRESETS["fast"], steps=args.eval_steps)
+    table = []
+    for row, (pe, flow, aligned, concat, cleaning) in ROWS.items():
+        started = time.monotonic()
+        config = with_switches(base.config, pe=pe, flow_grid=flow, aligned=aligned)
+        rows = clean(dataset, config.frame_rate, config.sample_rate, CLEAN_THRESHOLD) if cleaning else dataset
+        row_latents = latents if rows is dataset else latents[[dataset.sources.index(s) for s in rows.sources]]
+        if not flow:
+            rows = replace(rows, flow=None)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            modules = {**build_modules(config), "vae": base.modules["vae"], "vocoder": base.modules["vocoder"]}
+            modules["unet"] = build_unet(config.unet, skip_zero_context=False)
+        recipe = Recipe(steps=args.steps, batch=args.batch, concat=concat, checkpoint_every=args.steps + 1)
+        with_work = Path(models_dir() / ".ablations" / row.split()[0])
+        losses = train_ldm(rows, row_latents, modules, config, recipe, with_work, progress=lambda step, loss: None)
+        (with_work / "train-state-ldm.pt").unlink(missing_ok=True)  # every row starts from scratch
+        modules["unet"] = _inference_unet(modules["unet"], config)
+        components = replace(base, config=config, modules=modules, name=row)
+        result = evaluate(Path(args.held_out), model_audio(components, sampling))
+        table.append((row, len(rows), sum(losses[-50:]) / 50, result))
+        print(f"{row}: onset {result['onset_accuracy']:.3f} AV-Align {result['av_align']:.3f} "
+              f"Fréchet {result['frechet_mel']:.1f} ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+    lines = ["| row | training windows | final loss | onset accuracy (±1 frame) | AV-Align | Fréchet (mel) |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {row} | {count} | {loss:.4f} | {r['onset_accuracy']:.3f} | {r['av_align']:.3f} | {r['frechet_mel']:.1f} |"
+              for row, count, loss, r in table]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        command = "python bench/ablations.py " + " ".join(sys.argv[1:])
+        Path(args.out).write_text(f"# Ablations of the starter model\n\nMade with `{command}`: each row trains the "
+                                  f"LDM from scratch for {args.steps} steps of batch {args.batch} (seed 0), sharing "
+                                  f"the VAE and vocoder of `{args.base}`; scored on `{args.held_out}` with "
+                                  f"{sampling.sampler} {sampling.steps} steps, guidance {sampling.guidance}.\n\n"
+                                  f"{text}\n")
+
+
+if __name__ == "__main__":
+    main()

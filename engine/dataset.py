@@ -1,0 +1,101 @@
+"""Training data: a folder of videos with their sound, cut into model windows of frames and 16 kHz audio."""
+
+import logging
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from engine.config import ModelConfig
+from engine.errors import InputVideoError
+from engine.metrics import av_align
+from engine.video import decode_frames, probe_video
+from engine.vision_encoder import flow_features
+
+logger = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mxf"}
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Windows of training material: frames [N, T, S, S, 3] uint8, audio [N, samples] float32, optional optical
+    flow [N, T, F], and where each window came from."""
+
+    frames: torch.Tensor
+    audio: torch.Tensor
+    sources: tuple[str, ...]
+    flow: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.audio)
+
+    def subset(self, keep: np.ndarray) -> "TrainingSet":
+        index = torch.from_numpy(np.flatnonzero(keep))
+        flow = None if self.flow is None else self.flow[index]
+        return TrainingSet(self.frames[index], self.audio[index], tuple(self.sources[i] for i in index), flow)
+
+
+def read_audio(path: Path, rate: int) -> np.ndarray:
+    """The first audio stream of `path` (a sound file or a video), mixed to mono float32 at `rate`."""
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise InputVideoError(f"{path} has no sound. Training needs each video's own sound: put it in the file "
+                                  "or in a .wav of the same name beside it.")
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks = [out.to_ndarray().reshape(-1) for frame in container.decode(audio=0) for out in resampler.resample(frame)]
+        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+def load_training_set(folder: Path, config: ModelConfig, limit: int | None = None) -> TrainingSet:
+    """Every whole model window of every video in `folder` (sound from a same-name .wav, else the video's own)."""
+    videos = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not videos:
+        raise InputVideoError(f"{folder} holds no videos ({', '.join(sorted(VIDEO_SUFFIXES))}). Point --data at a "
+                              "folder of clips with their sound, or make a synthetic set with `foley synth`.")
+    window, samples = config.window_seconds, config.window_samples
+    frames, audio, sources = [], [], []
+    for video in videos[:limit]:
+        wav = video.with_suffix(".wav")
+        sound = read_audio(wav if wav.is_file() else video, config.sample_rate)
+        duration = probe_video(video).duration
+        start = Fraction(0)
+        while start + window <= duration + Fraction(1, 1000):
+            end = min(start + window, duration)
+            picked = decode_frames(video, start, end, rate=config.frame_rate, size=config.vision.image_size).rgb
+            count = int(window * config.frame_rate)
+            picked = np.concatenate([picked, np.repeat(picked[-1:], count - len(picked), axis=0)])[:count]
+            first = int(start * config.sample_rate)
+            piece = sound[first:first + samples]
+            frames.append(picked)
+            audio.append(np.pad(piece, (0, samples - len(piece))))
+            sources.append(f"{video.name}@{float(start):g}")
+            start += window
+    if not frames:
+        raise InputVideoError(f"No video in {folder} is at least {float(window):g} s long (one model window).")
+    logger.info("training set: %d windows from %d videos", len(frames), len(videos[:limit]))
+    dataset = TrainingSet(torch.from_numpy(np.stack(frames)), torch.from_numpy(np.stack(audio)), tuple(sources))
+    if config.vision.flow_grid:
+        dataset = with_flow(dataset, config.vision.flow_grid)
+    return dataset
+
+
+def with_flow(dataset: TrainingSet, grid: int) -> TrainingSet:
+    """The same set with its optical-flow features computed once (they do not change during training)."""
+    flow = torch.stack([flow_features(clip.permute(0, 3, 1, 2).float() / 255, grid) for clip in dataset.frames])
+    return replace(dataset, flow=flow)
+
+
+def clean(dataset: TrainingSet, fps: int, rate: int, threshold: float) -> TrainingSet:
+    """VTA-LDM's data cleaning: keep only windows whose AV-Align score reaches `threshold`."""
+    scores = np.array([av_align(clip.numpy(), fps, sound.numpy(), rate)
+                       for clip, sound in zip(dataset.frames, dataset.audio)])
+    kept = dataset.subset(scores >= threshold)
+    logger.info("cleaning at AV-Align %.2f kept %d of %d windows", threshold, len(kept), len(dataset))
+    if not len(kept):
+        raise InputVideoError(f"No training window reaches AV-Align {threshold}; lower --clean.")
+    return kept

@@ -1,0 +1,368 @@
+"""`foley train`: train a video-to-audio model of the VTA-LDM family from scratch, or fine-tune an installed one.
+
+Three stages, each resumable from its last checkpoint and deterministic by seed (every step draws its batch,
+timesteps, noise and augmentation from a generator seeded by (seed, step)):
+  vae      an AudioLDM-style KL autoencoder on log-mel (its decoder is what inference runs; the encoder is kept
+           beside the model for later training);
+  vocoder  a HiFi-GAN generator on log-mel -> waveform, with mel and multi-resolution STFT losses only (no
+           discriminators: two CPU cores cannot afford the adversarial stage);
+  ldm      vision encoder + projection + UNet, as the paper: v-prediction, Min-SNR-gamma weighting, AdamW with
+           linear warmup, 10 % of rows trained with the all-zeros unconditional context (for guidance), and the
+           paper's ablation switches (frame position table, optical-flow features, concat augmentation, AV-Align
+           data cleaning). Fine-tuning an installed model trains low-rank adapters on the UNet's attention
+           projections (LoRA) and merges them into the saved weights.
+"""
+
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+from torch import nn
+
+from engine.checkpoint import MANIFEST_FORMAT, write_model
+from engine.config import ModelConfig, config_to_dict
+from engine.dataset import TrainingSet
+from engine.mel import log_mel
+from engine.models import Components, build_modules
+from engine.sampling import get_alphas_cumprod
+from engine.unet import aligned_features, build_unet
+from engine.vae import ENCODER_FILE, VAEDecoder, VAEEncoder
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("vae", "vocoder", "ldm")
+STATE_FILE = "train-state-{stage}.pt"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One stage's training settings (defaults: the paper's choices scaled to a CPU budget)."""
+
+    steps: int = 2000
+    batch: int = 8
+    lr: float = 2e-4
+    warmup: int = 100
+    weight_decay: float = 0.01
+    seed: int = 0
+    min_snr_gamma: float = 5.0
+    uncond_rate: float = 0.1
+    concat: bool = False  # splice two clips at a random cut between 25 % and 75 %
+    lora_rank: int = 0  # > 0: fine-tune low-rank adapters on the UNet attention instead of every weight
+    checkpoint_every: int = 200
+    kl_weight: float = 1e-4
+    crop_frames: int = 32  # vae and vocoder train on random crops of this many mel frames
+
+
+class VAETrainer(nn.Module):
+    """The whole KL autoencoder for training: the encoder side and the model's inference decoder."""
+
+    def __init__(self, config: ModelConfig, decoder: VAEDecoder):
+        super().__init__()
+        self.encoder = VAEEncoder(config.vae)
+        self.vae = decoder
+
+    def posterior(self, mel: torch.Tensor) -> DiagonalGaussianDistribution:
+        return self.encoder(mel)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.vae.decoder(self.vae.post_quant_conv(latents))[:, 0]
+
+
+class LoRALinear(nn.Module):
+    """y = W x + (alpha / r) B A x with A random and B zero at the start, so training starts from the model."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float | None = None):
+        super().__init__()
+        self.base = base
+        self.scale = (alpha or rank) / rank
+        self.down = nn.Parameter(torch.randn(rank, base.in_features) / math.sqrt(base.in_features))
+        self.up = nn.Parameter(torch.zeros(base.out_features, rank))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + F.linear(F.linear(x, self.down), self.up) * self.scale
+
+    def merged(self) -> nn.Linear:
+        """The plain layer with the adapter folded into its weight."""
+        self.base.weight.data += self.scale * self.up.data @ self.down.data
+        return self.base
+
+
+LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+
+
+def add_lora(unet: nn.Module, rank: int) -> list[nn.Parameter]:
+    """Freeze the UNet and wrap its attention projections with adapters; returns the trainable parameters."""
+    unet.requires_grad_(False)
+    trainable = []
+    for name, module in list(unet.named_modules()):
+        for target in LORA_TARGETS:
+            parent_name, _, leaf = f"{name}.{target}".rpartition(".")
+            if name.rsplit(".", 1)[-1] in ("attn1", "attn2"):
+                parent = unet.get_submodule(parent_name)
+                adapter = LoRALinear(getattr(parent, leaf) if leaf != "0" else parent[0], rank)
+                if leaf == "0":
+                    parent[0] = adapter
+                else:
+                    setattr(parent, leaf, adapter)
+                trainable += [adapter.down, adapter.up]
+    return trainable
+
+
+def merge_lora(unet: nn.Module) -> None:
+    for name, module in list(unet.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, LoRALinear):
+                if isinstance(module, nn.ModuleList):
+                    module[int(child_name)] = child.merged()
+                else:
+                    setattr(module, child_name, child.merged())
+
+
+@dataclass
+class Progress:
+    """A one-line progress bar on stderr: step, loss, speed and time left."""
+
+    stage: str
+    total: int
+    first: int = 0
+    started: float = field(default_factory=time.monotonic)
+    stream: object = sys.stderr
+
+    def __call__(self, step: int, loss: float) -> None:
+        done = step - self.first
+        rate = done / max(1e-9, time.monotonic() - self.started)
+        left = (self.total - step) / rate if rate else 0.0
+        end = "\n" if step == self.total else ""
+        print(f"\r[{self.stage}] step {step}/{self.total} loss {loss:.4f} {rate:.2f} step/s "
+              f"{int(left) // 60}:{int(left) % 60:02d} left", end=end, file=self.stream, flush=True)
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def _lr_at(step: int, recipe: Recipe) -> float:
+    return recipe.lr * min(1.0, (step + 1) / max(1, recipe.warmup))
+
+
+def _save_state(path: Path, step: int, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer) -> None:
+    state = {"step": step, "optimizer": optimizer.state_dict(),
+             **{f"module.{name}": module.state_dict() for name, module in modules.items()}}
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def _run(stage: str, modules: dict[str, nn.Module], parameters: list[nn.Parameter], loss_at: Callable,
+         recipe: Recipe, work: Path, progress: Callable | None) -> list[float]:
+    """The loop every stage shares: AdamW with warmup, resumable from `work/train-state-<stage>.pt`."""
+    optimizer = torch.optim.AdamW(parameters, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    work.mkdir(parents=True, exist_ok=True)
+    state_path = work / STATE_FILE.format(stage=stage)
+    first = 0
+    if state_path.is_file():
+        state = torch.load(state_path, weights_only=True)
+        for name, module in modules.items():
+            module.load_state_dict(state[f"module.{name}"])
+        optimizer.load_state_dict(state["optimizer"])
+        first = state["step"]
+        logger.info("%s: resuming at step %d from %s", stage, first, state_path)
+    for module in modules.values():
+        module.train()
+    report = progress or Progress(stage, recipe.steps, first)
+    losses = []
+    for step in range(first, recipe.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, recipe)
+        loss = loss_at(_step_generator(recipe.seed, step))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.steps:
+            _save_state(state_path, step + 1, modules, optimizer)
+        report(step + 1, losses[-1])
+    for module in modules.values():
+        module.eval()
+    return losses
+
+
+def mels_of(audio: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    return log_mel(audio, config.mel_frames, config.vocoder.num_mels, config.sample_rate)
+
+
+STAGE_RECIPES = {  # per stage defaults, measured on the starter model (2 CPU cores)
+    "vae": Recipe(steps=1500, lr=5e-4, crop_frames=96),
+    "vocoder": Recipe(steps=3000, lr=5e-4, crop_frames=32),
+    "ldm": Recipe(steps=2400, lr=4e-4),
+}
+
+
+def _crops(generator: torch.Generator, recipe: Recipe, rows: int, frames: int) -> list[tuple[int, int]]:
+    """`recipe.batch` random (row, first mel frame) pairs for crops of `recipe.crop_frames`."""
+    picked = torch.randint(rows, (recipe.batch,), generator=generator)
+    starts = torch.randint(frames - recipe.crop_frames + 1, (recipe.batch,), generator=generator)
+    return [(int(r), int(s)) for r, s in zip(picked, starts)]
+
+
+def train_vae(mels: torch.Tensor, trainer: VAETrainer, recipe: Recipe, work: Path, progress=None) -> list[float]:
+    """L1 reconstruction of log-mel plus a small KL term, on random crops (the autoencoder is convolutional).
+    A new decoder starts with its output bias at the mean log-mel (Adam would need thousands of steps to walk
+    there from zero)."""
+    if not (work / STATE_FILE.format(stage="vae")).is_file():
+        with torch.no_grad():
+            trainer.vae.decoder.conv_out.bias.fill_(float(mels.mean()))
+
+    def loss_at(generator: torch.Generator) -> torch.Tensor:
+        crop = recipe.crop_frames
+        batch = torch.stack([mels[r, s:s + crop] for r, s in _crops(generator, recipe, len(mels), mels.shape[1])])
+        posterior = trainer.posterior(batch)
+        latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
+        return F.l1_loss(trainer.decode(latents), batch) + recipe.kl_weight * posterior.kl().mean() / latents[0].numel()
+
+    return _run("vae", {"vae": trainer}, list(trainer.parameters()), loss_at, recipe, work, progress)
+
+
+@torch.no_grad()
+def latents_of(trainer: VAETrainer, mels: torch.Tensor) -> torch.Tensor:
+    """Posterior means, in chunks (the LDM is trained on these, scaled to unit variance)."""
+    return torch.cat([trainer.posterior(part).mean for part in mels.split(32)])
+
+
+def stft_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Multi-resolution STFT loss (Yamamoto et al. 2020): spectral convergence + log magnitude, 3 resolutions."""
+    total = fake.new_zeros(())
+    for n_fft, hop in ((512, 128), (1024, 256), (256, 64)):
+        window = torch.hann_window(n_fft)
+        a, b = (torch.stft(x, n_fft, hop, n_fft, window, return_complex=True).abs().clamp(min=1e-7) for x in (fake, real))
+        total = total + torch.linalg.norm(b - a) / torch.linalg.norm(b) + F.l1_loss(a.log(), b.log())
+    return total
+
+
+def train_vocoder(audio: torch.Tensor, vocoder: nn.Module, config: ModelConfig, recipe: Recipe, work: Path,
+                  progress=None) -> list[float]:
+    """HiFi-GAN generator on random crops: mel L1 (weight 45, as HiFi-GAN) + multi-resolution STFT."""
+    hop, crop = config.vocoder.hop_length, recipe.crop_frames
+    mels = mels_of(audio, config)
+
+    def loss_at(generator: torch.Generator) -> torch.Tensor:
+        crops = _crops(generator, recipe, len(audio), config.mel_frames)
+        mel = torch.stack([mels[r, s:s + crop] for r, s in crops])
+        real = torch.stack([audio[r, s * hop:(s + crop) * hop] for r, s in crops])
+        fake = vocoder(mel)[:, : real.shape[1]]
+        fake_mel = log_mel(fake, crop, config.vocoder.num_mels, config.sample_rate)
+        return 45 * F.l1_loss(fake_mel, mel) / 10 + stft_loss(fake, real)
+
+    return _run("vocoder", {"vocoder": vocoder}, list(vocoder.parameters()), loss_at, recipe, work, progress)
+
+
+def splice(frames: torch.Tensor, latents: torch.Tensor, config: ModelConfig, generator: torch.Generator):
+    """Concat augmentation: every row continues with the next row's clip after a cut between 25 % and 75 %."""
+    count = frames.shape[1]
+    cut = int(torch.randint(count // 4, 3 * count // 4 + 1, (1,), generator=generator))
+    latent_cut = int(cut * config.latent_rate / config.frame_rate)
+    frames = torch.cat([frames[:, :cut], frames.roll(1, 0)[:, cut:]], dim=1)
+    latents = torch.cat([latents[:, :, :latent_cut], latents.roll(1, 0)[:, :, latent_cut:]], dim=2)
+    return frames, latents
+
+
+def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn.Module], config: ModelConfig,
+              recipe: Recipe, work: Path, progress=None) -> list[float]:
+    """Vision encoder + projection + UNet on v-prediction with Min-SNR-gamma weights (Hang et al. 2023: for v,
+    w = min(SNR, gamma) / (SNR + 1)). With `recipe.lora_rank` only UNet attention adapters train."""
+    vision, unet = modules["vision"], modules["unet"]
+    alphas = get_alphas_cumprod(config.scheduler)
+    if recipe.lora_rank:
+        vision.requires_grad_(False)
+        parameters = add_lora(unet, recipe.lora_rank)
+    else:
+        parameters = [*vision.parameters(), *unet.parameters()]
+
+    def loss_at(generator: torch.Generator) -> torch.Tensor:
+        rows = torch.randint(len(dataset), (recipe.batch,), generator=generator)
+        frames, x0 = dataset.frames[rows], latents[rows]
+        flow = dataset.flow[rows] if dataset.flow is not None else None
+        if recipe.concat and flow is None:
+            frames, x0 = splice(frames, x0, config, generator)
+        context = vision(frames.permute(0, 1, 4, 2, 3).float() / 255, flow)
+        keep = (torch.rand(recipe.batch, generator=generator) >= recipe.uncond_rate).float()
+        context = context * keep[:, None, None]  # dropped rows learn the all-zeros unconditional context
+        t = torch.randint(config.scheduler.num_train_timesteps, (recipe.batch,), generator=generator)
+        a = alphas[t][:, None, None, None]
+        noise = torch.randn(x0.shape, generator=generator)
+        noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        target = a.sqrt() * noise - (1 - a).sqrt() * x0
+        aligned = aligned_features(context, config)
+        inputs = noisy if aligned is None else torch.cat([noisy, aligned], dim=1)
+        predicted = unet(inputs, t, encoder_hidden_states=context).sample
+        snr = alphas[t] / (1 - alphas[t])
+        weight = snr.clamp(max=recipe.min_snr_gamma) / (snr + 1)
+        return (weight * (predicted - target).pow(2).mean(dim=(1, 2, 3))).mean()
+
+    training = {"vision": vision, "unet": unet}
+    losses = _run("ldm", training, parameters, loss_at, recipe, work, progress)
+    if recipe.lora_rank:
+        merge_lora(unet)
+    return losses
+
+
+def train_model(dataset: TrainingSet, config: ModelConfig, work: Path, recipes: dict[str, Recipe],
+                base: Components | None = None, encoder_state: dict | None = None, progress=None) -> dict:
+    """Run the stages: from scratch (all three), or on top of `base` (its VAE and vocoder kept, the LDM
+    fine-tuned). Returns the modules, the VAE encoder state, the scale factor and the losses."""
+    with torch.random.fork_rng():
+        torch.manual_seed(recipes["ldm"].seed)
+        modules = build_modules(config) if base is None else dict(base.modules)
+        # trained with diffusers' own attention; the same weights go behind the inference processors afterwards
+        unet = build_unet(config.unet, skip_zero_context=False)
+        unet.load_state_dict(modules["unet"].state_dict())
+        trainer = VAETrainer(config, modules["vae"])
+    if encoder_state is not None:
+        trainer.encoder.load_state_dict(encoder_state)
+    mels = mels_of(dataset.audio, config)
+    losses = {}
+    if base is None:
+        losses["vae"] = train_vae(mels, trainer, recipes["vae"], work, progress)
+        losses["vocoder"] = train_vocoder(dataset.audio, modules["vocoder"], config, recipes["vocoder"], work, progress)
+    elif encoder_state is None:
+        raise ValueError("fine-tuning needs the base model's VAE encoder")
+    raw = latents_of(trainer, mels)
+    scale = base.scale_factor if base is not None else float(1 / raw.flatten().std())
+    modules["unet"] = unet
+    losses["ldm"] = train_ldm(dataset, raw * scale, modules, config, recipes["ldm"], work, progress)
+    modules["unet"] = _inference_unet(unet, config)
+    return {"modules": modules, "encoder": trainer.encoder.state_dict(), "scale_factor": scale, "losses": losses}
+
+
+def _inference_unet(trained: nn.Module, config: ModelConfig) -> nn.Module:
+    """The same weights behind the inference attention processors (zero-context skip, cached K/V)."""
+    unet = build_unet(config.unet)
+    unet.load_state_dict(trained.state_dict())
+    return unet
+
+
+def save_trained(models_dir: Path, name: str, config: ModelConfig, result: dict, licences: list[dict],
+                 facts: dict) -> Path:
+    """Install a trained model like an imported one (weights + manifest), its VAE encoder beside it."""
+    tensors = {f"{part}.{key}": value.detach().contiguous() for part, module in result["modules"].items()
+               for key, value in module.state_dict().items()}
+    manifest = {"format": MANIFEST_FORMAT, "name": name, "preset": config.name, "config": config_to_dict(config),
+                "trained": True, "licences": licences, "scale_factor": result["scale_factor"],
+                "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **facts}
+    encoder = {k: v.detach().contiguous() for k, v in result["encoder"].items()}
+    return write_model(models_dir, name, tensors, manifest, {ENCODER_FILE: encoder})
+
+
+def with_switches(config: ModelConfig, *, pe: bool, flow_grid: int, aligned: int) -> ModelConfig:
+    """The config with the paper's architecture switches set (frame PE, optical-flow grid) and ours (aligned)."""
+    vision = replace(config.vision, frame_pe=pe, flow_grid=flow_grid)
+    return replace(config, vision=vision, unet=replace(config.unet, aligned_channels=aligned))

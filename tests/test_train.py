@@ -1,0 +1,179 @@
+"""`foley train`: mel features, the training stages (deterministic, resumable), LoRA, the ablation switches, and
+the command end to end (train, install, generate, fine-tune)."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from engine.config import STARTER, TINY
+from engine.dataset import TrainingSet, clean, load_training_set
+from engine.errors import InputVideoError
+from engine.mel import log_mel, mel_filterbank
+from engine.models import load_model
+from engine.synthetic import make_clip, write_clip
+from engine.train import (LoRALinear, Recipe, VAETrainer, add_lora, mels_of, merge_lora, splice, train_ldm,
+                          train_vae, with_switches)
+from engine.unet import aligned_features, build_unet
+from engine.video import fit_frames
+from tests.conftest import installed, untrained
+
+# a starter-shaped model small enough for unit tests: 25 fps, 4 s windows, aligned conditioning
+SMALL = with_switches(replace(STARTER, unet=TINY.unet, vae=TINY.vae, vision=replace(TINY.vision, image_size=32,
+                                                                                     patch_size=16, pe_max_frames=100)),
+                      pe=True, flow_grid=0, aligned=4)
+
+
+def test_log_mel_puts_a_tone_in_its_band_and_silence_at_the_floor():
+    rate = 16000
+    tone = torch.sin(2 * torch.pi * 1000 * torch.arange(rate) / rate)[None]
+    mel = log_mel(tone, 100)
+    assert mel.shape == (1, 100, 64)
+    centres = (mel_filterbank() * torch.linspace(0, 8000, 513)).sum(1) / mel_filterbank().sum(1)
+    assert abs(float(centres[mel[0].mean(0).argmax()]) - 1000) < 100
+    assert float(log_mel(torch.zeros(1, rate), 100).max()) == pytest.approx(np.log(1e-5))
+
+
+def test_aligned_features_place_each_frame_on_its_latent_frame():
+    context = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(2, 3, 5)  # 3 frames, 5 dims
+    laid = aligned_features(context, SMALL)  # 25 fps frames on 25 Hz latent frames: one to one
+    assert laid.shape == (2, 4, SMALL.latent_frames, SMALL.latent_bins)
+    assert torch.equal(laid[:, :, :3, 0], context[..., -4:].transpose(1, 2))
+    assert not laid[:, :, 3:].any()  # after the last frame: nothing
+    published = replace(SMALL, frame_rate=2, latent_frames=256)  # 2 fps on 25 Hz: frame k covers 12.5 latent frames
+    two_fps = aligned_features(torch.ones(1, 20, 5).cumsum(1), published)
+    assert float(two_fps[0, 0, 12, 0]) == 1 and float(two_fps[0, 0, 13, 0]) == 2
+    assert aligned_features(context, TINY) is None
+
+
+def _clips(count: int, size: int = 32) -> TrainingSet:
+    clips = [make_clip(seed, size=96) for seed in range(count)]
+    frames = np.stack([fit_frames(c.frames, size) for c in clips])
+    return TrainingSet(torch.from_numpy(frames), torch.from_numpy(np.stack([c.audio for c in clips])),
+                       tuple(str(c.seed) for c in clips))
+
+
+def _ldm(tmp_path: Path, steps: int, work: str, **recipe) -> dict:
+    dataset = _clips(3)
+    latents = torch.randn(3, *SMALL.latent_shape, generator=torch.Generator().manual_seed(1))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        modules = {"vision": untrained(SMALL).modules["vision"], "unet": build_unet(SMALL.unet, skip_zero_context=False)}
+    losses = train_ldm(dataset, latents, modules, SMALL, Recipe(steps=steps, batch=2, checkpoint_every=1, **recipe),
+                       tmp_path / work, progress=lambda step, loss: None)
+    return {"losses": losses, **{k: v.state_dict() for k, v in modules.items()}}
+
+
+def test_ldm_training_is_deterministic_and_resumes_exactly(tmp_path):
+    straight = _ldm(tmp_path, 3, "a", concat=True)
+    again = _ldm(tmp_path, 3, "b", concat=True)
+    assert straight["losses"] == again["losses"]
+    _ldm(tmp_path, 2, "c", concat=True)  # interrupted after 2 steps: its state file is on disk
+    resumed = _ldm(tmp_path, 3, "c", concat=True)
+    assert len(resumed["losses"]) == 1 and resumed["losses"][0] == straight["losses"][2]
+    for part in ("vision", "unet"):
+        for key, value in straight[part].items():
+            torch.testing.assert_close(resumed[part][key], value, rtol=0, atol=0)
+    changed = _ldm(tmp_path, 3, "d", concat=False)
+    assert changed["losses"][0] != straight["losses"][0]  # the concat switch changes what is trained on
+
+
+def test_vae_training_lowers_reconstruction_loss(tmp_path):
+    config = SMALL
+    dataset = _clips(2)
+    mels = mels_of(dataset.audio, config)
+    trainer = VAETrainer(config, untrained(config).modules["vae"])
+    losses = train_vae(mels, trainer, Recipe(steps=30, batch=2, lr=1e-3, crop_frames=32, checkpoint_every=100),
+                       tmp_path, progress=lambda step, loss: None)
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+def test_splice_cuts_frames_and_latents_at_the_same_moment():
+    frames = torch.arange(2)[:, None, None, None, None].expand(2, 100, 1, 1, 1).clone()
+    latents = torch.arange(2)[:, None, None, None].float().expand(2, 8, 100, 16).clone()
+    cut_frames, cut_latents = splice(frames, latents, SMALL, torch.Generator().manual_seed(3))
+    cut = int((cut_frames[0, :, 0, 0, 0] != 0).nonzero()[0])
+    assert 25 <= cut <= 75
+    assert torch.equal(cut_latents[0, 0, :, 0] != 0, cut_frames[0, :, 0, 0, 0] != 0)  # 25 Hz both
+
+
+def test_lora_starts_at_the_base_and_merges_exactly():
+    torch.manual_seed(0)
+    unet = build_unet(SMALL.unet, skip_zero_context=False)
+    x, t, context = torch.randn(1, 12, 100, 16), torch.tensor([500]), torch.randn(1, 7, SMALL.unet.cross_attention_dim)
+    before = unet(x, t, encoder_hidden_states=context).sample
+    trainable = add_lora(unet, rank=2)
+    assert all(not p.requires_grad for n, p in unet.named_parameters() if ".base." in n)
+    assert len(trainable) == 2 * 4 * sum(1 for n, _ in unet.named_modules() if n.endswith(("attn1", "attn2")))
+    torch.testing.assert_close(unet(x, t, encoder_hidden_states=context).sample, before)
+    for parameter in trainable:
+        parameter.data.normal_(std=0.05)
+    adapted = unet(x, t, encoder_hidden_states=context).sample
+    assert not torch.allclose(adapted, before)
+    merge_lora(unet)
+    assert not any(isinstance(m, LoRALinear) for m in unet.modules())
+    torch.testing.assert_close(unet(x, t, encoder_hidden_states=context).sample, adapted, rtol=1e-4, atol=1e-4)
+
+
+def test_training_set_reads_sound_from_the_video_or_a_wav_beside_it(tmp_path):
+    clip = make_clip(5)
+    video = write_clip(clip, tmp_path / "set")
+    ffmpeg = installed("ffmpeg")
+    joined = tmp_path / "own" / "with-sound.mp4"
+    joined.parent.mkdir()
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(video), "-i", str(video.with_suffix(".wav")), "-c:v", "copy",
+                    "-c:a", "aac", "-b:a", "192k", str(joined)], check=True)
+    beside = load_training_set(tmp_path / "set", SMALL)
+    inside = load_training_set(tmp_path / "own", SMALL)
+    assert beside.frames.shape == (1, 100, 32, 32, 3) and beside.audio.shape == (1, 64000)
+    assert np.corrcoef(beside.audio[0, :60000], inside.audio[0, :60000])[0, 1] > 0.9  # AAC delay is a few ms
+    with pytest.raises(InputVideoError, match="no sound"):
+        video.with_suffix(".wav").unlink()
+        load_training_set(tmp_path / "set", SMALL)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputVideoError, match="holds no videos"):
+        load_training_set(tmp_path / "empty", SMALL)
+
+
+def test_cleaning_keeps_windows_whose_sound_follows_the_pictures():
+    dataset = _clips(4, size=64)
+    silent = TrainingSet(dataset.frames, torch.zeros_like(dataset.audio) + 1e-4 * torch.randn(dataset.audio.shape),
+                         dataset.sources)
+    mixed = TrainingSet(torch.cat([dataset.frames, silent.frames]), torch.cat([dataset.audio, silent.audio]),
+                        dataset.sources + tuple("silent" + s for s in silent.sources))
+    kept = clean(mixed, 25, 16000, 0.05)
+    assert kept.sources and not any(s.startswith("silent") for s in kept.sources)
+
+
+def test_train_command_installs_a_model_that_generates_and_fine_tunes(tmp_path, foley_home):
+    data = tmp_path / "data"
+    for seed in range(2):
+        write_clip(make_clip(seed), data)
+    run = [sys.executable, "-m", "ui.cli", "train", str(data), "--name", "mine", "--steps", "2", "--vae-steps", "2",
+           "--vocoder-steps", "2", "--batch", "2", "--threads", "2"]
+    env = {"FOLEY_HOME": str(foley_home), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(run, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((foley_home / "models" / "mine" / "manifest.json").read_text())
+    assert manifest["config"]["frame_rate"] == 25 and manifest["training"]["windows"] == 2
+    assert "[ldm] step 2/2" in done.stderr
+    out = subprocess.run([sys.executable, "-m", "ui.cli", "generate", str(data / "0000001.mp4"), "--model", "mine",
+                          "--preset", "fast", "--steps", "2", "--seed", "3", "-o", str(tmp_path / "out")],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    audio, rate = soundfile.read(out.stdout.split()[-1])
+    assert rate == 16000 and len(audio) == 64000
+    tuned = subprocess.run([*run[:5], "--name", "tuned", "--from", "mine", "--lora", "2", "--steps", "2",
+                            "--batch", "2"], capture_output=True, text=True, env=env)
+    assert tuned.returncode == 0, tuned.stderr
+    base, fine = load_model("mine"), load_model("tuned")  # the fixture points FOLEY_HOME at foley_home
+    assert torch.equal(base.modules["vocoder"].conv_pre.weight, fine.modules["vocoder"].conv_pre.weight)
+    changed = [k for k, v in fine.modules["unet"].state_dict().items()
+               if not torch.equal(v, base.modules["unet"].state_dict()[k])]
+    assert changed and all(".attn" in k for k in changed)  # LoRA touched only the attention projections
