@@ -1,6 +1,6 @@
 """How many steps the deterministic samplers need: log-mel distance to a converged probability-flow ODE solution
-(DDIM, 500 steps) from the same start noise, on the built-in model (random weights: this measures the solvers'
-convergence, not sound quality). Usage: python bench/samplers.py   (about a minute on 2 CPU cores)"""
+(DDIM, 500 steps) from the same start noise, on the built-in starter model.
+Usage: python bench/samplers.py   (about a minute on 2 CPU cores)"""
 
 from fractions import Fraction
 
@@ -29,7 +29,8 @@ def main() -> None:
 
     components = embedded_default()
     with tempfile.TemporaryDirectory() as folder:
-        frames = decode_frames(make_demo_video(Path(folder) / "clip.mp4", seconds=8.0), Fraction(0), Fraction(8))
+        frames = decode_frames(make_demo_video(Path(folder) / "clip.mp4", seconds=4.0), Fraction(0), Fraction(4),
+                               rate=components.config.frame_rate, size=components.config.vision.image_size)
     context = encode_frames(components.modules["vision"], torch.from_numpy(frames.model_input()))
     reference = mel_of(components, context, "ddim", 500, "trailing")
     scale = (reference - reference.mean()).norm()

@@ -36,14 +36,16 @@ def main() -> None:
     from engine.sample_video import make_demo_video
     from engine.video import decode_frames
 
+    components = embedded_default()
+    config = components.config
     video = make_demo_video(home / "clip.mp4", seconds=4.0)
-    frames = decode_frames(video, Fraction(0), Fraction(4))
+    frames = decode_frames(video, Fraction(0), Fraction(4), rate=config.frame_rate, size=config.vision.image_size)
     sampling = replace(SAMPLING_PRESETS["reference"], steps=args.steps)
-    upload = dict(count=len(frames.rgb), width=224, height=224, fps=2, start="0", end="4",
+    size = config.vision.image_size
+    upload = dict(count=len(frames.rgb), width=size, height=size, fps=config.frame_rate, start="0", end="4",
                   frame_times=[str(t) for t in frames.times], steps=args.steps)
 
     # in-process: the same work without HTTP, serialisation or files
-    components = embedded_default()
     generate(frames, components=components, sampling=sampling, seeds=(0,))  # warm-up
     started = time.perf_counter()
     for seed in range(args.jobs):

@@ -10,6 +10,7 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from engine.config import VisionConfig
+from engine.metrics import optical_flow
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +66,12 @@ class VideoFeatureExtractor(nn.Module):
 def flow_features(pixels: torch.Tensor, grid: int) -> torch.Tensor:
     """Optical flow into each frame from the one before (Farneback), averaged over a grid x grid layout of cells:
     [T, 2 * grid**2] in pixels per frame; the first frame has none (zeros)."""
-    import cv2  # optional: opencv-python-headless, installed with the `train` extra
-
     grey = (pixels.detach().float().mean(dim=1).cpu().numpy() * 255).astype(np.uint8)
     out = np.zeros((len(grey), grid, grid, 2), np.float32)
     for index in range(1, len(grey)):
-        field = cv2.calcOpticalFlowFarneback(grey[index - 1], grey[index], None, 0.5, 3, 9, 3, 5, 1.1, 0)
-        out[index] = cv2.resize(field, (grid, grid), interpolation=cv2.INTER_AREA)
+        field = optical_flow(grey[index - 1], grey[index])
+        size = field.shape[0] // grid
+        out[index] = field[: size * grid, : size * grid].reshape(grid, size, grid, size, 2).mean(axis=(1, 3))
     return torch.from_numpy(out.reshape(len(grey), -1))
 
 

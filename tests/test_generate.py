@@ -110,14 +110,14 @@ def test_cli_generate_writes_wavs_and_sidecars(clip, tmp_path, capsys):
     wavs = sorted(out.glob("*.wav"))
     assert [p.name for p in wavs] == ["ball_2.000-9.500_v1_seed7.wav", "ball_2.000-9.500_v2_seed8.wav"]
     assert captured.out.split() == [str(p) for p in wavs]
-    assert "sample  [" in captured.err and "untrained" in captured.err
+    assert "sample  [" in captured.err and "built-in starter model" in captured.err
     for wav in wavs:
         info = soundfile.info(wav)
         assert (info.frames, info.samplerate, info.subtype) == (120_000, 16000, "PCM_16")
         meta = json.loads(wav.with_suffix(".json").read_text())
         assert meta["format"] == "FoleySidecar.1" and meta["steps"] == 2 and meta["guidance"] == 3.0
         assert meta["source"]["start"] == "2" and meta["source"]["end"] == "19/2"
-        assert meta["licences"] and meta["model"]["trained"] is False
+        assert meta["licences"] and meta["model"]["trained"] is True
     assert not list(out.glob(".*part"))
 
 
@@ -165,7 +165,7 @@ def test_foley_demo_console_script(tmp_path):
     assert run.returncode == 0, run.stderr
     wav = Path(run.stdout.strip())
     assert wav.is_file() and soundfile.info(wav).frames == 128_000  # the 8 s demo clip at 16 kHz
-    assert "built-in model is untrained" in run.stderr
+    assert "built-in starter model" in run.stderr and "untrained" not in run.stderr
 
 
 def test_import_contracts_hold():
