@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from engine.config import SAMPLING_PRESETS
 from engine.dataset import clean, load_training_set, with_flow
 from engine.evaluate import evaluate, model_audio
-from engine.models import build_modules, load_model, models_dir
+from engine.models import build_modules, load_model, model_folder, models_dir
 from engine.vae import ENCODER_FILE
 from engine.train import Recipe, VAETrainer, _inference_unet, latents_of, mels_of, train_ldm, with_switches
 from engine.unet import build_unet
@@ -54,7 +54,7 @@ def main() -> None:
 
     base = load_model(args.base)
     trainer = VAETrainer(base.config, base.modules["vae"])
-    trainer.encoder.load_state_dict(load_file(str(models_dir() / args.base / ENCODER_FILE)))
+    trainer.encoder.load_state_dict(load_file(str(model_folder(args.base) / ENCODER_FILE)))
     dataset = with_flow(load_training_set(Path(args.train), base.config, args.limit), FLOW_GRID)
     latents = latents_of(trainer, mels_of(dataset.audio, base.config)) * base.scale_factor
     sampling = replace(SAMPLING_PRESETS["fast"], steps=args.eval_steps)

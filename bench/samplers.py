@@ -35,7 +35,7 @@ def main() -> None:
     reference = mel_of(components, context, "ddim", 500, "trailing")
     scale = (reference - reference.mean()).norm()
     print("relative log-mel distance to DDIM-500 trailing (same start noise, 2 variants)")
-    for sampler in ("ddim", "dpmpp_2m"):
+    for sampler in ("ddim", "dpmpp_2m", "unipc"):
         for spacing in ("leading", "trailing"):
             row = [f"{steps:>3} steps {float((mel_of(components, context, sampler, steps, spacing) - reference).norm() / scale):.4f}"
                    for steps in (10, 25, 50)]

@@ -19,7 +19,8 @@ from engine.client import EngineClient, EngineError, read_discovery
 from engine.config import PRESETS, SAMPLING_PRESETS, SamplingConfig
 from engine.evaluate import evaluate, model_audio
 from engine.generate import check_request, generate
-from engine.models import EMBEDDED, best_installed, list_models, load_model, models_dir, place, remove_model
+from engine.models import (EMBEDDED, best_installed, list_models, load_model, model_folder, models_dir, place,
+                           remove_model)
 from engine.output import write_variants
 from engine.sample_video import make_demo_video
 from engine.sampling import SAMPLERS, StepInfo
@@ -261,7 +262,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                              warmup=args.warmup, concat=args.concat, lora_rank=args.lora if base else 0)
     encoder = None
     if base is not None:
-        encoder_path = models_dir() / args.base / ENCODER_FILE
+        encoder_path = model_folder(args.base) / ENCODER_FILE
         if not encoder_path.is_file():
             raise ValueError(f"'{args.base}' was installed without its VAE encoder ({encoder_path}), which "
                              "fine-tuning needs to encode your sound. Train it with `foley train` or import a "

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from typing import Literal
 
-SamplerName = Literal["ddpm", "ddim", "dpmpp_2m"]
+SamplerName = Literal["ddpm", "ddim", "dpmpp_2m", "unipc"]
 
 
 @dataclass(frozen=True)

@@ -119,4 +119,63 @@ def sample_dpmpp_2m(model, x, timesteps, alphas_cumprod, *, generators=None, cal
     return x
 
 
-SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "dpmpp_2m": sample_dpmpp_2m}
+def _half_log_snr(alpha_prod: torch.Tensor) -> torch.Tensor:
+    """lambda = log(alpha / sigma); +inf at the clean end."""
+    return 0.5 * (torch.log(alpha_prod) - torch.log1p(-alpha_prod)) if alpha_prod < 1 else torch.tensor(float("inf"))
+
+
+def _unipc_update(x, point, target, m0, earlier, order: int, m_target=None):
+    """One UniPC update (Zhao et al. 2023, data prediction, B(h) = e^h - 1) from `point` to `target` (each
+    (alpha, sigma, lambda)): the predictor UniP without `m_target`, the corrector UniC with the model output at
+    the target. `earlier` is (output, lambda) of the point before, used at order 2."""
+    (alpha0, sigma0, lambda0), (alpha_t, sigma_t, lambda_t) = point, target
+    if sigma_t == 0:  # into sigma = 0 at first order the update is the denoised estimate itself
+        return m0
+    hh = -(lambda_t - lambda0)
+    h_phi_1 = torch.expm1(hh)
+    b_h = torch.expm1(hh)
+    base = (sigma_t / sigma0) * x - alpha_t * h_phi_1 * m0
+    b, h_phi_k, factorial = [], h_phi_1 / hh - 1, 1
+    for i in range(1, order + 1):
+        b.append(h_phi_k * factorial / b_h)
+        factorial *= i + 1
+        h_phi_k = h_phi_k / hh - 1 / factorial
+    differences, ratios = [], []
+    if order == 2:
+        ratio = (earlier[1] - lambda0) / (lambda_t - lambda0)
+        differences.append((earlier[0] - m0) / ratio)
+        ratios.append(ratio)
+    if m_target is None:  # predictor: rho = 1/2 at order 2
+        residual = 0.5 * differences[0] if differences else torch.zeros_like(x)
+    else:
+        rows = torch.stack([torch.tensor([r ** (i - 1) for r in [*ratios, 1.0]]) for i in range(1, order + 1)])
+        rhos = torch.tensor([0.5]) if order == 1 else torch.linalg.solve(rows.double(), torch.stack(b).double()).float()
+        residual = sum(rho * d for rho, d in zip(rhos[:-1], differences)) + rhos[-1] * (m_target - m0)
+    return base - alpha_t * b_h * residual
+
+
+def sample_unipc(model, x, timesteps, alphas_cumprod, *, generators=None, callback=None) -> torch.Tensor:
+    """UniPC (Zhao et al. 2023), order 2, bh2, on the data prediction: each model call first corrects the last
+    step (UniC, no extra evaluation), then predicts the next (UniP); first order on the first and last steps."""
+    def point(alpha_prod):
+        return alpha_prod**0.5, (1 - alpha_prod) ** 0.5, _half_log_snr(alpha_prod)
+
+    history = []  # (output, lambda) per model call
+    last = None  # (x, point, order) before the last prediction
+    for i, t in enumerate(timesteps):
+        denoised = model(x, t)
+        here = point(alphas_cumprod[t])
+        if last is not None:
+            earlier = history[-2] if len(history) > 1 else None
+            x = _unipc_update(last[0], last[1], here, history[-1][0], earlier, last[2], m_target=denoised)
+        history = [*history[-1:], (denoised, here[2])]
+        order = min(2, len(timesteps) - i, len(history))
+        last = (x, here, order)
+        x = _unipc_update(x, here, point(_prev_alpha_prod(alphas_cumprod, timesteps, i)), denoised,
+                          history[-2] if order == 2 else None, order)
+        if callback is not None:
+            callback(i + 1)
+    return x
+
+
+SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "dpmpp_2m": sample_dpmpp_2m, "unipc": sample_unipc}

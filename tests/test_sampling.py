@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 import pytest
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
 from engine.config import SchedulerConfig
-from engine.sampling import ddpm_step, get_alphas_cumprod, get_timesteps_leading, get_timesteps_trailing, sample_ddim, sample_ddpm, sample_dpmpp_2m
+from engine.sampling import ddpm_step, get_alphas_cumprod, get_timesteps_leading, get_timesteps_trailing, sample_ddim, sample_ddpm, sample_dpmpp_2m, sample_unipc
 
 CONFIG = SchedulerConfig()
 
@@ -112,7 +112,9 @@ SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, be
     (sample_ddim, DDIMScheduler(**SCHEDULE, clip_sample=False, set_alpha_to_one=True)),
     (sample_dpmpp_2m, DPMSolverMultistepScheduler(**SCHEDULE, algorithm_type="dpmsolver++", solver_order=2,
                                                   final_sigmas_type="zero")),
-], ids=["ddim", "dpmpp_2m"])
+    (sample_unipc, UniPCMultistepScheduler(**SCHEDULE, solver_order=2, solver_type="bh2", predict_x0=True,
+                                           final_sigmas_type="zero")),
+], ids=["ddim", "dpmpp_2m", "unipc"])
 def test_fast_samplers_equal_diffusers_schedulers(ours, theirs):
     velocity = ToyVelocity()
     alphas = get_alphas_cumprod(CONFIG)
