@@ -34,7 +34,8 @@ ROWS = {
     "+flow": (False, FLOW_GRID, 0, False, False),
     "+concat": (False, 0, 0, True, False),
     "+clean": (False, 0, 0, False, True),
-    "+PE +aligned (starter recipe)": (True, 0, 16, False, False),
+    "+PE +aligned": (True, 0, 16, False, False),
+    "+PE +flow +aligned (the starter's recipe)": (True, FLOW_GRID, 16, False, False),
 }
 
 
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--train", required=True)
     parser.add_argument("--held-out", required=True)
     parser.add_argument("--base", default="starter", help="installed model whose VAE and vocoder are shared")
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--limit", type=int, help="training videos to use")
     parser.add_argument("--eval-steps", type=int, default=25)

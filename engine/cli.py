@@ -249,7 +249,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     base = load_model(args.base) if args.base else None
     config = base.config if base else PRESETS[args.preset]
     if base is None:
-        config = with_switches(config, pe=not args.no_pe, flow_grid=args.flow,
+        config = with_switches(config, pe=not args.no_pe,
+                               flow_grid=config.vision.flow_grid if args.flow is None else args.flow,
                                aligned=config.unet.aligned_channels if args.aligned is None else args.aligned)
     dataset = load_training_set(Path(args.data), config, args.limit)
     if args.clean is not None:
@@ -398,7 +399,8 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     train.add_argument("--warmup", type=int, default=100)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-pe", action="store_true", help="ablation: no sinusoidal frame position table")
-    train.add_argument("--flow", type=int, default=0, metavar="GRID", help="optical-flow features on a GRIDxGRID layout")
+    train.add_argument("--flow", type=int, metavar="GRID",
+                       help="optical-flow features on a GRIDxGRID layout (0: none; default: the preset's)")
     train.add_argument("--aligned", type=int, help="frame-aligned conditioning channels (0: cross-attention only)")
     train.add_argument("--concat", action="store_true", help="concat augmentation (splice two clips at 25-75 %%)")
     train.add_argument("--clean", type=float, metavar="AV_ALIGN", help="drop training windows below this AV-Align")

@@ -1,6 +1,7 @@
 """Alignment metrics: audio onsets, onset accuracy against labels, and AV-Align (optical-flow peaks vs audio
 onset peaks, IoU within one video frame, as defined by Yariv et al. 2023 and used by VTA-LDM)."""
 
+import cv2
 import numpy as np
 
 HOP = 160  # 10 ms at 16 kHz
@@ -44,8 +45,6 @@ def onset_accuracy(onsets: np.ndarray, events: list[float], fps: float) -> float
 
 def optical_flow(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
     """Dense optical flow [H, W, 2] between two grey uint8 frames (Farneback, with AV-Align's parameters)."""
-    import cv2  # optional: opencv-python-headless, installed with the `train` extra
-
     return cv2.calcOpticalFlowFarneback(previous, current, None, 0.5, 3, 15, 3, 5, 1.2, 0)
 
 

@@ -128,7 +128,7 @@ def _unipc_update(x, point, target, m0, earlier, order: int, m_target=None):
     """One UniPC update (Zhao et al. 2023, data prediction, B(h) = e^h - 1) from `point` to `target` (each
     (alpha, sigma, lambda)): the predictor UniP without `m_target`, the corrector UniC with the model output at
     the target. `earlier` is (output, lambda) of the point before, used at order 2."""
-    (alpha0, sigma0, lambda0), (alpha_t, sigma_t, lambda_t) = point, target
+    (_, sigma0, lambda0), (alpha_t, sigma_t, lambda_t) = point, target
     if sigma_t == 0:  # into sigma = 0 at first order the update is the denoised estimate itself
         return m0
     hh = -(lambda_t - lambda0)

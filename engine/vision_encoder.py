@@ -91,11 +91,15 @@ class OnnxVisionEncoder:
         if wanted and self.providers[0] != wanted[0]:
             logger.warning("onnxruntime could not start %s; running the vision encoder on %s", wanted[0],
                            self.providers[0])
-        self.input = self.session.get_inputs()[0]
+        self.inputs = self.session.get_inputs()  # pixels, and the optical-flow features for models that use them
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        dtype = np.float16 if self.input.type == "tensor(float16)" else np.float32
-        (context,) = self.session.run(None, {self.input.name: pixels.detach().cpu().numpy().astype(dtype)})
+        dtype = np.float16 if self.inputs[0].type == "tensor(float16)" else np.float32
+        feeds = {self.inputs[0].name: pixels.detach().cpu().numpy().astype(dtype)}
+        if len(self.inputs) > 1:
+            grid = int(round((self.inputs[1].shape[1] / 2) ** 0.5))
+            feeds[self.inputs[1].name] = flow_features(pixels, grid).numpy().astype(dtype)
+        (context,) = self.session.run(None, feeds)
         return torch.from_numpy(context.astype(np.float32))
 
 
@@ -121,11 +125,16 @@ def export_onnx(extractor: VideoFeatureExtractor, path: Path, precision: str = "
     size = extractor.clip_vision.config.image_size
     fp32 = path if precision == "fp32" else path.with_name(f".{path.stem}.fp32.onnx")
     module = copy.deepcopy(extractor).eval()
-    example = torch.rand(2, 3, size, size)
+    examples = [torch.rand(2, 3, size, size)]
+    names = ["pixels"]
+    if extractor.flow_grid:  # optical flow is computed outside the graph (OpenCV) and fed as a second input
+        examples.append(torch.zeros(2, 2 * extractor.flow_grid**2))
+        names.append("flow")
     if precision == "fp16":
-        module, example, fp32 = module.half(), example.half(), path
-    torch.onnx.export(module, (example,), str(fp32), input_names=["pixels"], output_names=["context"],
-                      dynamic_axes={"pixels": {0: "frames"}, "context": {0: "frames"}}, opset_version=17, dynamo=False)
+        module, examples, fp32 = module.half(), [e.half() for e in examples], path
+    axes = {name: {0: "frames"} for name in [*names, "context"]}
+    torch.onnx.export(module, tuple(examples), str(fp32), input_names=names, output_names=["context"],
+                      dynamic_axes=axes, opset_version=17, dynamo=False)
     if precision == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 

@@ -5,7 +5,9 @@ import json
 import pytest
 import torch
 
-from engine.vision_encoder import OnnxVisionEncoder, encode_frames, export_onnx
+from engine.config import STARTER
+from engine.vision_encoder import OnnxVisionEncoder, encode_frames, export_onnx, flow_features
+from tests.conftest import untrained
 from ui.cli import main
 
 
@@ -38,3 +40,14 @@ def test_generate_with_the_onnx_encoder(exports, tmp_path, capsys):
     assert json.loads(next((tmp_path / "out").glob("*.json")).read_text())["steps"] == 1
     assert main(["generate", str(video), "--encoder", str(tmp_path / "missing.onnx")]) == 2
     assert "foley models export-encoder" in capsys.readouterr().err
+
+
+def test_onnx_encoder_of_a_flow_model_takes_the_flow_beside_the_pixels(tmp_path):
+    vision = untrained(STARTER).modules["vision"]
+    pixels = torch.zeros(6, 3, 64, 64)
+    for index in range(6):  # a bright square moving down 3 pixels a frame
+        pixels[index, :, 10 + 3 * index : 22 + 3 * index, 20:32] = 1.0
+    assert flow_features(pixels, STARTER.vision.flow_grid)[1:].abs().max() > 0.5
+    session = OnnxVisionEncoder(export_onnx(vision, tmp_path / "flow.onnx"))
+    assert [i.name for i in session.inputs] == ["pixels", "flow"]
+    torch.testing.assert_close(encode_frames(session, pixels), encode_frames(vision, pixels), rtol=0, atol=1e-5)
