@@ -4,7 +4,7 @@ The numbers of the published preset come from `shared/reference/vta-ldm.md` (sec
 embedded here so that nothing is ever fetched from a model hub to build the model.
 """
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from fractions import Fraction
 from typing import Literal
 
@@ -214,16 +214,8 @@ STARTER = ModelConfig(
     vision=VisionConfig(hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4, patch_size=16,
                         image_size=64, projection_dim=64, embedding_dim=64, frame_pe=True, pe_max_frames=100,
                         flow_grid=4),
-    unet=UNetConfig(
-        block_out_channels=(32, 64, 128),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4, 8),
-        cross_attention_dim=64,
-        layers_per_block=1,
-        norm_num_groups=16,
-        aligned_channels=16,
-    ),
+    unet=replace(TINY.unet, block_out_channels=(32, 64, 128), attention_head_dim=(2, 4, 8), cross_attention_dim=64,
+                 norm_num_groups=16, aligned_channels=16),
     vae=VAEConfig(ch=16, num_res_blocks=1, norm_num_groups=8),
     vocoder=VocoderConfig(
         upsample_initial_channel=128, resblock_kernel_sizes=(3, 7), resblock_dilation_sizes=((1, 3, 5), (1, 3, 5))
