@@ -21,9 +21,8 @@ from engine.vocoder import vocode
 
 
 def griffin_lim(mel: torch.Tensor, iterations: int) -> torch.Tensor:
-    """Log-mel [B, frames, mels] -> waveform: least-squares linear magnitude, then Griffin-Lim phase (1984)."""
-    magnitude = torch.linalg.lstsq(mel_filterbank().T @ mel_filterbank() + 1e-4 * torch.eye(N_FFT // 2 + 1),
-                                   mel_filterbank().T @ mel.exp().transpose(1, 2)).solution.clamp(min=0)
+    """Log-mel [B, frames, mels] -> waveform: pseudo-inverse linear magnitude, then Griffin-Lim phase (1984)."""
+    magnitude = (torch.linalg.pinv(mel_filterbank()) @ mel.exp().transpose(1, 2)).clamp(min=0)
     window = torch.hann_window(N_FFT)
     phase = torch.exp(2j * torch.pi * torch.rand(magnitude.shape, generator=torch.Generator().manual_seed(0)))
     length = mel.shape[1] * HOP

@@ -140,6 +140,10 @@ def config_from_training_args(args: dict, preset: str | None) -> ModelConfig:
     return replace(config, vision=vision)
 
 
+# what unpickling a damaged or foreign file can raise besides UnpicklingError
+CORRUPT_ERRORS = (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError)
+
+
 def _corrupt(path: Path, exc: Exception) -> CheckpointError:
     return CheckpointError(f"{path.name} is truncated or corrupt ({exc}). Delete it and download it again.")
 
@@ -148,7 +152,7 @@ def _unsafe_globals(path: Path, exc: Exception) -> list[str]:
     """Names of the non-tensor globals a checkpoint would unpickle; a file with none is simply corrupt."""
     try:
         needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    except (RuntimeError, ValueError, EOFError, OSError) as inner:
+    except CORRUPT_ERRORS as inner:
         raise _corrupt(path, inner) from None
     if not needed:
         raise _corrupt(path, exc)
@@ -162,7 +166,7 @@ def load_state(path: Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         needed = _unsafe_globals(path, exc)
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except CORRUPT_ERRORS as exc:
         raise _corrupt(path, exc) from None
     foreign = [name for name in needed if not name.startswith(INERT_PREFIXES)]
     if foreign:
