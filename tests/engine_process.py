@@ -57,11 +57,12 @@ class EngineProcess:
         self.log.close()
 
 
-def engine_with_test_model(home: Path) -> EngineProcess:
-    """An engine whose FOLEY_HOME holds the test-sized imported checkpoint ("tiny"), which makes audible output."""
+def engine_with_test_model(home: Path, *args: str) -> EngineProcess:
+    """An engine whose FOLEY_HOME holds the test-sized imported checkpoint ("tiny": the published layout at 2 fps,
+    224x224), which is then its default model."""
     from engine.checkpoint import import_snapshot
     from tests.published_layout import build_snapshot
 
     build_snapshot(home.parent / f"{home.name}-snapshot")
     import_snapshot(home.parent / f"{home.name}-snapshot", home / "models")
-    return EngineProcess(home)
+    return EngineProcess(home, *args)

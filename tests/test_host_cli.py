@@ -8,6 +8,7 @@ import soundfile
 from opentimelineio.opentime import RationalTime
 
 from editor_plugin import mlt
+from engine.models import model_config
 from tests.projects import burst, kdenlive_project, otio_timeline
 from ui.cli import main
 
@@ -26,7 +27,8 @@ def test_generate_for_the_kdenlive_zone_and_place_the_variants(tmp_path, capsys)
     sidecar = json.loads(wavs[0].with_suffix(".json").read_text())
     assert sidecar["source"]["path"] == str(project.resolve())
     # record 0.8 s shows source 0.8 s (first span); record 4.8 s shows source 6.4 s (second span, in-point 150)
-    assert sidecar["source"]["frame_times"][0] == "4/5" and sidecar["source"]["frame_times"][8] == "32/5"
+    rate = model_config("builtin").frame_rate
+    assert sidecar["source"]["frame_times"][0] == "4/5" and sidecar["source"]["frame_times"][4 * rate] == "32/5"
     assert "placed 2 clip(s) on track(s) Foley, Foley 2" in captured.out
     timeline = mlt.read_timeline(project)
     placed = {t.name: [c.range_in_parent().start_time.value for c in t.find_clips()] for t in timeline.audio_tracks()}

@@ -25,14 +25,16 @@ from engine.client import (
 )
 from engine.generate import range_samples
 from engine.sample_video import make_demo_video
-from tests.engine_process import FOLEY, EngineProcess
+from tests.engine_process import FOLEY, EngineProcess, engine_with_test_model
 
 JOB_TIMEOUT = 120  # seconds; every wait in these tests is bounded
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    process = EngineProcess(tmp_path_factory.mktemp("engine") / "home", "--max-queue", "3", "--max-request-mb", "8")
+    # the test-sized published-layout model (2 fps, 224x224) is the default; the built-in starter is listed too
+    process = engine_with_test_model(tmp_path_factory.mktemp("engine") / "home", "--max-queue", "3",
+                                     "--max-request-mb", "8")
     yield process
     process.stop()
 
@@ -200,10 +202,12 @@ def test_edit_jobs_decode_each_span_from_its_source_in_point(engine, clip):
 
 
 def test_models_route_lists_licences_and_input_format(engine):
-    (entry,) = engine.client.models()
-    assert entry["name"] == "builtin" and entry["default"] and entry["trained"] is True
-    assert (entry["frame_rate"], entry["image_size"], entry["window_seconds"]) == (2, 224, "256/25")
-    assert entry["licences"][0]["licence"]
+    builtin, tiny = engine.client.models()
+    assert builtin["name"] == "builtin" and not builtin["default"] and builtin["trained"] is True
+    assert (builtin["frame_rate"], builtin["image_size"], builtin["window_seconds"]) == (25, 64, "4")
+    assert tiny["name"] == "tiny" and tiny["default"]
+    assert (tiny["frame_rate"], tiny["image_size"], tiny["window_seconds"]) == (2, 224, "256/25")
+    assert builtin["licences"][0]["licence"] and tiny["licences"][0]["licence"]
 
 
 def test_twenty_concurrent_clients_none_lost_none_duplicated(engine):
@@ -279,7 +283,7 @@ def test_cli_engine_errors_are_clear(engine, clip, tmp_path, capsys):
 
 def test_kill_mid_job_is_a_clear_error_and_restart_keeps_finished_results(tmp_path):
     home = tmp_path / "home"
-    first = EngineProcess(home)
+    first = engine_with_test_model(home)
     stack = picture_stack(2, 224, 224).tobytes()
     submit = dict(count=2, width=224, height=224, fps=2, start="0", end="1", frame_times=["0", "1/2"])
     finished = first.client.submit_frames(stack, seeds=[1], steps=1, **submit)
