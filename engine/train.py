@@ -265,14 +265,19 @@ def train_vocoder(audio: torch.Tensor, vocoder: nn.Module, config: ModelConfig, 
     return _run("vocoder", {"vocoder": vocoder}, list(vocoder.parameters()), loss_at, recipe, work, progress)
 
 
-def splice(frames: torch.Tensor, latents: torch.Tensor, config: ModelConfig, generator: torch.Generator):
-    """Concat augmentation: every row continues with the next row's clip after a cut between 25 % and 75 %."""
+def splice(frames: torch.Tensor, latents: torch.Tensor, flow: torch.Tensor | None, config: ModelConfig,
+           generator: torch.Generator):
+    """Concat augmentation: every row continues with the next row's clip after a cut between 25 % and 75 %
+    (frames, their optical flow and the latents cut at the same moment)."""
     count = frames.shape[1]
     cut = int(torch.randint(count // 4, 3 * count // 4 + 1, (1,), generator=generator))
     latent_cut = int(cut * config.latent_rate / config.frame_rate)
     frames = torch.cat([frames[:, :cut], frames.roll(1, 0)[:, cut:]], dim=1)
     latents = torch.cat([latents[:, :, :latent_cut], latents.roll(1, 0)[:, :, latent_cut:]], dim=2)
-    return frames, latents
+    if flow is not None:
+        flow = torch.cat([flow[:, :cut], flow.roll(1, 0)[:, cut:]], dim=1)
+        flow[:, cut] = 0  # no motion is measured across the splice
+    return frames, latents, flow
 
 
 def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn.Module], config: ModelConfig,
@@ -291,8 +296,8 @@ def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn
         rows = torch.randint(len(dataset), (recipe.batch,), generator=generator)
         frames, x0 = dataset.frames[rows], latents[rows]
         flow = dataset.flow[rows] if dataset.flow is not None else None
-        if recipe.concat and flow is None:
-            frames, x0 = splice(frames, x0, config, generator)
+        if recipe.concat:
+            frames, x0, flow = splice(frames, x0, flow, config, generator)
         context = vision(frames.permute(0, 1, 4, 2, 3).float() / 255, flow)
         keep = (torch.rand(recipe.batch, generator=generator) >= recipe.uncond_rate).float()
         context = context * keep[:, None, None]  # dropped rows learn the all-zeros unconditional context

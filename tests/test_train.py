@@ -97,10 +97,12 @@ def test_vae_training_lowers_reconstruction_loss(tmp_path):
 def test_splice_cuts_frames_and_latents_at_the_same_moment():
     frames = torch.arange(2)[:, None, None, None, None].expand(2, 100, 1, 1, 1).clone()
     latents = torch.arange(2)[:, None, None, None].float().expand(2, 8, 100, 16).clone()
-    cut_frames, cut_latents = splice(frames, latents, SMALL, torch.Generator().manual_seed(3))
+    flow = torch.ones(2, 100, 8)
+    cut_frames, cut_latents, cut_flow = splice(frames, latents, flow, SMALL, torch.Generator().manual_seed(3))
     cut = int((cut_frames[0, :, 0, 0, 0] != 0).nonzero()[0])
     assert 25 <= cut <= 75
     assert torch.equal(cut_latents[0, 0, :, 0] != 0, cut_frames[0, :, 0, 0, 0] != 0)  # 25 Hz both
+    assert not cut_flow[:, cut].any() and cut_flow[:, cut - 1].all() and cut_flow[:, cut + 1].all()
 
 
 def test_lora_starts_at_the_base_and_merges_exactly():
