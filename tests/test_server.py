@@ -260,7 +260,7 @@ def test_cancel_mid_job_leaves_no_files(engine):
 
 
 def test_cli_generate_on_the_engine_matches_the_in_process_run(engine, clip, tmp_path, capsys):
-    common = ["generate", str(clip), "--start", "1", "--end", "5/2", "--seed", "9", "--steps", "2"]
+    common = ["generate", str(clip), "--start", "1", "--end", "5/2", "--seed", "9", "--steps", "2", "--model", "builtin"]
     assert main([*common, "--engine", engine.url, "--token", engine.token, "-o", str(tmp_path / "remote")]) == 0
     assert "variant 1/1 sample" in capsys.readouterr().err
     assert main([*common, "-o", str(tmp_path / "here")]) == 0
