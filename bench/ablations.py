@@ -21,7 +21,7 @@ from engine.dataset import clean, load_training_set, with_flow
 from engine.evaluate import evaluate, model_audio
 from engine.models import build_modules, load_model, model_folder, models_dir
 from engine.vae import ENCODER_FILE
-from engine.train import Recipe, VAETrainer, _inference_unet, latents_of, mels_of, train_ldm, with_switches
+from engine.train import Recipe, VAETrainer, rebuilt_unet, latents_of, mels_of, train_ldm, with_switches
 from engine.unet import build_unet
 
 FLOW_GRID = 4
@@ -75,7 +75,7 @@ def main() -> None:
         with_work = Path(models_dir() / ".ablations" / row.split()[0])
         losses = train_ldm(rows, row_latents, modules, config, recipe, with_work, progress=lambda step, loss: None)
         (with_work / "train-state-ldm.pt").unlink(missing_ok=True)  # every row starts from scratch
-        modules["unet"] = _inference_unet(modules["unet"], config)
+        modules["unet"] = rebuilt_unet(modules["unet"], config)
         components = replace(base, config=config, modules=modules, name=row)
         result = evaluate(Path(args.held_out), model_audio(components, sampling))
         table.append((row, len(rows), sum(losses[-50:]) / 50, result))

@@ -38,7 +38,6 @@ from engine.vae import ENCODER_FILE, VAEDecoder, VAEEncoder
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("vae", "vocoder", "ldm")
 STATE_FILE = "train-state-{stage}.pt"
 
 
@@ -101,29 +100,24 @@ LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 def add_lora(unet: nn.Module, rank: int) -> list[nn.Parameter]:
     """Freeze the UNet and wrap its attention projections with adapters; returns the trainable parameters."""
     unet.requires_grad_(False)
+    attentions = [module for name, module in unet.named_modules() if name.endswith((".attn1", ".attn2"))]
     trainable = []
-    for name, module in list(unet.named_modules()):
+    for attention in attentions:
         for target in LORA_TARGETS:
-            parent_name, _, leaf = f"{name}.{target}".rpartition(".")
-            if name.rsplit(".", 1)[-1] in ("attn1", "attn2"):
-                parent = unet.get_submodule(parent_name)
-                adapter = LoRALinear(getattr(parent, leaf) if leaf != "0" else parent[0], rank)
-                if leaf == "0":
-                    parent[0] = adapter
-                else:
-                    setattr(parent, leaf, adapter)
-                trainable += [adapter.down, adapter.up]
+            parent_name, _, leaf = target.rpartition(".")
+            parent = attention.get_submodule(parent_name) if parent_name else attention
+            adapter = LoRALinear(getattr(parent, leaf), rank)
+            setattr(parent, leaf, adapter)  # a ModuleList's item "0" is set the same way
+            trainable += [adapter.down, adapter.up]
     return trainable
 
 
 def merge_lora(unet: nn.Module) -> None:
-    for name, module in list(unet.named_modules()):
+    """Fold every adapter into its layer, leaving a plain UNet."""
+    for module in list(unet.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, LoRALinear):
-                if isinstance(module, nn.ModuleList):
-                    module[int(child_name)] = child.merged()
-                else:
-                    setattr(module, child_name, child.merged())
+                setattr(module, child_name, child.merged())
 
 
 @dataclass
@@ -328,8 +322,7 @@ def train_model(dataset: TrainingSet, config: ModelConfig, work: Path, recipes: 
         torch.manual_seed(recipes["ldm"].seed)
         modules = build_modules(config) if base is None else dict(base.modules)
         # trained with diffusers' own attention; the same weights go behind the inference processors afterwards
-        unet = build_unet(config.unet, skip_zero_context=False)
-        unet.load_state_dict(modules["unet"].state_dict())
+        unet = rebuilt_unet(modules["unet"], config, skip_zero_context=False)
         trainer = VAETrainer(config, modules["vae"])
     if encoder_state is not None:
         trainer.encoder.load_state_dict(encoder_state)
@@ -344,14 +337,15 @@ def train_model(dataset: TrainingSet, config: ModelConfig, work: Path, recipes: 
     scale = base.scale_factor if base is not None else float(1 / raw.flatten().std())
     modules["unet"] = unet
     losses["ldm"] = train_ldm(dataset, raw * scale, modules, config, recipes["ldm"], work, progress)
-    modules["unet"] = _inference_unet(unet, config)
+    modules["unet"] = rebuilt_unet(unet, config)
     return {"modules": modules, "encoder": trainer.encoder.state_dict(), "scale_factor": scale, "losses": losses}
 
 
-def _inference_unet(trained: nn.Module, config: ModelConfig) -> nn.Module:
-    """The same weights behind the inference attention processors (zero-context skip, cached K/V)."""
-    unet = build_unet(config.unet)
-    unet.load_state_dict(trained.state_dict())
+def rebuilt_unet(source: nn.Module, config: ModelConfig, *, skip_zero_context: bool = True) -> nn.Module:
+    """A UNet with `source`'s weights behind the chosen attention processors: the inference ones (zero-context
+    skip, cached K/V) or diffusers' own, which training needs."""
+    unet = build_unet(config.unet, skip_zero_context=skip_zero_context)
+    unet.load_state_dict(source.state_dict())
     return unet
 
 
