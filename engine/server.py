@@ -370,7 +370,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False,
     if running is not None and EngineClient(running.url, running.token).alive():
         raise FoleyError(f"An engine is already running at {running.url} (pid {running.pid}); use it, or stop it "
                          "first.")
-    token = token or os.environ.get("FOLEY_ENGINE_TOKEN") or secrets.token_urlsafe(32)
+    # hex, not base64url: a token must never start with "-", or `foley generate --token X` cannot parse it
+    token = token or os.environ.get("FOLEY_ENGINE_TOKEN") or secrets.token_hex(32)
     sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
     bound = sock.getsockname()[1]
     local = "127.0.0.1" if host in ("0.0.0.0", "localhost") else "::1" if host == "::" else host
