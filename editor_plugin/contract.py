@@ -3,9 +3,12 @@
 A bridge is a module with these functions (capabilities = which ones exist, see `has_feature`):
 
     host_name() -> str
-    read_timeline(project) -> otio.schema.Timeline          # rational time, record times from the timeline start
-    read_selection(project, *, clip=None, record=None) -> Selection
-    write_audio_clips(project, placements, *, track_name="Foley") -> WriteReport
+    read_timeline(project, *, sequence=None) -> otio.schema.Timeline   # rational time, from the timeline start
+    read_selection(project, *, clip=None, record=None, sequence=None) -> Selection
+    write_audio_clips(project, placements, *, track_name="Foley", sequence=None) -> WriteReport
+
+`sequence` names one timeline of a file that holds several (Kdenlive sequences, FCPXML projects, AAF
+compositions, an OTIO collection); without it a bridge uses the file's active one, else the only or first.
 
 Times never pass through float seconds: `RationalTime`/`TimeRange` at the timeline's rate here, exact
 `Fraction` seconds towards the engine (`Selection.edit()`).
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
@@ -24,6 +27,7 @@ from editor_plugin.errors import MissingMediaError, SelectionError, UnsupportedC
 from engine.edit import Layered, visible
 from engine.video import EditSpan
 
+T = TypeVar("T")
 RATE_DENOMINATOR_LIMIT = 10_000  # NTSC rates are n/1001; OTIO keeps rates as floats
 
 
@@ -104,11 +108,25 @@ class HostBridge(Protocol):
 
     def host_name(self) -> str: ...
 
-    def read_timeline(self, project) -> otio.schema.Timeline: ...
+    def read_timeline(self, project, *, sequence: str | None = None) -> otio.schema.Timeline: ...
 
-    def read_selection(self, project, *, clip: str | None = None, record: TimeRange | None = None) -> Selection: ...
+    def read_selection(self, project, *, clip: str | None = None, record: TimeRange | None = None,
+                       sequence: str | None = None) -> Selection: ...
 
-    def write_audio_clips(self, project, placements: list[Placement], *, track_name: str = "Foley") -> WriteReport: ...
+    def write_audio_clips(self, project, placements: list[Placement], *, track_name: str = "Foley",
+                          sequence: str | None = None) -> WriteReport: ...
+
+
+def choose_sequence(sequences: dict[str, T], wanted: str | None, where: str, default: str | None = None) -> T:
+    """The timeline called `wanted`, else `default` (the active one), else the first; refuse an unknown name."""
+    if not sequences:
+        raise SelectionError(f"{where} holds no timeline (sequence); save one with clips in the editor.")
+    if wanted is None:
+        return sequences[default] if default in sequences else next(iter(sequences.values()))
+    if wanted not in sequences:
+        raise SelectionError(f"{where} has no sequence named '{wanted}'. Sequences: "
+                             f"{', '.join(repr(name) for name in sequences)}.")
+    return sequences[wanted]
 
 
 def has_feature(bridge: ModuleType, name: str) -> bool:
