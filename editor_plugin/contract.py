@@ -214,6 +214,15 @@ def clip_selection(timeline: otio.schema.Timeline, name: str) -> Selection:
     raise SelectionError(f"No video clip named '{name}' on the timeline. Clips: {', '.join(names) or 'none'}.")
 
 
+def requested_selection(timeline: otio.schema.Timeline, clip: str | None, record: TimeRange | None) -> Selection | None:
+    """What the user asked for by name (`clip`) or by range (`record`); None when they asked for neither."""
+    if clip is not None:
+        return clip_selection(timeline, clip)
+    if record is not None:
+        return selection_for(timeline, record, "in/out")
+    return None
+
+
 def timeline_rate(timeline: otio.schema.Timeline) -> float:
     """The timeline's frame rate, read from its clips (OTIO timelines carry no rate of their own)."""
     for clip in timeline.find_clips():

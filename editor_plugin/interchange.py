@@ -18,9 +18,8 @@ from editor_plugin.contract import (
     Placement,
     Selection,
     WriteReport,
-    clip_selection,
     pack_lanes,
-    selection_for,
+    requested_selection,
     unique_track_names,
 )
 from editor_plugin.errors import ProjectFormatError, ProjectWriteError, SelectionError
@@ -81,10 +80,9 @@ def read_selection(project: str | Path, *, clip: str | None = None, record: Time
                    rate: float | None = None) -> Selection:
     """Interchange files carry no selection: name a clip or give a record range."""
     timeline = read_timeline(project, rate=rate)
-    if clip is not None:
-        return clip_selection(timeline, clip)
-    if record is not None:
-        return selection_for(timeline, record, "in/out")
+    requested = requested_selection(timeline, clip, record)
+    if requested is not None:
+        return requested
     raise SelectionError(f"{Path(project).name} records no selection; name a clip (--clip NAME) or a range "
                          "(--in/--out).")
 

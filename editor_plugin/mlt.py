@@ -21,8 +21,8 @@ from editor_plugin.contract import (
     Placement,
     Selection,
     WriteReport,
-    clip_selection,
     pack_lanes,
+    requested_selection,
     seconds,
     selection_for,
     unique_track_names,
@@ -221,10 +221,9 @@ def read_selection(project: str | Path, *, clip: str | None = None, record: Time
     """The clip named `clip`, the record range `record`, or else the Kdenlive zone."""
     doc = load(project)
     timeline = timeline_of(doc)
-    if clip is not None:
-        return clip_selection(timeline, clip)
-    if record is not None:
-        return selection_for(timeline, record, "in/out")
+    requested = requested_selection(timeline, clip, record)
+    if requested is not None:
+        return requested
     marked = zone(doc)
     if marked is None:
         raise SelectionError(f"{doc.path.name} has no zone set. Set a zone (in/out) in the editor and save, or "

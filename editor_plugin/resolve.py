@@ -26,8 +26,8 @@ from editor_plugin.contract import (
     Placement,
     Selection,
     WriteReport,
-    clip_selection,
     pack_lanes,
+    requested_selection,
     seconds,
     selection_for,
     unique_track_names,
@@ -156,10 +156,9 @@ def read_selection(resolve, *, clip: str | None = None, record: TimeRange | None
     _, timeline = _timeline(resolve)
     model = read_timeline(resolve)
     rate = float(rate_of(timeline.GetSetting("timelineFrameRate")))
-    if clip is not None:
-        return clip_selection(model, clip)
-    if record is not None:
-        return selection_for(model, record, "in/out")
+    requested = requested_selection(model, clip, record)
+    if requested is not None:
+        return requested
     if _version(resolve) >= MARKS:
         marks = (timeline.GetMarkInOut() or {}).get("video") or {}
         if "in" in marks and "out" in marks:  # relative to the timeline start, out inclusive
