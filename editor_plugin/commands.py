@@ -4,30 +4,22 @@ import argparse
 import logging
 from fractions import Fraction
 from pathlib import Path
-from types import ModuleType
 
 import opentimelineio as otio
 import soundfile
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from editor_plugin import interchange, resolve
 from editor_plugin.blender import build_addon
-from editor_plugin.hosts import RESOLVE, bridge_for
 from editor_plugin.contract import Placement, Selection, exact_rate, timeline_rate
+from editor_plugin.hosts import Project, open_project
 from editor_plugin.errors import ProjectFormatError
 from engine import cli as engine_cli
 from engine.cli import Source, run_generation
 
 logger = logging.getLogger(__name__)
 
-def open_project(name: str, args: argparse.Namespace) -> tuple[ModuleType, object, dict]:
-    """The bridge for `name` (a project file, or "resolve" for the running Resolve), the handle its functions
-    take, and its options (EDLs need a frame rate from the user)."""
-    if name == RESOLVE:
-        return resolve, resolve.get_resolve(), {}
-    path = Path(name)
-    bridge = bridge_for(path)
-    return bridge, path, {"rate": float(args.rate)} if args.rate is not None and bridge is interchange else {}
+SEQUENCE_HELP = ("with a project holding several timelines (Kdenlive sequences, FCPXML projects, AAF compositions, "
+                 "XML sequences, Resolve timelines): the one to use (default: the active one, else the first)")
 
 
 def parse_position(text: str, timeline: otio.schema.Timeline) -> RationalTime:
@@ -49,15 +41,15 @@ def parse_position(text: str, timeline: otio.schema.Timeline) -> RationalTime:
     return time - start.rescaled_to(rate) if start is not None and time >= start else time
 
 
-def read_selection(bridge: ModuleType, project, options: dict, args: argparse.Namespace) -> Selection:
+def read_selection(project: Project, args: argparse.Namespace) -> Selection:
     record = None
     if args.in_point is not None or args.out_point is not None:
         if args.in_point is None or args.out_point is None:
             raise ValueError("give both --in and --out (the out point is the first frame after the range).")
-        timeline = bridge.read_timeline(project, **options)
+        timeline = project.read_timeline()
         first, after = parse_position(args.in_point, timeline), parse_position(args.out_point, timeline)
         record = TimeRange(first, after - first)
-    return bridge.read_selection(project, clip=args.clip, record=record, **options)
+    return project.read_selection(clip=args.clip, record=record)
 
 
 def placements_for(wavs: list[Path], at: RationalTime) -> list[Placement]:
@@ -71,34 +63,37 @@ def placements_for(wavs: list[Path], at: RationalTime) -> list[Placement]:
     return placements
 
 
-def place(bridge: ModuleType, project, options: dict, wavs: list[Path], at: RationalTime, track: str) -> None:
-    report = bridge.write_audio_clips(project, placements_for(wavs, at), track_name=track, **options)
+def place(project: Project, wavs: list[Path], at: RationalTime, track: str) -> None:
+    report = project.write_audio_clips(placements_for(wavs, at), track_name=track)
     where = f"; backup: {report.backup}" if report.backup else " (undo in the host)"
-    print(f"placed {len(wavs)} clip(s) on track(s) {report.track} of {project} at frame {at.value:g}{where}")
+    print(f"placed {len(wavs)} clip(s) on track(s) {report.track} of {project.name} at frame {at.value:g}{where}")
     for warning in report.warnings:
         print(f"warning: {warning}")
+
+
+def _open(args: argparse.Namespace) -> Project:
+    return open_project(args.project, sequence=args.sequence, rate=None if args.rate is None else float(args.rate))
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
     """`foley generate`: a video range, or with --project the timeline selection (then --place puts it back)."""
     if args.project is None:
         return engine_cli.cmd_generate(args)
-    bridge, project, options = open_project(args.project, args)
-    selection = read_selection(bridge, project, options, args)
+    project = _open(args)
+    selection = read_selection(project, args)
     start, end = selection.range_seconds()
     print(f"selection {selection.label}: {len(selection.spans)} span(s), {float(start):.3f}-{float(end):.3f} s",
           flush=True)
-    name = str(project.resolve()) if isinstance(project, Path) else f"resolve:{bridge.read_timeline(project).name}"
+    handle = project.handle
+    name = str(handle.resolve()) if isinstance(handle, Path) else f"resolve:{project.read_timeline().name}"
     wavs = run_generation(Source(tuple(selection.edit()), start, end, name), args)
     if args.place:
-        place(bridge, project, options, wavs, selection.record.start_time, args.track)
+        place(project, wavs, selection.record.start_time, args.track)
 
 
 def cmd_place(args: argparse.Namespace) -> None:
-    bridge, project, options = open_project(args.project, args)
-    timeline = bridge.read_timeline(project, **options)
-    place(bridge, project, options, [Path(w) for w in args.wav], parse_position(args.at, timeline), args.track)
-
+    project = _open(args)
+    place(project, [Path(w) for w in args.wav], parse_position(args.at, project.read_timeline()), args.track)
 
 
 def cmd_blender_addon(args: argparse.Namespace) -> None:
@@ -115,6 +110,7 @@ def add_host_commands(sub, generate: argparse.ArgumentParser) -> None:
     generate.add_argument("--place", action="store_true", help="with --project: put the variants on the timeline")
     generate.add_argument("--track", default="Foley", help="name of the foley track (default Foley)")
     generate.add_argument("--rate", type=Fraction, help="frame rate of an EDL (EDLs do not record it)")
+    generate.add_argument("--sequence", help=SEQUENCE_HELP)
     generate.set_defaults(func=cmd_generate)
 
     place_parser = sub.add_parser("place", help="put WAV files on a project's timeline at a position")
@@ -123,6 +119,7 @@ def add_host_commands(sub, generate: argparse.ArgumentParser) -> None:
     place_parser.add_argument("--at", required=True, help="timeline position: frame, timecode or 12.5s")
     place_parser.add_argument("--track", default="Foley", help="name of the foley track (default Foley)")
     place_parser.add_argument("--rate", type=Fraction, help="frame rate of an EDL")
+    place_parser.add_argument("--sequence", help=SEQUENCE_HELP)
     place_parser.set_defaults(func=cmd_place)
 
     addon = sub.add_parser("blender-addon", help="write the Blender add-on zip (install it in Blender's preferences)")

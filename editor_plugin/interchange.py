@@ -18,6 +18,7 @@ from editor_plugin.contract import (
     Placement,
     Selection,
     WriteReport,
+    choose_sequence,
     pack_lanes,
     requested_selection,
     unique_track_names,
@@ -44,9 +45,8 @@ def _adapter(path: Path) -> str:
     return adapter
 
 
-def read_timeline(project: str | Path, *, rate: float | None = None) -> otio.schema.Timeline:
-    """Read an interchange file; an EDL needs `rate` because the format does not record one."""
-    path = Path(project)
+def _read(path: Path, rate: float | None) -> otio.core.SerializableObject:
+    """The file's top object: a Timeline, or a collection of them (OTIO bins, several sequences)."""
     adapter = _adapter(path)
     if not path.is_file():
         raise ProjectFormatError(f"No timeline file at {path}. Check the path.")
@@ -65,6 +65,27 @@ def read_timeline(project: str | Path, *, rate: float | None = None) -> otio.sch
                                  "Export it again from your editor.") from None
 
 
+def _chosen(top: otio.core.SerializableObject, sequence: str | None, path: Path) -> otio.schema.Timeline:
+    """The timeline the user named in a collection, else its first; a lone timeline must match a given name."""
+    if isinstance(top, otio.schema.Timeline):
+        timelines = [top]
+    elif isinstance(top, otio.schema.SerializableCollection):
+        timelines = list(top.find_children(descended_from_type=otio.schema.Timeline))
+    else:
+        raise ProjectFormatError(f"{path.name} holds a {type(top).__name__}, not a timeline; export a timeline.")
+    named: dict[str, otio.schema.Timeline] = {}
+    for timeline in timelines:
+        named.setdefault(timeline.name, timeline)  # two with one name: the first is the one a name reaches
+    return choose_sequence(named, sequence, path.name)
+
+
+def read_timeline(project: str | Path, *, rate: float | None = None, sequence: str | None = None) -> otio.schema.Timeline:
+    """Read an interchange file (the timeline named `sequence` when it holds several); an EDL needs `rate`
+    because the format does not record one."""
+    path = Path(project)
+    return _chosen(_read(path, rate), sequence, path)
+
+
 def _refuse_fractional_fcpxml(path: Path) -> None:
     """The FCPXML reader (otio-fcpx-xml-adapter 1.0.0) truncates 29.97 fps to 29: times would be wrong."""
     for total, base in re.findall(r'frameDuration="(\d+)/(\d+)s"', path.read_text(errors="replace")):
@@ -77,9 +98,9 @@ def _refuse_fractional_fcpxml(path: Path) -> None:
 
 
 def read_selection(project: str | Path, *, clip: str | None = None, record: TimeRange | None = None,
-                   rate: float | None = None) -> Selection:
+                   rate: float | None = None, sequence: str | None = None) -> Selection:
     """Interchange files carry no selection: name a clip or give a record range."""
-    timeline = read_timeline(project, rate=rate)
+    timeline = read_timeline(project, rate=rate, sequence=sequence)
     requested = requested_selection(timeline, clip, record)
     if requested is not None:
         return requested
@@ -114,7 +135,7 @@ def add_foley_tracks(timeline: otio.schema.Timeline, placements: list[Placement]
 
 
 def write_audio_clips(project: str | Path, placements: list[Placement], *, track_name: str = "Foley",
-                      rate: float | None = None) -> WriteReport:
+                      rate: float | None = None, sequence: str | None = None) -> WriteReport:
     """Add `placements` on new audio track(s) and write the file back in its own format (backup kept)."""
     path = Path(project)
     adapter = _adapter(path)
@@ -122,12 +143,12 @@ def write_audio_clips(project: str | Path, placements: list[Placement], *, track
         raise ProjectWriteError("An EDL cannot carry the foley track (the format's writer keeps video only). "
                                 "Export the timeline as FCP 7 XML, AAF or OTIO and place the foley there.")
     check_writable(path)
-    timeline = read_timeline(path, rate=rate)
-    names = add_foley_tracks(timeline, placements, track_name)
+    top = _read(path, rate)
+    names = add_foley_tracks(_chosen(top, sequence, path), placements, track_name)
     with tempfile.TemporaryDirectory(dir=path.parent) as folder:
         staged = Path(folder) / path.name
         try:
-            otio.adapters.write_to_file(timeline, str(staged), adapter_name=adapter, **WRITE_OPTIONS.get(adapter, {}))
+            otio.adapters.write_to_file(top, str(staged), adapter_name=adapter, **WRITE_OPTIONS.get(adapter, {}))
         except Exception as exc:  # adapter-specific failures; nothing has been touched yet
             raise ProjectWriteError(f"The {adapter} writer failed ({type(exc).__name__}: {exc}); {path.name} was "
                                     "not changed. Try OTIO or FCP 7 XML.") from None

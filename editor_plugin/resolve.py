@@ -26,6 +26,7 @@ from editor_plugin.contract import (
     Placement,
     Selection,
     WriteReport,
+    choose_sequence,
     pack_lanes,
     requested_selection,
     seconds,
@@ -85,12 +86,19 @@ def _version(resolve) -> tuple[int, ...]:
     return tuple(resolve.GetVersion()[:3])
 
 
-def _timeline(resolve):
+def _timeline(resolve, sequence: str | None = None):
+    """The project and the timeline named `sequence` (default: the current one)."""
     project = resolve.GetProjectManager().GetCurrentProject()
-    timeline = project.GetCurrentTimeline() if project else None
-    if timeline is None:
+    current = project.GetCurrentTimeline() if project else None
+    if current is None:
         raise SelectionError("Resolve has no open timeline. Open the timeline to work on and try again.")
-    return project, timeline
+    if sequence is None:
+        return project, current
+    timelines = {}
+    for index in range(1, project.GetTimelineCount() + 1):  # 1-based, like every Resolve index
+        timeline = project.GetTimelineByIndex(index)
+        timelines.setdefault(timeline.GetName(), timeline)
+    return project, choose_sequence(timelines, sequence, f"The Resolve project '{project.GetName()}'")
 
 
 def rate_of(text) -> Fraction:
@@ -125,9 +133,10 @@ def _item_clip(resolve, item, rate: Fraction, record_start: int) -> otio.schema.
     )
 
 
-def read_timeline(resolve) -> otio.schema.Timeline:
-    """The current timeline; record times count from its start (Resolve's frame 86400 is 0 here)."""
-    _, timeline = _timeline(resolve)
+def read_timeline(resolve, *, sequence: str | None = None) -> otio.schema.Timeline:
+    """The current timeline (or the one named `sequence`); record times count from its start (Resolve's frame
+    86400 is 0 here)."""
+    _, timeline = _timeline(resolve, sequence)
     rate = rate_of(timeline.GetSetting("timelineFrameRate"))
     origin = timeline.GetStartFrame()
     result = otio.schema.Timeline(name=timeline.GetName(), global_start_time=RationalTime(origin, float(rate)))
@@ -151,10 +160,11 @@ def _start(item) -> int:
     return item.GetStart()
 
 
-def read_selection(resolve, *, clip: str | None = None, record: TimeRange | None = None) -> Selection:
+def read_selection(resolve, *, clip: str | None = None, record: TimeRange | None = None,
+                   sequence: str | None = None) -> Selection:
     """A named clip, a record range, else the timeline's In/Out marks (19.1+), else the clip under the playhead."""
-    _, timeline = _timeline(resolve)
-    model = read_timeline(resolve)
+    _, timeline = _timeline(resolve, sequence)
+    model = read_timeline(resolve, sequence=sequence)
     rate = float(rate_of(timeline.GetSetting("timelineFrameRate")))
     requested = requested_selection(model, clip, record)
     if requested is not None:
@@ -185,9 +195,15 @@ def _import(media_pool, placements: list[Placement]) -> list:
     return items
 
 
-def write_audio_clips(resolve, placements: list[Placement], *, track_name: str = "Foley") -> WriteReport:
+def write_audio_clips(resolve, placements: list[Placement], *, track_name: str = "Foley",
+                      sequence: str | None = None) -> WriteReport:
     """Append `placements` on new audio tracks at their exact record frames; verify where Resolve put them."""
-    project, timeline = _timeline(resolve)
+    project, timeline = _timeline(resolve, sequence)
+    warnings = []
+    if timeline.GetName() != project.GetCurrentTimeline().GetName():  # AppendToTimeline adds to the current one
+        if not project.SetCurrentTimeline(timeline):
+            raise HostError(f"Resolve refused to open the timeline '{timeline.GetName()}'; open it and try again.")
+        warnings.append(f"Resolve now shows the timeline '{timeline.GetName()}', where the foley was placed.")
     media_pool = project.GetMediaPool()
     rate = rate_of(timeline.GetSetting("timelineFrameRate"))
     origin = timeline.GetStartFrame()
@@ -195,7 +211,6 @@ def write_audio_clips(resolve, placements: list[Placement], *, track_name: str =
     taken = {timeline.GetTrackName("audio", i) for i in range(1, timeline.GetTrackCount("audio") + 1)}
     names = unique_track_names(taken, track_name, len(lanes))
     items = dict(zip([id(p) for p in placements], _import(media_pool, placements)))
-    warnings = []
     for lane, name in zip(lanes, names):
         if not timeline.AddTrack("audio", "mono"):
             raise HostError("Resolve refused to add an audio track; unlock the timeline and try again.")

@@ -2,12 +2,16 @@
 
 import json
 from fractions import Fraction
+from types import SimpleNamespace
 
 import opentimelineio as otio
+import pytest
 import soundfile
 from opentimelineio.opentime import RationalTime
 
 from editor_plugin import mlt
+from editor_plugin.errors import ProjectFormatError
+from editor_plugin.hosts import Project
 from engine.models import model_config
 from tests.projects import burst, kdenlive_project, otio_timeline
 from ui.cli import main
@@ -66,3 +70,31 @@ def test_host_command_errors_are_clear_and_change_nothing(tmp_path, capsys):
         assert main([*args, *(["--steps", "1"] if args[0] == "generate" else [])]) == 2, args
         assert message in capsys.readouterr().err, args
     assert project.read_bytes() == before and not list(tmp_path.glob("*.foley-backup-*"))
+
+
+def test_place_into_a_named_sequence_and_refuse_an_unknown_one(tmp_path, capsys):
+    first, second = otio_timeline(tmp_path, Fraction(25)), otio_timeline(tmp_path, Fraction(25))
+    first.name, second.name = "Assembly", "Reel 2"
+    project = tmp_path / "cuts.otio"
+    otio.adapters.write_to_file(otio.schema.SerializableCollection(children=[first, second]), str(project))
+    wav = burst(tmp_path / "hit.wav")
+    assert main(["place", str(project), "--wav", str(wav), "--at", "40", "--sequence", "Reel 2"]) == 0
+    placed = {t.name: t for t in otio.adapters.read_from_file(str(project)).find_children(
+        descended_from_type=otio.schema.Timeline)}
+    assert not placed["Assembly"].audio_tracks() and len(placed["Reel 2"].audio_tracks()) == 1
+    before = project.read_bytes()
+    assert main(["place", str(project), "--wav", str(wav), "--at", "40", "--sequence", "Reel 9"]) == 2
+    assert "no sequence named 'Reel 9'. Sequences: 'Assembly', 'Reel 2'." in capsys.readouterr().err
+    assert project.read_bytes() == before
+
+
+def test_a_fault_inside_a_bridge_is_one_line_not_a_traceback(tmp_path):
+    def read_timeline(project, **options):
+        return {}["tracks"]  # what a bridge meeting an element it never saw might do
+
+    bridge = SimpleNamespace(read_timeline=read_timeline, host_name=lambda: "Test host")
+    project = Project(bridge, tmp_path / "edit.test", "edit.test")
+    with pytest.raises(ProjectFormatError) as caught:
+        project.read_timeline()
+    assert str(caught.value).startswith("edit.test: the Test host bridge cannot handle this timeline (KeyError: 'tracks')")
+    assert caught.value.__cause__ is None and "nothing was written" in str(caught.value)

@@ -8,7 +8,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from editor_plugin import interchange
 from editor_plugin.contract import Placement, seconds
-from editor_plugin.errors import ProjectFormatError, ProjectWriteError
+from editor_plugin.errors import ProjectFormatError, ProjectWriteError, SelectionError
 from tests.projects import burst, otio_timeline
 
 RATES = [Fraction(25), Fraction(30000, 1001), Fraction(24000, 1001)]
@@ -74,9 +74,31 @@ def test_unreadable_interchange_files_fail_clearly(tmp_path):
         interchange.read_timeline(tmp_path / "edit.prproj")
     empty = tmp_path / "edit.otio"
     otio.adapters.write_to_file(otio.schema.Timeline(), str(empty))
-    from editor_plugin.errors import SelectionError
-
     with pytest.raises(SelectionError, match="records no selection"):
         interchange.read_selection(empty)
     with pytest.raises(SelectionError, match="starts after the end of the timeline"):
         interchange.read_selection(empty, record=TimeRange(RationalTime(0, 25), RationalTime(10, 25)))
+
+
+def test_a_collection_of_timelines_uses_the_named_one_and_keeps_the_others(tmp_path):
+    rate = Fraction(25)
+    first, second = otio_timeline(tmp_path, rate), otio_timeline(tmp_path, rate)
+    first.name, second.name = "Assembly", "Reel 2"
+    second.tracks[0][0].source_range = TimeRange(RationalTime(20, 25), RationalTime(80, 25))
+    collection = otio.schema.SerializableCollection(name="Project")
+    bin_ = otio.schema.SerializableCollection(name="Cuts", children=[second])
+    collection.extend([first, bin_])
+    path = tmp_path / "cuts.otio"
+    otio.adapters.write_to_file(collection, str(path))
+
+    assert interchange.read_timeline(path).name == "Assembly"  # no name: the first
+    assert interchange.read_selection(path, clip="shot-a", sequence="Reel 2").edit()[0].source_start == Fraction(20, 25)
+    with pytest.raises(SelectionError, match="no sequence named 'Reel 3'. Sequences: 'Assembly', 'Reel 2'"):
+        interchange.read_timeline(path, sequence="Reel 3")
+    interchange.write_audio_clips(path, [foley_at(tmp_path, 30, rate)], sequence="Reel 2")
+    written = otio.adapters.read_from_file(str(path))
+    assert isinstance(written, otio.schema.SerializableCollection)
+    by_name = {t.name: t for t in written.find_children(descended_from_type=otio.schema.Timeline)}
+    assert [t.name for t in by_name["Assembly"].audio_tracks()] == []
+    (foley,) = by_name["Reel 2"].audio_tracks()
+    assert [c.range_in_parent().start_time.value for c in foley.find_clips()] == [30]

@@ -11,7 +11,7 @@ from editor_plugin import resolve as bridge
 from editor_plugin.contract import Placement, seconds
 from editor_plugin.errors import HostError, HostNotRunningError, HostVersionError, SelectionError, UnsupportedClipError
 from engine.sample_video import make_demo_video
-from tests.fakes.resolve import FakeResolve, FakeScriptModule
+from tests.fakes.resolve import FakeResolve, FakeScriptModule, FakeTimeline
 from tests.projects import burst
 from ui.cli import main
 
@@ -72,6 +72,21 @@ def test_foley_goes_on_new_tracks_at_absolute_record_frames(video, tmp_path):
     starts = {t.name: [seconds(c.range_in_parent().start_time) for c in t.find_clips()] for t in model.audio_tracks()}
     frame = 1 / NTSC_FILM
     assert starts == {"A1": [], "Foley": [100 * frame], "Foley 2": [100 * frame], "Foley 3": [200 * frame]}
+
+
+def test_a_named_timeline_is_read_and_placed_on_not_only_the_current_one(video, tmp_path):
+    resolve, app = resolve_with_edit(video)
+    other = FakeTimeline(app, "Reel 2", "25", 90000)
+    other.add_video("wide", 90000 + 50, 75, 0, 72, video, "23.976")  # 3 s of 23.976 media on 25
+    app.project.timelines.append(other)
+    assert bridge.read_selection(resolve, clip="wide", sequence="Reel 2").record.start_time.value == 50
+    report = bridge.write_audio_clips(resolve, [Placement(burst(tmp_path / "v.wav"), RationalTime(60, 25),
+                                                          RationalTime(16000, 16000), "v")], sequence="Reel 2")
+    assert app.project.timeline is other and "now shows the timeline 'Reel 2'" in report.warnings[0]
+    (foley,) = [t for t in other.tracks["audio"] if t["name"] == "Foley"]
+    assert [item.GetStart() for item in foley["items"]] == [90060]
+    with pytest.raises(SelectionError, match="no sequence named 'Reel 9'. Sequences: 'Edit 1', 'Reel 2'"):
+        bridge.read_timeline(resolve, sequence="Reel 9")
 
 
 def test_resolve_problems_are_explained(video, tmp_path):

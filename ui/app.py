@@ -11,7 +11,8 @@ from ui.player import SoundDevicePlayer
 from ui.qt_panel import QtFoleyPanel
 
 
-def run_panel(project: str | None, engine: str | None, token: str | None, output: Path) -> int:
+def run_panel(project: str | None, engine: str | None, token: str | None, output: Path,
+              sequence: str | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv)
     model = PanelModel(output)
 
@@ -20,6 +21,6 @@ def run_panel(project: str | None, engine: str | None, token: str | None, output
 
     panel = QtFoleyPanel(model, connect, SoundDevicePlayer)
     if project:
-        model.open_project(Path(project))
+        model.open_project(Path(project), sequence)
     panel.show()
     return app.exec()

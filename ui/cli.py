@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_commands(sub)
     panel = sub.add_parser("panel", help="open the Foley Desk panel (Qt) next to your editor")
     panel.add_argument("project", nargs="?", help="a project file to open")
+    panel.add_argument("--sequence", help="the timeline of the project to open when it holds several")
     panel.add_argument("--engine", help="engine URL (default: the local engine, started if needed)")
     panel.add_argument("--token", help="the engine's token, for --engine")
     panel.add_argument("-o", "--output", default="foley-panel", help="folder for generated variants and stems")
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_panel(args: argparse.Namespace) -> None:
     from ui.app import run_panel  # Qt only loads for the panel
 
-    sys.exit(run_panel(args.project, args.engine, args.token, Path(args.output)))
+    sys.exit(run_panel(args.project, args.engine, args.token, Path(args.output), args.sequence))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,9 +18,8 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from editor_plugin.contract import Placement, Selection, WriteReport, exact_rate, seconds, timeline_rate
 from editor_plugin.errors import HostError, SelectionError
-from editor_plugin import resolve
 from engine.config import SAMPLING_PRESETS
-from editor_plugin.hosts import bridge_for
+from editor_plugin.hosts import RESOLVE, Project, open_project
 from editor_plugin.project_files import restore
 from export.package import export_package, stem_input
 from export.stems import ExportError
@@ -117,9 +116,8 @@ class PanelModel:
         self.output = output
         self.events = Events("project", "selection", "settings", "jobs", "variants", "chosen", "engine", "message",
                              "placed", "generate_requested")
-        self.project = None  # a project file, or a live host's handle
+        self.project: Project | None = None
         self.project_name = ""
-        self.bridge = None
         self.timeline: otio.schema.Timeline | None = None
         self.selection: Selection | None = None
         self.settings = Settings()
@@ -132,31 +130,23 @@ class PanelModel:
 
     # -- project and selection --------------------------------------------------------------------------------
 
-    def open_project(self, path: Path) -> None:
-        """A project file (Kdenlive, Shotcut, OTIO, FCP 7 XML, FCPXML, AAF, EDL)."""
-        try:
-            bridge = bridge_for(path)
-        except HostError as exc:
-            self.events.message.emit(str(exc))
-            return
-        self._open(bridge, path, str(path.resolve()))
+    def open_project(self, path: Path, sequence: str | None = None) -> None:
+        """A project file (Kdenlive, Shotcut, OTIO, FCP 7 XML, FCPXML, AAF, EDL); `sequence` names one of its
+        timelines (default: the active one, else the first)."""
+        self._open(str(path.resolve()), path, sequence=sequence)
 
     def connect_resolve(self, module=None) -> None:
         """The timeline open in a running DaVinci Resolve (`module` stands in for its scripting module in tests)."""
-        try:
-            handle = resolve.get_resolve(module)
-        except HostError as exc:
-            self.events.message.emit(str(exc))
-            return
-        self._open(resolve, handle, "DaVinci Resolve")
+        self._open("DaVinci Resolve", RESOLVE, resolve_module=module)
 
-    def _open(self, bridge, project, name: str) -> None:
+    def _open(self, name: str, *where, **options) -> None:
         try:
-            timeline = bridge.read_timeline(project)
+            project = open_project(*where, **options)
+            timeline = project.read_timeline()
         except HostError as exc:
             self.events.message.emit(str(exc))
             return
-        self.bridge, self.project, self.project_name = bridge, project, name
+        self.project, self.project_name = project, name
         self.timeline, self.selection = timeline, None
         self.events.project.emit(name)
         self.events.selection.emit(None)
@@ -179,7 +169,7 @@ class PanelModel:
 
     def _select(self, label: str | None = None, **how) -> None:
         try:
-            selection = self.bridge.read_selection(self.project, **how)
+            selection = self.project.read_selection(**how)
         except HostError as exc:
             self.events.message.emit(str(exc))
             return
@@ -292,12 +282,12 @@ class PanelModel:
         placement = Placement(variant.wav, variant.record_start, RationalTime(len(variant.audio), variant.rate),
                               variant.wav.stem)
         try:
-            report = self.bridge.write_audio_clips(self.project, [placement])
+            report = self.project.write_audio_clips([placement])
         except HostError as exc:
             self.events.message.emit(str(exc))
             return None
         self.placements.append(report)
-        self.timeline = self.bridge.read_timeline(self.project)
+        self.timeline = self.project.read_timeline()
         self.events.placed.emit(report)
         self.events.message.emit(f"Placed {variant.wav.name} on {report.track}." +
                                  "".join(f" {w}" for w in report.warnings))
@@ -308,8 +298,8 @@ class PanelModel:
         if not self.placements or self.placements[-1].backup is None:
             self.events.message.emit("Nothing to undo here (live hosts undo in their own window).")
             return
-        restore(self.project, self.placements.pop().backup)
-        self.timeline = self.bridge.read_timeline(self.project)
+        restore(self.project.handle, self.placements.pop().backup)
+        self.timeline = self.project.read_timeline()
         self.events.placed.emit(None)
         self.events.message.emit("Placement undone: the project is as it was before.")
 

@@ -209,7 +209,8 @@ class FakeTimeline(_Versioned):
 
 class FakeProject:
     def __init__(self, app, timeline):
-        self.timeline = timeline
+        self.timeline = timeline  # the current one
+        self.timelines = [timeline]
         self.media_pool = FakeMediaPool(app)
 
     def GetName(self):
@@ -217,6 +218,18 @@ class FakeProject:
 
     def GetCurrentTimeline(self):
         return self.timeline
+
+    def GetTimelineCount(self):
+        return len(self.timelines)
+
+    def GetTimelineByIndex(self, index):  # 1-based; None out of range, as Resolve answers
+        return self.timelines[index - 1] if 1 <= index <= len(self.timelines) else None
+
+    def SetCurrentTimeline(self, timeline):
+        if timeline not in self.timelines:
+            return False
+        self.timeline = timeline
+        return True
 
     def GetMediaPool(self):
         return self.media_pool
