@@ -3,11 +3,11 @@
 from pathlib import Path
 from types import ModuleType
 
-from editor_plugin import interchange, mlt
+from editor_plugin import interchange, mlt, xmeml
 from editor_plugin.errors import ProjectFormatError
 
 RESOLVE = "resolve"
-BRIDGES: dict[str, ModuleType] = {".kdenlive": mlt, ".mlt": mlt, **{suffix: interchange for suffix in interchange.ADAPTERS}}
+BRIDGES: dict[str, ModuleType] = {".kdenlive": mlt, ".mlt": mlt, ".xml": xmeml, **{suffix: interchange for suffix in interchange.ADAPTERS}}
 
 
 def bridge_for(project: Path) -> ModuleType:
