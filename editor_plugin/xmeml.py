@@ -223,7 +223,7 @@ def _cut_point(transition: ET.Element | None, clip: ET.Element) -> int:
 
 def _speed_effect(item: ET.Element) -> otio.schema.LinearTimeWarp | None:
     """A time remap or speed filter that changes the playback speed, as OTIO's time warp."""
-    for effect in item.iter("effect"):
+    for effect in item.findall("filter/effect"):  # the clip's own filters, not those inside a nested sequence
         kind = ((effect.findtext("effectid") or "") + " " + (effect.findtext("name") or "")).lower()
         if "timeremap" not in kind and "time remap" not in kind and "speed" not in kind:
             continue
