@@ -13,7 +13,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from xml.parsers import expat
 from xml.sax.saxutils import escape, quoteattr
 
@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 NEWEST_VERSION = 5  # xmeml 5 is FCP 7's last; Premiere writes 4, Resolve and FCP 7 write 5
 CONTAINERS = ("project", "children", "bin")  # where FCP 7 keeps sequences besides the root
 ITEMS = ("clipitem", "generatoritem")
+DEPTHS = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32, "DOUBLE": 64, "PCM_U8": 8, "PCM_S8": 8}  # bits
 SPEED_AS_RATIO_BELOW = 5  # Hiero writes speed 0.25 for quarter speed; FCP and Premiere write percent (100)
 
 CAPABILITIES = Capabilities(writes_live=False, needs_project_closed=True, selection=("clip", "range"))
@@ -167,17 +168,18 @@ def rate_of(element: ET.Element | None) -> Rate | None:
     rate = element.find("rate") if element is not None else None
     if rate is None or not (rate.findtext("timebase") or "").strip():
         return None
-    timebase = Fraction(rate.findtext("timebase").strip())
-    return Rate(round(timebase), (rate.findtext("ntsc") or "").strip().upper() == "TRUE")
+    return Rate(round(_number(rate, "timebase")), (rate.findtext("ntsc") or "").strip().upper() == "TRUE")
 
 
 def _number(element: ET.Element, tag: str, default: Fraction | None = None) -> Fraction:
     text = (element.findtext(tag) or "").strip()
-    if not text:
-        if default is None:
-            raise ProjectFormatError(f"a <{element.tag}> has no <{tag}>; export the XML from your editor again.")
+    if not text and default is not None:
         return default
-    return Fraction(text)  # Hiero writes frame counts as "1055.0"
+    try:
+        return Fraction(text)  # Hiero writes frame counts as "1055.0"
+    except ValueError:
+        raise ProjectFormatError(f"a <{element.tag}> has <{tag}>{text}</{tag}>, which is not a number; export the "
+                                 "XML from your editor again.") from None
 
 
 def timecode_frames(text: str, timebase: int, drop: bool) -> int:
@@ -233,10 +235,8 @@ def _speed_effect(item: ET.Element) -> otio.schema.LinearTimeWarp | None:
         scalar = speed if abs(speed) < SPEED_AS_RATIO_BELOW else speed / 100
         if values.get("reverse", "").strip().upper() == "TRUE":
             scalar = -scalar
-        if values.get("variablespeed", "0").strip() not in ("0", "", "FALSE"):
-            return otio.schema.LinearTimeWarp(name="variable speed", time_scalar=0.5 if scalar == 1 else float(scalar))
-        if scalar != 1:
-            return otio.schema.LinearTimeWarp(name="speed", time_scalar=float(scalar))
+        if scalar != 1:  # a variable (keyframed) remap carries its average speed here (Premiere: 108.451)
+            return otio.schema.LinearTimeWarp(name=effect.findtext("name") or "speed", time_scalar=float(scalar))
     return None
 
 
@@ -255,23 +255,29 @@ def _clip(doc: Document, item: ET.Element, rate: Rate, record: tuple[int, int], 
     clip_rate = rate_of(item) or rate_of(item.find("file")) or rate
     source = _number(item, "in", Fraction(0)) / clip_rate.exact + Fraction(head_offset) / rate.exact
     name = (item.findtext("name") or "").strip() or item.get("id") or "clip"
-    enabled = (item.findtext("enabled") or "TRUE").strip().upper() != "FALSE"
     effect = _speed_effect(item)
     nested = item.find("sequence") is not None
-    return otio.schema.Clip(
+    clip = otio.schema.Clip(
         name=name,
         media_reference=_reference(doc, item),
         source_range=TimeRange(RationalTime(float(source * clip_rate.exact), clip_rate.otio),
                                RationalTime(record[1] - record[0], rate.otio)),
         effects=[effect] if effect else [],
-        metadata={"xmeml": {"id": item.get("id") or "", "nested": nested, "enabled": enabled}},
+        metadata={"xmeml": {"id": item.get("id") or "", "nested": nested}},
     )
+    clip.enabled = _enabled(item)
+    return clip
+
+
+def _enabled(element: ET.Element) -> bool:
+    """Disabled clips and tracks say `<enabled>FALSE</enabled>`; no element means enabled."""
+    return (element.findtext("enabled") or "TRUE").strip().upper() != "FALSE"
 
 
 def _track(doc: Document, element: ET.Element, rate: Rate, name: str, kind: str) -> otio.schema.Track:
     """A `<track>`: its clipitems placed by their record frames, gaps between them."""
     track = otio.schema.Track(name=name, kind=kind)
-    track.enabled = (element.findtext("enabled") or "TRUE").strip().upper() != "FALSE"
+    track.enabled = _enabled(element)
     children = [child for child in element if child.tag in (*ITEMS, "transitionitem")]
     cursor = 0
     for index, item in enumerate(children):
@@ -292,9 +298,7 @@ def _track(doc: Document, element: ET.Element, rate: Rate, name: str, kind: str)
             continue
         if first > cursor:
             track.append(otio.schema.Gap(source_range=TimeRange(duration=RationalTime(first - cursor, rate.otio))))
-        clip = _clip(doc, item, rate, (first, last), offset)
-        clip.enabled = clip.metadata["xmeml"]["enabled"]
-        track.append(clip)
+        track.append(_clip(doc, item, rate, (first, last), offset))
         cursor = last
     return track
 
@@ -350,11 +354,9 @@ def read_selection(project: str | Path, *, clip: str | None = None, record: Time
     if clip is None and record is None:
         raise SelectionError(f"{Path(project).name} records no selection; name a clip (--clip NAME) or a range "
                              "(--in/--out).")
-    if clip is not None:
-        spans = [c.range_in_parent() for t in timeline.video_tracks() for c in t.find_clips() if c.name == clip]
-        target = spans[0] if spans else None
-    else:
-        target = record
+    target = record if clip is None else next(
+        (item.range_in_parent() for track in reversed(timeline.video_tracks()) for item in track.find_clips()
+         if item.name == clip), None)  # the clip contract.clip_selection picks: the first from the top track
     if target is not None:
         _refuse_nested(timeline, target)
     return requested_selection(timeline, clip, record)
@@ -372,8 +374,6 @@ class _Placed:
     channels: int
     depth: int
 
-
-DEPTHS = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32, "DOUBLE": 64, "PCM_U8": 8, "PCM_S8": 8}
 
 
 def _placed(placement: Placement, rate: Rate, warnings: list[str]) -> _Placed:
@@ -394,7 +394,8 @@ def _placed(placement: Placement, rate: Rate, warnings: list[str]) -> _Placed:
 
 def pathurl(path: Path) -> str:
     """The `file://localhost/...` URL Premiere and FCP 7 write (percent-encoded)."""
-    return "file://localhost" + urllib.parse.quote(PurePosixPath(path.resolve()).as_posix())
+    posix = path.resolve().as_posix()
+    return "file://localhost" + urllib.parse.quote(posix if posix.startswith("/") else f"/{posix}")
 
 
 class _Ids:
@@ -507,13 +508,14 @@ def _spot(doc: Document, sequence: ET.Element) -> _Spot:
     return _Spot(offset, _line_indent(doc.data, begin), audio is not None)
 
 
-def _style(doc: Document, sequence: ET.Element, indent: str) -> _Style:
+def _style(doc: Document, sequence: ET.Element, spot: _Spot) -> _Style:
+    """The file's newline and indent step; new tracks sit one step inside `<audio>` (two inside `<media>`)."""
     head = doc.data[:8192]
     newline = "\r\n" if b"\r\n" in head else "\n"
     spaces = re.search(rb"\n( +)<", head)
     unit = "\t" if b"\n\t" in head or spaces is None else spaces.group(1).decode()
     premiere = any(key.startswith(("MZ.", "TL.")) for key in sequence.attrib)
-    return _Style(newline, indent, unit, premiere)
+    return _Style(newline, spot.indent + unit * (1 if spot.has_audio else 2), unit, premiere)
 
 
 def add_foley_tracks(doc: Document, sequence: ET.Element, name: str, placements: list[Placement],
@@ -525,9 +527,7 @@ def add_foley_tracks(doc: Document, sequence: ET.Element, name: str, placements:
     lanes = [[_placed(p, rate, warnings) for p in lane] for lane in pack_lanes(placements)]
     names = unique_track_names({track.name for track in timeline.tracks}, wanted, len(lanes))
     spot = _spot(doc, sequence)
-    probe = _style(doc, sequence, "")
-    depth = 1 if spot.has_audio else 2
-    style = _style(doc, sequence, spot.indent + probe.unit * depth)
+    style = _style(doc, sequence, spot)
     ids = _Ids(doc.root)
     text = "".join(_track_xml(lane, track, rate, ids, style) for lane, track in zip(lanes, names))
     if not spot.has_audio:  # a video-only sequence: the tracks need an <audio> section of their own

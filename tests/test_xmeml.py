@@ -211,17 +211,21 @@ def test_writing_to_a_named_sequence_leaves_the_other_alone(tmp_path):
 # -- writing -----------------------------------------------------------------------------------------------------
 
 
-def as_29_97_drop_frame(tmp_path: Path) -> Path:
-    """Premiere's 30 fps file with every rate made NTSC and every timecode drop-frame (this test's copy)."""
-    path = copy_of(tmp_path, "premiere_30p_nested.xml")
-    text = path.read_text().replace("<ntsc>FALSE</ntsc>", "<ntsc>TRUE</ntsc>")
-    path.write_text(text.replace("<displayformat>NDF</displayformat>", "<displayformat>DF</displayformat>"))
+def as_ntsc(tmp_path: Path, name: str, *, drop: bool) -> Path:
+    """A real file with every rate made NTSC (30 -> 29.97, 60 -> 59.94), timecodes DF if `drop` (this copy only)."""
+    path = copy_of(tmp_path, name)
+    text = path.read_text(encoding="utf-8").replace("<ntsc>FALSE</ntsc>", "<ntsc>TRUE</ntsc>")
+    if drop:
+        text = text.replace("<displayformat>NDF</displayformat>", "<displayformat>DF</displayformat>")
+    path.write_text(text, encoding="utf-8")
     return path
 
 
+DERIVED = {"29.97 DF": ("premiere_30p_nested.xml", True), "29.97 NDF": ("premiere_30p_nested.xml", False),
+           "59.94 DF": ("resolve_60p.xml", True)}
 WRITES = ["premiere_30p_nested.xml", "premiere_23976.xml", "premiere_25p_disabled.xml", "premiere_cs6_50p_project.xml",
           "resolve_60p.xml", "resolve_25p_mixed_rates.xml", "fcp7_project_25p.xml", "fcp7_25p.xml",
-          "hiero_24p_speed.xml", "29.97 DF"]
+          "hiero_24p_speed.xml", *DERIVED]
 
 
 def elements(data: bytes) -> collections.Counter:
@@ -231,10 +235,11 @@ def elements(data: bytes) -> collections.Counter:
 
 @pytest.mark.parametrize("name", WRITES)
 def test_foley_lands_at_the_exact_frame_and_the_file_only_gains_lines(tmp_path, name):
-    path = as_29_97_drop_frame(tmp_path) if name == "29.97 DF" else copy_of(tmp_path, name)
+    path = as_ntsc(tmp_path, DERIVED[name][0], drop=DERIVED[name][1]) if name in DERIVED else copy_of(tmp_path, name)
     before = path.read_bytes()
     timeline = xmeml.read_timeline(path)
     rate = Fraction(timeline.metadata["xmeml"]["rate"])
+    assert name not in DERIVED or rate.denominator == 1001
     placements = [foley(tmp_path, 100, rate, "steps v1"), foley(tmp_path, 100, rate, "steps v2"),
                   foley(tmp_path, 200, rate, "door")]
     report = xmeml.write_audio_clips(path, placements)
@@ -279,10 +284,13 @@ def test_resolve_and_fcp7_tracks_stay_plain(tmp_path):
 
 
 def test_video_only_sequence_gets_an_audio_section(tmp_path):
-    path = copy_of(tmp_path, "hiero_24p_speed.xml")  # Hiero wrote no <audio> under <media>
+    path = copy_of(tmp_path, "hiero_24p_speed.xml")
+    text = path.read_text()
+    path.write_text(text[:text.index("      <audio>")] + text[text.index("</audio>") + len("</audio>\n"):])
     xmeml.write_audio_clips(path, [foley(tmp_path, 30, Fraction(24), "hit")])
     (track,) = xmeml.read_timeline(path).audio_tracks()
     assert [c.range_in_parent().start_time.value for c in track.find_clips()] == [30]
+    assert "\n      <audio>\n        <track>\n" in path.read_text()  # indented like Hiero's own lines
 
 
 # -- refusals ----------------------------------------------------------------------------------------------------
