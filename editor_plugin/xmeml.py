@@ -530,6 +530,10 @@ def add_foley_tracks(doc: Document, sequence: ET.Element, name: str, placements:
     style = _style(doc, sequence, spot)
     ids = _Ids(doc.root)
     text = "".join(_track_xml(lane, track, rate, ids, style) for lane, track in zip(lanes, names))
+    if not style.premiere:
+        count = len(timeline.audio_tracks())
+        numbers = ", ".join(f"A{count + number}" for number in range(1, len(lanes) + 1))
+        warnings.append(f"FCP 7 / Resolve XML keeps no track names: the foley is on audio track(s) {numbers}.")
     if not spot.has_audio:  # a video-only sequence: the tracks need an <audio> section of their own
         pad = spot.indent + style.unit
         text = f"{pad}<audio>{style.newline}{text}{pad}</audio>{style.newline}"
@@ -549,6 +553,19 @@ def _check_written(doc: Document, data: bytes, name: str, added: int) -> None:
     if after != before + added:
         raise ProjectFormatError(f"the new tracks did not land in sequence '{name}' ({before} audio tracks before, "
                                  f"{after} after); nothing was written.")
+
+
+def _refuse_other_encodings(doc: Document) -> None:
+    """The inserted text is UTF-8, which is what Premiere, Resolve and FCP 7 write; anything else is refused."""
+    declared = re.match(rb"(?:\xef\xbb\xbf)?\s*<\?xml[^>]*encoding=[\"']([\w.-]+)", doc.data)
+    encoding = declared.group(1).decode().lower() if declared else "utf-8"
+    try:
+        doc.data.decode("utf-8")
+    except UnicodeDecodeError:
+        encoding = "bytes that are not UTF-8" if encoding in ("utf-8", "utf8") else encoding
+    if encoding not in ("utf-8", "utf8"):
+        raise ProjectFormatError(f"{doc.path.name} is encoded as {encoding}; export the XML again from the editor "
+                                 "(it writes UTF-8). Nothing was changed.")
 
 
 def write_audio_clips(project: str | Path, placements: list[Placement], *, track_name: str = "Foley",
@@ -572,6 +589,7 @@ def write_audio_clips(project: str | Path, placements: list[Placement], *, track
             raise ProjectFormatError(f"{placement.wav} does not exist; generate the foley first.")
     check_writable(path)
     doc = load(path)
+    _refuse_other_encodings(doc)
     name, element = _chosen(doc, sequence)
     data, names, warnings = add_foley_tracks(doc, element, name, placements, track_name)
     _check_written(doc, data, name, len(names))

@@ -278,7 +278,8 @@ def test_premiere_track_carries_what_premiere_writes(tmp_path):
 
 def test_resolve_and_fcp7_tracks_stay_plain(tmp_path):
     path = copy_of(tmp_path, "resolve_60p.xml")
-    xmeml.write_audio_clips(path, [foley(tmp_path, 10, Fraction(60), "hit")])
+    report = xmeml.write_audio_clips(path, [foley(tmp_path, 10, Fraction(60), "hit")])
+    assert report.warnings == ("FCP 7 / Resolve XML keeps no track names: the foley is on audio track(s) A2.",)
     track = xmeml.load(path).sequences["Timeline 1 (Resolve)"].findall("media/audio/track")[-1]
     assert track.attrib == {} and track.find("outputchannelindex") is None
 
@@ -305,13 +306,17 @@ def unchanged(folder: Path, path: Path, before: bytes) -> bool:
     (lambda data: data.replace(b'<xmeml version="5">', b'<xmeml version="6">'), ProjectFormatError,
      "xmeml version 6"),
     (lambda data: data.replace(b"xmeml", b"fcpxml"), ProjectFormatError, "not FCP 7 XML"),
-], ids=["cut short", "newer version", "other format"])
+    (lambda data: data.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"'), ProjectFormatError,
+     "encoded as iso-8859-1"),
+], ids=["cut short", "newer version", "other format", "not UTF-8"])
 def test_bad_files_fail_in_one_line_and_nothing_is_written(tmp_path, damage, error, words):
     path = copy_of(tmp_path, "resolve_60p.xml")
     path.write_bytes(damage(path.read_bytes()))
     before = path.read_bytes()
-    for call in (lambda: xmeml.read_timeline(path),
-                 lambda: xmeml.write_audio_clips(path, [foley(tmp_path, 10, Fraction(60), "hit")])):
+    calls = [lambda: xmeml.write_audio_clips(path, [foley(tmp_path, 10, Fraction(60), "hit")])]
+    if "encoded" not in words:  # a Latin-1 file reads fine; only the UTF-8 insertion is refused
+        calls.append(lambda: xmeml.read_timeline(path))
+    for call in calls:
         with pytest.raises(error) as caught:
             call()
         assert words in one_line(caught)
