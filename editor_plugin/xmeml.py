@@ -251,7 +251,11 @@ def _reference(doc: Document, item: ET.Element) -> otio.core.MediaReference:
 
 
 def _clip(doc: Document, item: ET.Element, rate: Rate, record: tuple[int, int], head_offset: int) -> otio.schema.Clip:
-    """One clipitem: `<in>` at the clip's own rate (may differ from the sequence's), length at the sequence rate."""
+    """One clipitem: `<in>` counts at the clip's own rate (it may differ from the sequence's).
+
+    Source and record times are both kept at the sequence rate: `contract.timeline_rate` reads the rate off the
+    first clip, and a 15 fps clip on V1 must not turn frame numbers typed by the user into 15 fps frames.
+    """
     clip_rate = rate_of(item) or rate_of(item.find("file")) or rate
     source = _number(item, "in", Fraction(0)) / clip_rate.exact + Fraction(head_offset) / rate.exact
     name = (item.findtext("name") or "").strip() or item.get("id") or "clip"
@@ -260,7 +264,7 @@ def _clip(doc: Document, item: ET.Element, rate: Rate, record: tuple[int, int], 
     clip = otio.schema.Clip(
         name=name,
         media_reference=_reference(doc, item),
-        source_range=TimeRange(RationalTime(float(source * clip_rate.exact), clip_rate.otio),
+        source_range=TimeRange(RationalTime(float(source * rate.exact), rate.otio),
                                RationalTime(record[1] - record[0], rate.otio)),
         effects=[effect] if effect else [],
         metadata={"xmeml": {"id": item.get("id") or "", "nested": nested}},

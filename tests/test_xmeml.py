@@ -16,7 +16,7 @@ import opentimelineio as otio
 import pytest
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from editor_plugin import hosts, xmeml
+from editor_plugin import commands, hosts, xmeml
 from editor_plugin.contract import Placement, seconds
 from editor_plugin.errors import HostError, ProjectFormatError, SelectionError, UnsupportedClipError
 from engine.sample_video import make_demo_video
@@ -135,8 +135,15 @@ def test_clip_rate_differs_from_the_sequence_rate():
     """Premiere's clipitem-1 plays <in>0</in>-<out>50</out> at its own 15 fps over 100 record frames at 30 fps."""
     timeline = xmeml.read_timeline(FIXTURES / "premiere_30p_nested.xml")
     clip = next(c for c in timeline.video_tracks()[0].find_clips() if c.metadata["xmeml"]["id"] == "clipitem-1")
-    assert clip.source_range.start_time.rate == 15 and clip.range_in_parent().start_time.value == 536
+    assert clip.range_in_parent().start_time.value == 536
     assert seconds(clip.range_in_parent().duration) == Fraction(100, 30) == Fraction(50, 15)
+    # positions typed by the user count in sequence frames, though the first clip runs at 15 fps
+    assert commands.parse_position("100", timeline) == RationalTime(100, 30)
+
+
+def test_timecode_positions_count_from_the_sequence_start():
+    timeline = xmeml.read_timeline(FIXTURES / "resolve_60p.xml")
+    assert commands.parse_position("01:00:10:00", timeline) == RationalTime(600, 60)
 
 
 def test_disabled_clips_and_tracks_are_not_picture(tmp_path):
