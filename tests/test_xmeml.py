@@ -162,7 +162,8 @@ def test_speed_changed_clip_is_refused_in_one_line(tmp_path):
     assert xmeml.read_timeline(FIXTURES / "hiero_24p_speed.xml").video_tracks()[0][-1].effects[0].time_scalar == 0.25
     path = copy_of(tmp_path, "hiero_24p_speed.xml")
     video = make_demo_video(tmp_path / "offline.mp4", seconds=1.0)
-    path.write_text(path.read_text().replace('<file id="/">', f'<file id="/"><pathurl>{xmeml.pathurl(video)}</pathurl>'))
+    linked = f'<file id="/"><pathurl>{xmeml.pathurl(video)}</pathurl>'
+    path.write_text(path.read_text().replace('<file id="/">', linked))
     with pytest.raises(UnsupportedClipError) as error:
         xmeml.read_selection(path, clip="/")
     assert "speed change (0.25x)" in one_line(error)
@@ -237,7 +238,8 @@ WRITES = ["premiere_30p_nested.xml", "premiere_23976.xml", "premiere_25p_disable
 
 def elements(data: bytes) -> collections.Counter:
     root, _ = xmeml._parse(data)
-    return collections.Counter((el.tag, tuple(sorted(el.attrib.items())), (el.text or "").strip()) for el in root.iter())
+    return collections.Counter((element.tag, tuple(sorted(element.attrib.items())), (element.text or "").strip())
+                               for element in root.iter())
 
 
 @pytest.mark.parametrize("name", WRITES)
@@ -341,7 +343,8 @@ def test_unknown_sequence_on_write_changes_nothing(tmp_path):
 
 def test_missing_media_names_the_file():
     with pytest.raises(HostError) as error:
-        xmeml.read_selection(FIXTURES / "resolve_60p.xml", record=TimeRange(RationalTime(400, 60), RationalTime(60, 60)))
+        xmeml.read_selection(FIXTURES / "resolve_60p.xml",
+                             record=TimeRange(RationalTime(400, 60), RationalTime(60, 60)))
     assert "2021-04-17_15-01-18.mp4" in one_line(error)
 
 
