@@ -28,7 +28,7 @@ from editor_plugin.project_files import check_writable, replace_project
 
 logger = logging.getLogger(__name__)
 
-ADAPTERS = {".otio": "otio_json", ".xml": "fcp_xml", ".fcpxml": "fcpx_xml", ".aaf": "AAF", ".edl": "cmx_3600"}
+ADAPTERS = {".otio": "otio_json", ".fcpxml": "fcpx_xml", ".aaf": "AAF", ".edl": "cmx_3600"}
 WRITE_OPTIONS = {"AAF": {"use_empty_mob_ids": True}}  # clips that did not come from an AAF have no mob ids
 
 CAPABILITIES = Capabilities(writes_live=False, needs_project_closed=True, selection=("clip", "range"))

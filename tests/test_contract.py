@@ -1,5 +1,6 @@
 """Every host bridge fulfils the contract; the open-in-editor check finds a real running process."""
 
+import inspect
 import os
 import subprocess
 import sys
@@ -9,15 +10,21 @@ from fractions import Fraction
 import pytest
 from opentimelineio.opentime import RationalTime
 
-from editor_plugin import interchange, mlt, resolve
+from editor_plugin import mlt, resolve
 from editor_plugin.contract import CONTRACT, Capabilities, Placement, has_feature
+from editor_plugin.hosts import BRIDGES
 from tests.projects import burst, kdenlive_project
 
 
-@pytest.mark.parametrize("bridge", [mlt, interchange, resolve], ids=["mlt", "interchange", "resolve"])
+BRIDGE_MODULES = sorted({*BRIDGES.values(), resolve}, key=lambda module: module.__name__)
+
+
+@pytest.mark.parametrize("bridge", BRIDGE_MODULES, ids=[module.__name__.split(".")[-1] for module in BRIDGE_MODULES])
 def test_bridges_fulfil_the_contract(bridge):
     assert all(has_feature(bridge, name) for name in CONTRACT)
     assert isinstance(bridge.CAPABILITIES, Capabilities) and bridge.host_name()
+    for name in ("read_timeline", "read_selection", "write_audio_clips"):  # every bridge takes a named sequence
+        assert "sequence" in inspect.signature(getattr(bridge, name)).parameters, (bridge.__name__, name)
 
 
 def test_writing_a_project_open_in_kdenlive_warns(tmp_path):

@@ -12,7 +12,7 @@ from editor_plugin.errors import ProjectFormatError, ProjectWriteError, Selectio
 from tests.projects import burst, otio_timeline
 
 RATES = [Fraction(25), Fraction(30000, 1001), Fraction(24000, 1001)]
-FORMATS = {".otio": {}, ".xml": {}, ".aaf": {"use_empty_mob_ids": True}}
+FORMATS = {".otio": {}, ".aaf": {"use_empty_mob_ids": True}}  # .xml: editor_plugin/xmeml.py, tests/test_xmeml.py
 
 
 def foley_at(tmp_path, frame: int, rate: Fraction, name: str = "foley v1") -> Placement:
@@ -66,9 +66,9 @@ def test_edl_reads_with_a_rate_and_refuses_audio_writes(tmp_path):
 
 
 def test_unreadable_interchange_files_fail_clearly(tmp_path):
-    bad = tmp_path / "edit.xml"
-    bad.write_text("<xmeml><sequence>")
-    with pytest.raises(ProjectFormatError, match="could not be read as fcp_xml"):
+    bad = tmp_path / "edit.otio"
+    bad.write_text('{"OTIO_SCHEMA": "Timeline.1", "tracks": ')
+    with pytest.raises(ProjectFormatError, match="could not be read as otio_json"):
         interchange.read_timeline(bad)
     with pytest.raises(ProjectFormatError, match="unknown timeline format"):
         interchange.read_timeline(tmp_path / "edit.prproj")
