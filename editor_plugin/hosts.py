@@ -3,11 +3,12 @@
 from pathlib import Path
 from types import ModuleType
 
-from editor_plugin import interchange, mlt
+from editor_plugin import aaf, interchange, mlt
 from editor_plugin.errors import ProjectFormatError
 
 RESOLVE = "resolve"
-BRIDGES: dict[str, ModuleType] = {".kdenlive": mlt, ".mlt": mlt, **{suffix: interchange for suffix in interchange.ADAPTERS}}
+BRIDGES: dict[str, ModuleType] = {".kdenlive": mlt, ".mlt": mlt, ".aaf": aaf,
+                                  **{suffix: interchange for suffix in interchange.ADAPTERS}}
 
 
 def bridge_for(project: Path) -> ModuleType:

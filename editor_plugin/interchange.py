@@ -27,8 +27,8 @@ from editor_plugin.project_files import check_writable, replace_project
 
 logger = logging.getLogger(__name__)
 
-ADAPTERS = {".otio": "otio_json", ".xml": "fcp_xml", ".fcpxml": "fcpx_xml", ".aaf": "AAF", ".edl": "cmx_3600"}
-WRITE_OPTIONS = {"AAF": {"use_empty_mob_ids": True}}  # clips that did not come from an AAF have no mob ids
+ADAPTERS = {".otio": "otio_json", ".xml": "fcp_xml", ".fcpxml": "fcpx_xml", ".edl": "cmx_3600"}
+WRITE_OPTIONS: dict[str, dict] = {}
 
 CAPABILITIES = Capabilities(writes_live=False, needs_project_closed=True, selection=("clip", "range"))
 
