@@ -39,7 +39,7 @@ from editor_plugin.contract import (
     seconds,
     unique_track_names,
 )
-from editor_plugin.errors import ProjectFormatError, ProjectWriteError, SelectionError
+from editor_plugin.errors import HostError, ProjectFormatError, ProjectWriteError, SelectionError
 from editor_plugin.project_files import check_writable, replace_project
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,13 @@ def _opened(path: Path, mode: str = "r") -> Iterator[aaf2.file.AAFFile]:
         raise ProjectFormatError(f"{path.name} is not a readable AAF file ({type(exc).__name__}: {exc}). Export "
                                  "the sequence again from your editor (File > Export > AAF).") from None
     with handle:
-        yield handle
+        try:
+            yield handle
+        except HostError:
+            raise
+        except (Exception, RecursionError) as exc:  # a structure pyaaf2 or this reader does not expect
+            raise ProjectFormatError(f"{path.name} could not be read as an AAF sequence ({type(exc).__name__}: "
+                                     f"{exc}). Export the sequence again from your editor.") from None
 
 
 # -- reading ------------------------------------------------------------------------------------------------------
@@ -107,7 +113,9 @@ def compositions(handle: aaf2.file.AAFFile, where: str) -> dict[str, Composition
         if rate is None:
             continue
         start, drop, timecode_rate = _start_timecode(mob, rate)
-        name = mob.name or f"Sequence {len(result) + 1}"
+        name = mob.name or "Sequence"
+        if name in result:  # two sequences of one name: the later ones get a number, as editors show them
+            name = next(f"{name} ({n})" for n in range(2, len(found) + 2) if f"{name} ({n})" not in result)
         result[name] = Composition(name, mob, rate, start, drop, timecode_rate)
     if not result:
         raise SelectionError(f"{where} holds no sequence with picture or sound; export the sequence itself "
@@ -157,34 +165,55 @@ def _is_time_warp(group: components.OperationGroup) -> bool:
     return operation is not None and "IsTimeWarp" in operation and bool(operation["IsTimeWarp"].value)
 
 
-def _first_clip(segment) -> components.SourceClip | None:
-    for piece in _pieces(segment):
+def _first_clip(segment, rate: Fraction) -> components.SourceClip | None:
+    for piece in _pieces(segment, rate):
         if piece.clip is not None:
             return piece.clip
     return None
 
 
-def _pieces(segment) -> list[_Piece]:
+def _pieces(segment, rate: Fraction) -> list[_Piece]:
     """A segment as a flat list of clips and gaps (edit units of the slot it sits in)."""
     if isinstance(segment, components.SourceClip):
+        if _nested_at(segment, rate):  # a nested sequence: its own pieces, cut to the part this clip uses
+            return _window(_pieces(segment.slot.segment, rate), segment.start or 0, segment.length)
         return [_Piece(segment.length, segment)]
     if isinstance(segment, components.Sequence):
-        return _sequence_pieces(segment)
+        return _sequence_pieces(segment, rate)
     if isinstance(segment, components.OperationGroup):
         inputs = list(segment["InputSegments"].value) if "InputSegments" in segment else []
         if _is_time_warp(segment):
-            return [_Piece(segment.length, _first_clip(inputs[0]) if inputs else None, 0, _speed(segment, inputs))]
-        return _pieces(inputs[0]) if inputs else [_Piece(segment.length)]  # no input: a title or a matte
+            clip = _first_clip(inputs[0], rate) if inputs else None
+            return [_Piece(segment.length, clip, 0, _speed(segment, inputs))]
+        return _pieces(inputs[0], rate) if inputs else [_Piece(segment.length)]  # no input: a title or a matte
     if isinstance(segment, components.Selector) and "Selected" in segment:
-        return _pieces(segment["Selected"].value)
+        return _pieces(segment["Selected"].value, rate)
     if isinstance(segment, components.EssenceGroup) and "Choices" in segment and segment["Choices"].value:
-        return _pieces(segment["Choices"].value[0])
+        return _pieces(segment["Choices"].value[0], rate)
     if isinstance(segment, components.NestedScope) and segment.slots:
-        return _pieces(segment.slots[-1])  # a nested scope shows its last slot
+        return _pieces(segment.slots[-1], rate)  # a nested scope shows its last slot
     return [_Piece(segment.length or 0)]
 
 
-def _sequence_pieces(sequence: components.Sequence) -> list[_Piece]:
+def _nested_at(clip: components.SourceClip, rate: Fraction) -> bool:
+    """A SourceClip of another sequence at the same edit rate (a nest at another rate counts as no picture)."""
+    return (isinstance(clip.mob, mobs.CompositionMob) and clip.slot is not None
+            and Fraction(clip.slot["EditRate"].value) == rate)
+
+
+def _window(pieces: list[_Piece], start: int, length: int) -> list[_Piece]:
+    """The part [start, start + length) of a list of pieces; what the pieces do not cover is a gap."""
+    window, position = [], 0
+    for piece in pieces:
+        begin, end = max(position, start), min(position + piece.length, start + length)
+        if end > begin:
+            window.append(_Piece(end - begin, piece.clip, piece.skip + begin - position, piece.speed))
+        position += piece.length
+    covered = sum(piece.length for piece in window)
+    return window + ([_Piece(length - covered)] if covered < length else [])
+
+
+def _sequence_pieces(sequence: components.Sequence, rate: Fraction) -> list[_Piece]:
     """A Sequence's components in order; a Transition overlaps its neighbours, cut at its CutPoint."""
     pieces: list[_Piece] = []
     head = 0
@@ -195,7 +224,7 @@ def _sequence_pieces(sequence: components.Sequence) -> list[_Piece]:
                 pieces[-1].length = max(pieces[-1].length - (component.length - cut), 0)
             head = cut
             continue
-        for piece in _pieces(component):
+        for piece in _pieces(component, rate):
             if head:
                 piece.length, piece.skip, head = piece.length - head, piece.skip + head, 0
             pieces.append(piece)
@@ -229,7 +258,7 @@ def _media(clip: components.SourceClip, rate: Fraction, folder: Path) -> _Media 
     found: list[_Media] = []
     offset, mob, slot = Fraction(clip.start or 0) / rate, clip.mob, clip.slot
     for _ in range(MAX_CHAIN):
-        if mob is None or slot is None:
+        if mob is None or slot is None or isinstance(mob, mobs.CompositionMob):
             break
         slot_rate = Fraction(slot["EditRate"].value)
         descriptor = mob["EssenceDescription"].value if "EssenceDescription" in mob else None
@@ -237,7 +266,7 @@ def _media(clip: components.SourceClip, rate: Fraction, folder: Path) -> _Media 
             if "URLString" in locator and locator["URLString"].value:
                 url = locator["URLString"].value
                 found.append(_Media(_local(url, folder), url, slot_rate, offset))
-        inner = _first_clip(slot.segment)
+        inner = _first_clip(slot.segment, slot_rate)
         if inner is None:
             break
         offset += Fraction(inner.start or 0) / slot_rate
@@ -276,7 +305,7 @@ def _clip(piece: _Piece, rate: Fraction, folder: Path, resolve: bool) -> otio.sc
 
 def _track(name: str, kind: str, segment, rate: Fraction, folder: Path) -> otio.schema.Track:
     track = otio.schema.Track(name=name, kind=kind)
-    for piece in _pieces(segment):
+    for piece in _pieces(segment, rate):
         if piece.length <= 0:
             continue
         if piece.clip is None or (piece.clip.mob is None and kind == otio.schema.TrackKind.Video):

@@ -164,8 +164,8 @@ def test_mixed_rate_placement_lands_at_the_exact_drop_frame_timecode(tmp_path):
     after = mob_contents(path)
     for mob_id, properties in before.items():  # every original object and value, the composition gained one slot
         assert after[mob_id].items() >= properties.items()
-    [new_slot_keys] = [{k.split("/")[1] for k in set(after[m]) - set(before[m])} for m in before if after[m] != before[m]]
-    assert new_slot_keys == {"Slots.8"}
+    [changed] = [mob_id for mob_id in before if after[mob_id] != before[mob_id]]
+    assert {key.split("/")[1] for key in set(after[changed]) - set(before[changed])} == {"Slots.8"}
     assert len(after) == len(before) + 2  # one MasterMob + one SourceMob
 
 
@@ -241,7 +241,8 @@ def test_several_top_level_compositions(tmp_path):
     assert names == ["nestTest2", "testNest30_2"]
     assert aaf.read_timeline(path).name == "nestTest2"
     assert aaf.read_timeline(path, sequence="testNest30_2").name == "testNest30_2"
-    with pytest.raises(SelectionError, match="no sequence named 'cut 3'. Sequences: 'nestTest2', 'testNest30_2'") as err:
+    with pytest.raises(SelectionError, match="no sequence named 'cut 3'. Sequences: 'nestTest2', 'testNest30_2'") \
+            as err:
         aaf.read_timeline(path, sequence="cut 3")
     assert_one_line(err)
 
@@ -306,39 +307,71 @@ def test_pro_tools_audio_only_session(tmp_path):
 # -- compositions built the way Premiere writes them ------------------------------------------------------------
 
 
+def master_clip(handle, media_rate: Fraction):
+    """A MasterMob of 10000 frames of shot.mov, linked by a SourceMob whose locator names another machine's volume."""
+    source = handle.create.SourceMob("shot.mov")
+    source.descriptor = handle.create.CDCIDescriptor()
+    for key, value in (("SampleRate", media_rate), ("Length", 10000), ("ComponentWidth", 8),
+                       ("HorizontalSubsampling", 2), ("StoredWidth", 1920), ("StoredHeight", 1080),
+                       ("FrameLayout", "FullFrame"), ("VideoLineMap", [42, 0]), ("ImageAspectRatio", "16/9")):
+        source.descriptor[key].value = value
+    locator = handle.create.NetworkLocator()
+    locator["URLString"].value = "file:///Volumes/Media%20Drive/shot.mov"
+    source.descriptor["Locator"].append(locator)
+    handle.content.mobs.append(source)
+    source.create_empty_slot(edit_rate=media_rate, media_kind="picture", slot_id=1).segment.length = 10000
+    master = handle.create.MasterMob("shot.mov")
+    handle.content.mobs.append(master)
+    master.create_timeline_slot(edit_rate=media_rate, slot_id=1).segment = source.create_source_clip(1)
+    return master
+
+
+def sequence_mob(handle, name: str, rate: Fraction, pieces, top_level: bool = True):
+    """A CompositionMob whose picture slot holds `pieces` (Filler lengths or (mob, start, length) clips)."""
+    mob = handle.create.CompositionMob(name)
+    if top_level:
+        mob.usage = "Usage_TopLevel"
+    handle.content.mobs.append(mob)
+    picture = mob.create_empty_sequence_slot(rate, slot_id=1, media_kind="picture")
+    for piece in pieces:
+        if isinstance(piece, int):
+            picture.segment.components.append(handle.create.Filler("picture", piece))
+        else:
+            clip_mob, start, length = piece
+            picture.segment.components.append(clip_mob.create_source_clip(1, start=start, length=length))
+    return mob
+
+
 def built(tmp_path: Path, rate: Fraction, media_rate: Fraction, tc_start: int, drop: bool) -> Path:
     """A Premiere-style file: V1 = filler 45, clip (source start 150, 240 long), clip (source 0, 60 long)."""
     path = tmp_path / f"built-{float(rate):.3f}.aaf"
-    media = tmp_path / "shot.mov"
-    media.touch()
+    (tmp_path / "shot.mov").touch()
     with aaf2.open(str(path), "w") as handle:
-        source = handle.create.SourceMob("shot.mov")
-        source.descriptor = handle.create.CDCIDescriptor()
-        for key, value in (("SampleRate", media_rate), ("Length", 10000), ("ComponentWidth", 8),
-                           ("HorizontalSubsampling", 2), ("StoredWidth", 1920), ("StoredHeight", 1080),
-                           ("FrameLayout", "FullFrame"), ("VideoLineMap", [42, 0]), ("ImageAspectRatio", "16/9")):
-            source.descriptor[key].value = value
-        locator = handle.create.NetworkLocator()
-        locator["URLString"].value = "file:///Volumes/Media%20Drive/shot.mov"  # another machine's volume
-        source.descriptor["Locator"].append(locator)
-        handle.content.mobs.append(source)
-        source.create_empty_slot(edit_rate=media_rate, media_kind="picture", slot_id=1).segment.length = 10000
-        master = handle.create.MasterMob("shot.mov")
-        handle.content.mobs.append(master)
-        master.create_timeline_slot(edit_rate=media_rate, slot_id=1).segment = source.create_source_clip(1)
-        sequence_mob = handle.create.CompositionMob("built")
-        sequence_mob.usage = "Usage_TopLevel"
-        handle.content.mobs.append(sequence_mob)
-        picture = sequence_mob.create_empty_sequence_slot(rate, slot_id=1, media_kind="picture")
-        picture.segment.components.append(handle.create.Filler("picture", 45))
-        picture.segment.components.append(master.create_source_clip(1, start=150, length=240))
-        picture.segment.components.append(master.create_source_clip(1, start=0, length=60))
-        timecode = sequence_mob.create_timeline_slot(rate, slot_id=2)
+        master = master_clip(handle, media_rate)
+        mob = sequence_mob(handle, "built", rate, [45, (master, 150, 240), (master, 0, 60)])
+        timecode = mob.create_timeline_slot(rate, slot_id=2)
         timecode.segment = handle.create.Timecode(round(rate), drop=drop, length=345)
         timecode.segment.start = tc_start
         timecode.segment.media_kind = "LegacyTimecode"
         timecode["PhysicalTrackNumber"].value = 1
     return path
+
+
+def test_nested_sequence_is_read_through(tmp_path):
+    path = tmp_path / "nest.aaf"
+    (tmp_path / "shot.mov").touch()
+    rate = Fraction(25)
+    with aaf2.open(str(path), "w") as handle:
+        master = master_clip(handle, rate)
+        nest = sequence_mob(handle, "nest", rate, [(master, 0, 30), (master, 200, 40)], top_level=False)
+        sequence_mob(handle, "edit", rate, [5, (nest, 10, 50)])
+        sequence_mob(handle, "edit", rate, [(nest, 0, 70)])  # a second sequence of the same name
+    timeline = aaf.read_timeline(path)
+    clips = timeline.video_tracks()[0].find_clips()
+    # the nest's frames 10-59: 20 frames of the first clip (from source 10), 30 of the second (from source 200)
+    assert [(c.range_in_parent().start_time.value, c.range_in_parent().duration.value, c.source_range.start_time.value)
+            for c in clips] == [(5, 20, 10), (25, 30, 200)]
+    assert aaf.read_timeline(path, sequence="edit (2)").video_tracks()[0].duration().value == 70
 
 
 BUILT = [(Fraction(30000, 1001), Fraction(24000, 1001), 539460, True, "05:00:00;00"),
