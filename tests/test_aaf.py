@@ -18,6 +18,7 @@ from editor_plugin import aaf, hosts
 from editor_plugin.contract import Placement, seconds
 from editor_plugin.errors import HostError, ProjectFormatError, ProjectWriteError, SelectionError, UnsupportedClipError
 from tests.projects import burst
+from ui.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "aaf"
 WRITABLE = ["2997fps-DFTC.aaf", "multiple_top_level_mobs.aaf", "avid_data_track_example.aaf", "misc_speed_effects.aaf",
@@ -54,6 +55,27 @@ def picture_sequence(mob, layer: int = 0):
 def start_timecode(mob):
     timecode = next(slot.segment for slot in mob.slots if slot.media_kind in ("Timecode", "LegacyTimecode"))
     return timecode.start, timecode.fps, timecode.drop
+
+
+def plain_layers(mob) -> list[list[tuple[int, int, int]]]:
+    """(record start, source start, length) of the clips of each picture layer made only of clips and fillers."""
+    slot = next((slot for slot in mob.slots if slot.media_kind == "Picture"), None)
+    if slot is None:
+        return []
+    segment = slot.segment
+    layers, result = list(segment.slots) if isinstance(segment, aaf2.components.NestedScope) else [segment], []
+    for layer in layers:
+        parts = list(layer.components)
+        if not all(isinstance(part, (aaf2.components.SourceClip, aaf2.components.Filler)) for part in parts):
+            result.append(None)
+            continue
+        position, clips = 0, []
+        for part in parts:
+            if isinstance(part, aaf2.components.SourceClip) and part.mob is not None:
+                clips.append((position, part.start, part.length))
+            position += part.length
+        result.append(clips)
+    return result
 
 
 def walk(obj, where=""):
@@ -179,9 +201,14 @@ def test_every_fixture_reads_exactly_and_takes_foley_at_a_timecode(tmp_path, nam
         sounds = [s for s in mob.slots if s.media_kind == "Sound"]
         last_number = max(s["PhysicalTrackNumber"].value for s in sounds) if sounds else 0
         before_slots = len(mob.slots)
+        layers = plain_layers(mob)
     before = mob_contents(path)
 
     timeline = aaf.read_timeline(path)
+    for expected, track in zip(layers, timeline.video_tracks(), strict=True):
+        if expected is not None:  # record and source starts in sequence frames (source at the media's own rate)
+            assert [(c.range_in_parent().start_time.value, seconds(c.source_range.start_time) * rate,
+                     c.range_in_parent().duration.value) for c in track.find_clips()] == expected
     assert Fraction(timeline.metadata["aaf"]["edit_rate"]) == rate
     start_units = tc_start * rate / (rate if round(rate) == tc_fps else tc_fps)
     assert timeline.global_start_time.value == start_units
@@ -452,3 +479,17 @@ def test_no_selection_recorded(tmp_path, caplog):
     path = relocated(tmp_path, "2997fps.aaf")
     with caplog.at_level(logging.WARNING), pytest.raises(SelectionError, match="records no selection"):
         aaf.read_selection(path)
+
+
+def test_cli_places_at_the_drop_frame_timecode_the_editor_shows(tmp_path, capsys):
+    path = relocated(tmp_path, "2997fps-DFTC.aaf")
+    wav = burst(tmp_path / "hit.wav")
+    assert main(["place", str(path), "--wav", str(wav), "--at", "05:01:00;02"]) == 0
+    assert "on track(s) Foley" in capsys.readouterr().out
+    with aaf2.open(str(path)) as handle:
+        assert composition(handle).slots[-1].segment.components[0].length == 1800
+    damaged = tmp_path / "damaged.aaf"
+    damaged.write_bytes(b"\0" * 4096)
+    assert main(["place", str(damaged), "--wav", str(wav), "--at", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "damaged.aaf is not a readable AAF file" in err and "Traceback" not in err
