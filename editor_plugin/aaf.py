@@ -13,6 +13,7 @@ the project.
 
 import logging
 import math
+import re
 import shutil
 import tempfile
 import urllib.parse
@@ -290,7 +291,8 @@ def _clip(piece: _Piece, rate: Fraction, folder: Path, resolve: bool) -> otio.sc
     duration = RationalTime(piece.length, float(rate))
     media = _media(source, rate, folder) if resolve else None
     if media is None:
-        reference = otio.schema.MissingReference()
+        # a picture clip whose file is not located is still picture: the selection refuses it by name
+        reference = otio.schema.ExternalReference(target_url="") if resolve else otio.schema.MissingReference()
         start = RationalTime(piece.skip + (source.start or 0), float(rate))
     else:
         reference = otio.schema.ExternalReference(target_url=media.path.absolute().as_uri())
@@ -476,19 +478,22 @@ def _is_reference(prop) -> bool:
                                  aaf2.properties.StrongRefSetProperty))
 
 
-def _only_added(before: dict[str, list[str]], after: dict[str, list[str]], composition: Composition) -> str | None:
-    """None when `after` keeps every object and value of `before` (the composition may gain slots); else why not."""
+def _only_added(before: dict[str, list[str]], after: dict[str, list[str]], target: str, slots: int) -> str | None:
+    """None when `after` keeps every mob of `before` as it was, mob `target` gaining slots after its first `slots`."""
     for mob_id, lines in before.items():
         if mob_id not in after:
             return f"mob {mob_id} disappeared"
-        kept = after[mob_id]
-        if mob_id == str(composition.mob.mob_id):
-            missing = set(lines) - set(kept)
-        else:
-            missing = set(lines) ^ set(kept)
-        if missing:
-            return f"mob {mob_id} changed ({sorted(missing)[0][:120]})"
+        changed = set(lines) ^ set(after[mob_id])
+        if mob_id == target:
+            changed = {line for line in changed if not _in_new_slot(line, slots)}
+        if changed:
+            return f"mob {mob_id} changed at {sorted(changed)[0][:120]}"
     return None
+
+
+def _in_new_slot(line: str, slots: int) -> bool:
+    match = re.match(r"/Slots\[(\d+)\]", line)
+    return match is not None and int(match.group(1)) >= slots
 
 
 def _write_copy(path: Path, staged: Path, sequence: str | None, placements: list[Placement],
@@ -498,6 +503,7 @@ def _write_copy(path: Path, staged: Path, sequence: str | None, placements: list
     with _opened(path) as original:
         composition = choose_sequence(compositions(original, path.name), sequence, path.name)
         before = snapshot(original)
+        mob_id, slots = str(composition.mob.mob_id), len(composition.mob.slots)
     placed = [_placed(p, composition.rate, warnings) for p in placements]
     by_placement = {id(item.placement): item for item in placed}
     lanes = [[by_placement[id(p)] for p in lane] for lane in pack_lanes(placements)]
@@ -510,7 +516,7 @@ def _write_copy(path: Path, staged: Path, sequence: str | None, placements: list
             for offset, (lane, name) in enumerate(zip(lanes, names)):
                 _add_lane(handle, target, lane, name, number + offset)
         with aaf2.open(str(staged), "r") as written:
-            problem = _only_added(before, snapshot(written), composition)
+            problem = _only_added(before, snapshot(written), mob_id, slots)
     except Exception as exc:  # pyaaf2 failing on this file's structures: refuse, the original is untouched
         problem = f"{type(exc).__name__}: {exc}"
     if problem:

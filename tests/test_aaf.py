@@ -16,7 +16,14 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from editor_plugin import aaf, hosts
 from editor_plugin.contract import Placement, seconds
-from editor_plugin.errors import HostError, ProjectFormatError, ProjectWriteError, SelectionError, UnsupportedClipError
+from editor_plugin.errors import (
+    HostError,
+    MissingMediaError,
+    ProjectFormatError,
+    ProjectWriteError,
+    SelectionError,
+    UnsupportedClipError,
+)
 from tests.projects import burst
 from ui.cli import main
 
@@ -334,7 +341,7 @@ def test_pro_tools_audio_only_session(tmp_path):
 # -- compositions built the way Premiere writes them ------------------------------------------------------------
 
 
-def master_clip(handle, media_rate: Fraction):
+def master_clip(handle, media_rate: Fraction, url: str | None = "file:///Volumes/Media%20Drive/shot.mov"):
     """A MasterMob of 10000 frames of shot.mov, linked by a SourceMob whose locator names another machine's volume."""
     source = handle.create.SourceMob("shot.mov")
     source.descriptor = handle.create.CDCIDescriptor()
@@ -342,9 +349,10 @@ def master_clip(handle, media_rate: Fraction):
                        ("HorizontalSubsampling", 2), ("StoredWidth", 1920), ("StoredHeight", 1080),
                        ("FrameLayout", "FullFrame"), ("VideoLineMap", [42, 0]), ("ImageAspectRatio", "16/9")):
         source.descriptor[key].value = value
-    locator = handle.create.NetworkLocator()
-    locator["URLString"].value = "file:///Volumes/Media%20Drive/shot.mov"
-    source.descriptor["Locator"].append(locator)
+    if url is not None:
+        locator = handle.create.NetworkLocator()
+        locator["URLString"].value = url
+        source.descriptor["Locator"].append(locator)
     handle.content.mobs.append(source)
     source.create_empty_slot(edit_rate=media_rate, media_kind="picture", slot_id=1).segment.length = 10000
     master = handle.create.MasterMob("shot.mov")
@@ -426,6 +434,20 @@ def test_built_premiere_layout_converts_source_starts_exactly(tmp_path, rate, me
 
 
 # -- refusals --------------------------------------------------------------------------------------------------------
+
+
+def test_picture_without_a_located_file_is_named(tmp_path):
+    path = tmp_path / "offline.aaf"
+    with aaf2.open(str(path), "w") as handle:
+        sequence_mob(handle, "edit", Fraction(24), [(master_clip(handle, Fraction(24), url=None), 0, 48)])
+    with pytest.raises(SelectionError, match="Clip 'shot.mov' has no media file") as err:
+        aaf.read_selection(path, clip="shot.mov")
+    assert_one_line(err)
+    linked = tmp_path / "moved.aaf"
+    with aaf2.open(str(linked), "w") as handle:
+        sequence_mob(handle, "edit", Fraction(24), [(master_clip(handle, Fraction(24)), 0, 48)])
+    with pytest.raises(MissingMediaError, match="points at /Volumes/Media Drive/shot.mov, which does not exist"):
+        aaf.read_selection(linked, clip="shot.mov")
 
 
 def test_damaged_and_missing_files_fail_in_one_line(tmp_path):
