@@ -455,12 +455,17 @@ def _flatten(obj, where: str) -> Iterator[str]:
             value = prop.value
         except Exception as exc:  # an unreadable property still has to read the same afterwards
             value = f"<{type(exc).__name__}>"
-        items = value if isinstance(value, list) else [value]
-        if items and all(isinstance(item, aaf2.core.AAFObject) and not _is_reference(prop) for item in items):
-            for index, item in enumerate(items):
+        if _owns(prop) and not isinstance(value, str):
+            for index, item in enumerate(value if isinstance(value, list) else [value]):
                 yield from _flatten(item, f"{where}/{prop.name}[{index}]")
         else:
             yield f"{where}/{prop.name}={_stable(value)}"
+
+
+def _owns(prop) -> bool:
+    # objects the property owns are walked; weak references (definitions) are compared by what they name
+    return isinstance(prop, (aaf2.properties.StrongRefProperty, aaf2.properties.StrongRefVectorProperty,
+                             aaf2.properties.StrongRefSetProperty))
 
 
 def _stable(value) -> str:
@@ -470,12 +475,6 @@ def _stable(value) -> str:
     if isinstance(value, aaf2.core.AAFObject):
         return f"{type(value).__name__}({getattr(value, 'name', '')}, {getattr(value, 'auid', '')})"
     return repr(value)
-
-
-def _is_reference(prop) -> bool:
-    # weak references (definitions, mobs by id) are compared by what they name, not walked
-    return not isinstance(prop, (aaf2.properties.StrongRefProperty, aaf2.properties.StrongRefVectorProperty,
-                                 aaf2.properties.StrongRefSetProperty))
 
 
 def _only_added(before: dict[str, list[str]], after: dict[str, list[str]], target: str, slots: int) -> str | None:
