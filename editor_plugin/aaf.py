@@ -381,7 +381,10 @@ class _Placed:
 def _placed(placement: Placement, rate: Fraction, warnings: list[str]) -> _Placed:
     if not placement.wav.is_file():
         raise ProjectFormatError(f"{placement.wav} does not exist; generate the foley first.")
-    info = soundfile.info(str(placement.wav))
+    try:
+        info = soundfile.info(str(placement.wav))
+    except (OSError, RuntimeError) as exc:  # soundfile's errors subclass RuntimeError
+        raise ProjectFormatError(f"Cannot read {placement.wav} as audio ({exc}); check the path of the WAV.") from None
     if info.subtype != "PCM_16":
         raise ProjectFormatError(f"{placement.wav.name} is {info.subtype}, not 16-bit PCM; place the WAVs that "
                                  "foley generate wrote.")
@@ -389,6 +392,9 @@ def _placed(placement: Placement, rate: Fraction, warnings: list[str]) -> _Place
     start = math.floor(exact + Fraction(1, 2))
     if exact != start:
         warnings.append(f"{placement.name}: start {float(exact):.3f} frames rounded to frame {start}.")
+    if start < 0:
+        raise SelectionError(f"{placement.name} would start {-start} frame(s) before the sequence starts; place it "
+                             "at or after the sequence's start timecode.")
     length = math.ceil(Fraction(info.frames, info.samplerate) * rate)  # the last frame holds the WAV's tail
     return _Placed(placement, start, length, info.frames, info.samplerate, info.channels)
 

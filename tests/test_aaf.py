@@ -489,6 +489,18 @@ def test_a_write_that_would_change_the_users_objects_is_refused(tmp_path, monkey
     assert path.read_bytes() == before and not list(tmp_path.glob("*foley-backup*"))
 
 
+def test_foley_before_the_sequence_start_or_not_audio_is_refused(tmp_path):
+    path = relocated(tmp_path, "2997fps-DFTC.aaf")
+    before = path.read_bytes()
+    with pytest.raises(SelectionError, match="2 frame\\(s\\) before the sequence starts"):
+        aaf.write_audio_clips(path, [foley_at(tmp_path, RationalTime(-2, 30000 / 1001))])
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio")
+    with pytest.raises(ProjectFormatError, match="as audio"):
+        aaf.write_audio_clips(path, [Placement(text, RationalTime(0, 24), RationalTime(1, 16000), "notes")])
+    assert path.read_bytes() == before and not list(tmp_path.glob("*foley-backup*"))
+
+
 def test_read_only_project_is_refused_before_any_work(tmp_path):
     path = relocated(tmp_path, "2997fps.aaf")
     path.chmod(0o444)
