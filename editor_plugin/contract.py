@@ -224,7 +224,9 @@ def requested_selection(timeline: otio.schema.Timeline, clip: str | None, record
 
 
 def timeline_rate(timeline: otio.schema.Timeline) -> float:
-    """The timeline's frame rate, read from its clips (OTIO timelines carry no rate of their own)."""
+    """The timeline's frame rate: its start timecode's, else its first clip's (clips may be at their media's rate)."""
+    if timeline.global_start_time is not None:
+        return timeline.global_start_time.rate
     for clip in timeline.find_clips():
         return clip.source_range.start_time.rate
     raise SelectionError(f"The timeline '{timeline.name}' has no clips, so it has no frame rate to place by.")

@@ -28,8 +28,7 @@ from editor_plugin.project_files import check_writable, replace_project
 
 logger = logging.getLogger(__name__)
 
-ADAPTERS = {".otio": "otio_json", ".fcpxml": "fcpx_xml", ".aaf": "AAF", ".edl": "cmx_3600"}
-WRITE_OPTIONS = {"AAF": {"use_empty_mob_ids": True}}  # clips that did not come from an AAF have no mob ids
+ADAPTERS = {".otio": "otio_json", ".fcpxml": "fcpx_xml", ".edl": "cmx_3600"}
 
 CAPABILITIES = Capabilities(writes_live=False, needs_project_closed=True, selection=("clip", "range"))
 
@@ -148,7 +147,7 @@ def write_audio_clips(project: str | Path, placements: list[Placement], *, track
     with tempfile.TemporaryDirectory(dir=path.parent) as folder:
         staged = Path(folder) / path.name
         try:
-            otio.adapters.write_to_file(top, str(staged), adapter_name=adapter, **WRITE_OPTIONS.get(adapter, {}))
+            otio.adapters.write_to_file(top, str(staged), adapter_name=adapter)
         except Exception as exc:  # adapter-specific failures; nothing has been touched yet
             raise ProjectWriteError(f"The {adapter} writer failed ({type(exc).__name__}: {exc}); {path.name} was "
                                     "not changed. Try OTIO or FCP 7 XML.") from None

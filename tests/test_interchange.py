@@ -12,7 +12,7 @@ from editor_plugin.errors import ProjectFormatError, ProjectWriteError, Selectio
 from tests.projects import burst, otio_timeline
 
 RATES = [Fraction(25), Fraction(30000, 1001), Fraction(24000, 1001)]
-FORMATS = {".otio": {}, ".aaf": {"use_empty_mob_ids": True}}  # .xml: editor_plugin/xmeml.py, tests/test_xmeml.py
+FORMATS = {".otio": {}}  # FCP 7 XML and AAF have their own bridges (tests/test_xmeml.py, tests/test_aaf.py)
 
 
 def foley_at(tmp_path, frame: int, rate: Fraction, name: str = "foley v1") -> Placement:
