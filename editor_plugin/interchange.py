@@ -12,6 +12,7 @@ import math
 import re
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import opentimelineio as otio
@@ -195,15 +196,14 @@ def _in_resolve_fields(node):
     return {key: _in_resolve_fields(node[key]) for key in keys}
 
 
-def _timeline_documents(node) -> list[dict]:
-    """The Timeline objects of an OTIO JSON document in file order (the order OTIO's find_children gives)."""
+def _nodes(node):
+    """Every JSON object in `node`, depth first in file order (the order OTIO's find_children walks)."""
+    if isinstance(node, dict):
+        yield node
+        node = list(node.values())
     if isinstance(node, list):
-        return [found for item in node for found in _timeline_documents(item)]
-    if not isinstance(node, dict):
-        return []
-    if str(node.get("OTIO_SCHEMA", "")).startswith("Timeline."):
-        return [node]
-    return [found for value in node.values() for found in _timeline_documents(value)]
+        for item in node:
+            yield from _nodes(item)
 
 
 def _timeline_index(top: otio.core.SerializableObject, timeline: otio.schema.Timeline) -> int:
@@ -213,19 +213,16 @@ def _timeline_index(top: otio.core.SerializableObject, timeline: otio.schema.Tim
     return next(index for index, candidate in enumerate(found) if candidate is timeline)
 
 
+def _timeline_document(document: dict, index: int) -> dict:
+    """The JSON of the `index`th timeline of the file (a lone timeline, or one in a collection)."""
+    timelines = [node for node in _nodes(document) if str(node.get("OTIO_SCHEMA", "")).startswith("Timeline.")]
+    return timelines[index]
+
+
 def _uses_plain_paths(document: dict) -> bool:
     """Whether the file names its media by plain path (Resolve's habit) rather than by URL."""
     urls = [node["target_url"] for node in _nodes(document) if node.get("target_url")]
     return bool(urls) and "://" not in urls[0]
-
-
-def _nodes(node):
-    if isinstance(node, dict):
-        yield node
-        node = list(node.values())
-    if isinstance(node, list):
-        for item in node:
-            yield from _nodes(item)
 
 
 def _resolve_otio(path: Path, top: otio.core.SerializableObject, timeline: otio.schema.Timeline,
@@ -233,10 +230,9 @@ def _resolve_otio(path: Path, top: otio.core.SerializableObject, timeline: otio.
     """The file's JSON with the foley tracks appended in Resolve's dialect; every other item as it was."""
     original = path.read_text(encoding="utf-8")
     document = json.loads(original)
-    target = _timeline_documents(document)[_timeline_index(top, timeline)]
-    plain = _uses_plain_paths(target)
-    tracks = foley_tracks(timeline, placements, track_name,
-                          lambda placement, rate: _resolve_clip(placement, rate, plain_paths=plain))
+    target = _timeline_document(document, _timeline_index(top, timeline))
+    make_clip = partial(_resolve_clip, plain_paths=_uses_plain_paths(target))
+    tracks = foley_tracks(timeline, placements, track_name, make_clip)
     for track in tracks:
         track.metadata[RESOLVE_KEY] = _resolve_track_metadata(track)
         target["tracks"]["children"].append(_in_resolve_fields(json.loads(track.to_json_string())))
