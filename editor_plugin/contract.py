@@ -171,6 +171,21 @@ def _media_path(clip: otio.schema.Clip) -> Path:
     return path
 
 
+def _compound_clip_error(stack: otio.schema.Stack) -> UnsupportedClipError:
+    return UnsupportedClipError(
+        f"'{stack.name}' is a compound clip (a timeline nested in the timeline); foley reads only clips placed on "
+        "the timeline itself. Select a range without it, or decompose it in the editor (Resolve: Decompose in Place; "
+        "Final Cut Pro: Break Apart Clip Items) and export again."
+    )
+
+
+def _outermost_stack(item: otio.core.Item, track: otio.schema.Track) -> otio.schema.Stack:
+    """The compound clip placed on `track` that holds `item`."""
+    while item.parent() is not track:
+        item = item.parent()
+    return item
+
+
 def top_video_spans(timeline: otio.schema.Timeline, record: TimeRange) -> list[SourceSpan]:
     """The video the viewer shows over `record`: per stretch of time, the topmost video track's clip."""
     rate = record.start_time.rate
@@ -178,8 +193,11 @@ def top_video_spans(timeline: otio.schema.Timeline, record: TimeRange) -> list[S
     for layer, track in enumerate(timeline.video_tracks()):  # the last video track is on top
         if not track.enabled:
             continue
-        for clip in track.find_clips(search_range=record):
-            if clip.enabled and isinstance(clip.media_reference, otio.schema.ExternalReference):
+        for clip in track.find_children(search_range=record, shallow_search=True):
+            if isinstance(clip, otio.schema.Stack):
+                raise _compound_clip_error(clip)
+            if isinstance(clip, otio.schema.Clip) and clip.enabled and isinstance(clip.media_reference,
+                                                                                  otio.schema.ExternalReference):
                 place = clip.range_in_parent()
                 pieces.append(Layered(layer, seconds(place.start_time), seconds(place.end_time_exclusive()),
                                       seconds(clip.source_range.start_time), clip))
@@ -224,6 +242,8 @@ def clip_selection(timeline: otio.schema.Timeline, name: str) -> Selection:
     for track in reversed(timeline.video_tracks()):
         for clip in track.find_clips():
             if clip.name == name:
+                if clip.parent() is not track:  # its range_in_parent is inside the compound, not on the timeline
+                    raise _compound_clip_error(_outermost_stack(clip, track))
                 return selection_for(timeline, clip.range_in_parent(), name)
     names = sorted({clip.name for track in timeline.video_tracks() for clip in track.find_clips()})
     raise SelectionError(f"No video clip named '{name}' on the timeline. Clips: {', '.join(names) or 'none'}.")

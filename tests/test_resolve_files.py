@@ -26,12 +26,15 @@ from ui.cli import main
 FIXTURES = Path(__file__).parent / "fixtures" / "resolve"
 FTW = "E117_resolve_ftw_export.otio"  # 24 fps, clip cut_src.mp4 from source frame 24, two Solid Color generators
 RETIMED = "resolve_transitions.otio"  # 30 fps, both clips at 43 % speed
+NESTED = "E120_resolve_nested_export.otio"  # 24 fps, a clip then a compound clip holding a compound clip
 MEDIA = {FTW: ("/Users/samuelgursky/Movies/mcp_probe_tmp/cut_src.mp4", "cut_src.mp4"),
+         NESTED: ("/Users/samuelgursky/Movies/mcp_probe_tmp/cut_src.mp4", "cut_src.mp4"),
          RETIMED: ("/Users/akaisuisei/Downloads/happy_horse_cheerful_meadow.mp4", "happy_horse_cheerful_meadow.mp4")}
 # derived rates: (fixture, the rate Resolve writes for it, global start value at 01:00:00:00, nominal fps)
 RATES = {
     "24 (real)": (FTW, None, None, 24),
     "30 (real)": (RETIMED, None, None, 30),
+    "24 nested (real)": (NESTED, None, None, 24),
     "23.976 (derived)": (FTW, "23.976", None, 24),
     "25 (derived)": (FTW, "25.0", "90000.0", 25),
     "29.97 (derived)": (RETIMED, "29.97", None, 30),
@@ -101,6 +104,17 @@ def test_resolve_speed_changes_are_refused(tmp_path):
     path = resolve_copy(tmp_path, RETIMED)
     with pytest.raises(UnsupportedClipError, match=r"speed change \(0.43x\)"):
         interchange.read_selection(path, clip="happy_horse_cheerful_meadow.mp4")
+
+
+def test_compound_clips_are_refused_not_misplaced(tmp_path):
+    path = resolve_copy(tmp_path, NESTED)
+    [span] = interchange.read_selection(path, record=TimeRange(RationalTime(0, 24), RationalTime(48, 24))).edit()
+    assert (span.record_start, span.record_end, span.source_start) == (0, 2, 1)  # the plain clip before it
+    # the compound clip E57_OUT sits at frames 48-96; its inner clips count their times from its own start
+    with pytest.raises(UnsupportedClipError, match="'E57_OUT' is a compound clip"):
+        interchange.read_selection(path, record=TimeRange(RationalTime(40, 24), RationalTime(20, 24)))
+    with pytest.raises(UnsupportedClipError, match="'E57_OUT' is a compound clip"):
+        interchange.read_selection(path, clip="white_src.mp4")  # inside E57_IN inside E57_OUT
 
 
 def test_media_on_another_machine_asks_for_a_relink(tmp_path):
