@@ -104,6 +104,10 @@ def test_resolve_speed_changes_are_refused(tmp_path):
     path = resolve_copy(tmp_path, RETIMED)
     with pytest.raises(UnsupportedClipError, match=r"speed change \(0.43x\)"):
         interchange.read_selection(path, clip="happy_horse_cheerful_meadow.mp4")
+    # derived: the same clips with the retime written as a generic TimeEffect (how speed ramps come out)
+    path.write_text(path.read_text(encoding="utf-8").replace('"LinearTimeWarp.1"', '"TimeEffect.1"'), encoding="utf-8")
+    with pytest.raises(UnsupportedClipError, match="plays with a time effect"):
+        interchange.read_selection(path, clip="happy_horse_cheerful_meadow.mp4")
 
 
 def test_compound_clips_are_refused_not_misplaced(tmp_path):
