@@ -33,8 +33,8 @@ def parse_position(text: str, timeline: otio.schema.Timeline) -> RationalTime:
             return RationalTime(float(Fraction(text[:-1]) * exact_rate(rate)), rate)
         except ValueError:
             pass
-    try:
-        time = RationalTime.from_timecode(text, rate)
+    try:  # OTIO's timecode parser takes 24000/1001, not the 23.976 that Resolve writes; the frame count is the same
+        time = RationalTime(RationalTime.from_timecode(text, float(exact_rate(rate))).value, rate)
     except ValueError:
         raise ValueError(f"'{text}' is not a frame number, a timecode (hh:mm:ss:ff) or seconds (12.5s).") from None
     start = timeline.global_start_time

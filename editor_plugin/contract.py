@@ -14,6 +14,8 @@ Times never pass through float seconds: `RationalTime`/`TimeRange` at the timeli
 `Fraction` seconds towards the engine (`Selection.edit()`).
 """
 
+import os
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -28,12 +30,18 @@ from engine.edit import Layered, visible
 from engine.video import EditSpan
 
 T = TypeVar("T")
+WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")  # E:/Media/a.mov as Resolve on Windows writes it
 RATE_DENOMINATOR_LIMIT = 10_000  # NTSC rates are n/1001; OTIO keeps rates as floats
+NTSC_TOLERANCE = Fraction(1, 200)  # Resolve writes 23.976 and 29.97 rounded: 0.024 fps from 24000/1001
 
 
 def exact_rate(rate: float) -> Fraction:
-    """The rational frame rate behind OTIO's float (29.97002997… -> 30000/1001)."""
-    return Fraction(rate).limit_denominator(RATE_DENOMINATOR_LIMIT)
+    """The rational frame rate behind OTIO's float (29.97002997… -> 30000/1001; the rounded 23.976, 29.97 and
+    59.94 that DaVinci Resolve writes are the NTSC rates too)."""
+    exact = Fraction(rate).limit_denominator(RATE_DENOMINATOR_LIMIT)
+    base = round(exact * Fraction(1001, 1000))
+    ntsc = Fraction(base * 1000, 1001)
+    return ntsc if exact != base and abs(exact - ntsc) < NTSC_TOLERANCE else exact
 
 
 def seconds(time: RationalTime) -> Fraction:
@@ -138,8 +146,11 @@ def _time_effect(clip: otio.schema.Clip) -> str | None:
     for effect in clip.effects:
         if isinstance(effect, otio.schema.FreezeFrame):
             return "a freeze frame"
-        if isinstance(effect, otio.schema.LinearTimeWarp) and effect.time_scalar != 1.0:
-            return f"a speed change ({effect.time_scalar:g}x)"
+        if isinstance(effect, otio.schema.LinearTimeWarp):
+            if effect.time_scalar != 1.0:
+                return f"a speed change ({effect.time_scalar:g}x)"
+        elif isinstance(effect, otio.schema.TimeEffect):  # speed ramps (Resolve writes TimeEffect.1)
+            return f"a time effect ({effect.effect_name or effect.name or 'speed ramp'})"
     return None
 
 
@@ -151,9 +162,28 @@ def _media_path(clip: otio.schema.Clip) -> Path:
                              "foley needs filmed pictures. Select a range without it.")
     path = Path(otio.url_utils.filepath_from_url(url)) if "://" in url else Path(url)
     if not path.is_file():
+        if WINDOWS_PATH.match(url) and os.name != "nt":
+            raise MissingMediaError(f"Clip '{clip.name}' points at {url}, a Windows path this machine cannot open. "
+                                    "Relink the media to a path here (or export the timeline on the machine that "
+                                    "holds the media), export again, then try again.")
         raise MissingMediaError(f"Clip '{clip.name}' points at {path}, which does not exist. Relink the clip in "
                                 "your editor (or restore the file) and save the project, then try again.")
     return path
+
+
+def _compound_clip_error(stack: otio.schema.Stack) -> UnsupportedClipError:
+    return UnsupportedClipError(
+        f"'{stack.name}' is a compound clip (a timeline nested in the timeline); foley reads only clips placed on "
+        "the timeline itself. Select a range without it, or decompose it in the editor (Resolve: Decompose in Place; "
+        "Final Cut Pro: Break Apart Clip Items) and export again."
+    )
+
+
+def _outermost_stack(item: otio.core.Item, track: otio.schema.Track) -> otio.schema.Stack:
+    """The compound clip placed on `track` that holds `item`."""
+    while item.parent() is not track:
+        item = item.parent()
+    return item
 
 
 def top_video_spans(timeline: otio.schema.Timeline, record: TimeRange) -> list[SourceSpan]:
@@ -163,8 +193,11 @@ def top_video_spans(timeline: otio.schema.Timeline, record: TimeRange) -> list[S
     for layer, track in enumerate(timeline.video_tracks()):  # the last video track is on top
         if not track.enabled:
             continue
-        for clip in track.find_clips(search_range=record):
-            if clip.enabled and isinstance(clip.media_reference, otio.schema.ExternalReference):
+        for clip in track.find_children(search_range=record, shallow_search=True):
+            if isinstance(clip, otio.schema.Stack):
+                raise _compound_clip_error(clip)
+            if isinstance(clip, otio.schema.Clip) and clip.enabled and isinstance(clip.media_reference,
+                                                                                  otio.schema.ExternalReference):
                 place = clip.range_in_parent()
                 pieces.append(Layered(layer, seconds(place.start_time), seconds(place.end_time_exclusive()),
                                       seconds(clip.source_range.start_time), clip))
@@ -209,6 +242,8 @@ def clip_selection(timeline: otio.schema.Timeline, name: str) -> Selection:
     for track in reversed(timeline.video_tracks()):
         for clip in track.find_clips():
             if clip.name == name:
+                if clip.parent() is not track:  # its range_in_parent is inside the compound, not on the timeline
+                    raise _compound_clip_error(_outermost_stack(clip, track))
                 return selection_for(timeline, clip.range_in_parent(), name)
     names = sorted({clip.name for track in timeline.video_tracks() for clip in track.find_clips()})
     raise SelectionError(f"No video clip named '{name}' on the timeline. Clips: {', '.join(names) or 'none'}.")
