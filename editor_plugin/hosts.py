@@ -3,11 +3,12 @@
 from pathlib import Path
 from types import ModuleType
 
-from editor_plugin import interchange, mlt
+from editor_plugin import fcpxml, interchange, mlt
 from editor_plugin.errors import ProjectFormatError
 
 RESOLVE = "resolve"
-BRIDGES: dict[str, ModuleType] = {".kdenlive": mlt, ".mlt": mlt, **{suffix: interchange for suffix in interchange.ADAPTERS}}
+BRIDGES: dict[str, ModuleType] = {".kdenlive": mlt, ".mlt": mlt, **{suffix: interchange for suffix in interchange.ADAPTERS},
+                                  ".fcpxml": fcpxml, ".fcpxmld": fcpxml}
 
 
 def bridge_for(project: Path) -> ModuleType:
