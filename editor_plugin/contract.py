@@ -224,7 +224,9 @@ def requested_selection(timeline: otio.schema.Timeline, clip: str | None, record
 
 
 def timeline_rate(timeline: otio.schema.Timeline) -> float:
-    """The timeline's frame rate, read from its clips (OTIO timelines carry no rate of their own)."""
+    """The timeline's frame rate: its start time's when a bridge set one, else its clips' (OTIO has no rate field)."""
+    if timeline.global_start_time is not None:  # a clip's media may run at another rate than the timeline
+        return timeline.global_start_time.rate
     for clip in timeline.find_clips():
         return clip.source_range.start_time.rate
     raise SelectionError(f"The timeline '{timeline.name}' has no clips, so it has no frame rate to place by.")

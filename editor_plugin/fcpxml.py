@@ -48,6 +48,7 @@ AFTER_ANCHORS = {"marker", "chapter-marker", "rating", "keyword", "analysis-mark
                  "filter-video-mask", "filter-audio", "metadata", "caption", "live-drawing"}
 NTSC_NAMES = {"23.98": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "47.95": Fraction(48000, 1001),
               "59.94": Fraction(60000, 1001), "119.88": Fraction(120000, 1001)}
+CONFORM_LIMIT = Fraction(1, 20)  # rate conforms Final Cut Pro applies as a speed change (25 -> 24 is 4.2 %)
 MAX_NESTING = 32  # compound clips inside compound clips; deeper means a reference cycle
 
 CAPABILITIES = Capabilities(writes_live=False, needs_project_closed=False, selection=("clip", "range"))
@@ -100,7 +101,7 @@ def parse_nodes(data: bytes) -> Node:
 
     def start(tag, attrs):
         node = Node(tag, attrs, stack[-1] if stack else None, parser.CurrentByteIndex)
-        node.head_end = node.start + _TAG_END.match(data, node.start).end()
+        node.head_end = _TAG_END.match(data, node.start).end()
         (stack[-1].children if stack else roots).append(node)
         stack.append(node)
 
@@ -112,7 +113,10 @@ def parse_nodes(data: bytes) -> Node:
             node.end = data.index(b">", parser.CurrentByteIndex) + 1
 
     parser.StartElementHandler, parser.EndElementHandler = start, end
-    parser.Parse(data, True)
+    try:
+        parser.Parse(data, True)
+    except (AttributeError, ValueError):  # a tag cut off by the end of the file
+        raise xml.parsers.expat.ExpatError("unexpected end of the file inside a tag") from None
     return roots[0]
 
 
@@ -288,6 +292,15 @@ class Frame:
     depth: int = 0
 
 
+def active_pick(audition: Node) -> Node | None:
+    """An audition's active clip (its first), placed where the audition sits (the picks carry no offset)."""
+    pick = next((child for child in audition.children if child.tag in STORY), None)
+    if pick is None:
+        return None
+    placed = {name: audition.get(name) for name in ("offset", "lane") if audition.get(name) is not None}
+    return replace(pick, attrs={**placed, **pick.attrs})
+
+
 def local_start(doc: Document, node: Node) -> Fraction:
     """An element's local time at its first frame: `start`, else its source's own origin (asset start, tcStart)."""
     if node.get("start"):
@@ -310,10 +323,10 @@ class _Story:
         self.named: list[Named] = []
 
     def visit(self, node: Node, frame: Frame) -> None:
-        if node.tag == "audition":  # the first child is the active pick
-            picks = [child for child in node.children if child.tag in STORY]
-            if picks:
-                self.visit(picks[0], frame)
+        if node.tag == "audition":
+            pick = active_pick(node)
+            if pick is not None:
+                self.visit(pick, frame)
             return
         if node.tag not in STORY:
             return  # transitions, markers, effects, sync-source, ...
@@ -330,8 +343,9 @@ class _Story:
         label = (node.get("name") or frame.label) if frame.top else frame.label
         # the storyline inside a clip, sync clip, compound or multicam is not on the project timeline itself
         inner_top = frame.top and node.tag in ("gap", "spine", "asset-clip", "video", "audio", "title")
-        child = Frame(record, local_start(self.doc, node), own, given, layer, label, frame.rate, inner_top,
-                      frame.depth + 1)
+        # a sequence's own spine has no offset and no time of its own; a secondary storyline starts at 0
+        start = frame.start if node.tag == "spine" and node.get("offset") is None else local_start(self.doc, node)
+        child = Frame(record, start, own, given, layer, label, frame.rate, inner_top, frame.depth + 1)
         if child.depth > MAX_NESTING:
             raise ProjectFormatError(f"{self.doc.path.name}: clip '{label}' nests compound clips more than "
                                      f"{MAX_NESTING} deep (a reference cycle?); export the project again.")
@@ -410,9 +424,11 @@ def _timing_effects(node: Node, rate: Fraction) -> tuple[str, ...]:
     effects = []
     conform = node.find("conform-rate")
     if conform is not None and conform.get("scaleEnabled", "1") != "0" and conform.get("srcFrameRate"):
-        source_rate = _named_rate(conform.get("srcFrameRate"))
-        if source_rate != rate:
-            effects.append(f"speed:{float(rate / source_rate):g}")
+        speed = rate / _named_rate(conform.get("srcFrameRate"))
+        # Final Cut Pro conforms near rates (23.98/24/25, 29.97/30): in 24With25Media.fcpxml a 25 fps clip runs
+        # 25/24 longer than its media; far ones play in real time (23.98 media keeps its cuts in 30.fcpxml)
+        if speed != 1 and abs(speed - 1) <= CONFORM_LIMIT:
+            effects.append(f"speed:{float(speed):g}")
     time_map = node.find("timeMap")
     if time_map is not None:
         points = [(parse_time(p.get("time"), "timept"), parse_time(p.get("value"), "timept"))
@@ -488,7 +504,6 @@ def _clip(piece: Piece, project: Project) -> otio.schema.Clip:
         reference = otio.schema.ExternalReference(target_url=piece.media.as_uri())
     else:
         reference = otio.schema.GeneratorReference(generator_kind="fcpxml")
-    # the start at the sequence rate when it is a whole frame there: contract.timeline_rate reads it
     rate = project.rate if (piece.source * project.rate).denominator == 1 else piece.media_rate or project.rate
     return otio.schema.Clip(name=piece.name, media_reference=reference,
                             source_range=TimeRange(_time(piece.source, rate), _time(piece.end - piece.start,
@@ -535,7 +550,8 @@ def timeline_of(doc: Document, project: Project) -> otio.schema.Timeline:
     pieces = [p for p in collected.pieces if p.end > project.tc_start]
     pieces = [replace(p, start=project.tc_start, source=p.source + project.tc_start - p.start)
               if p.start < project.tc_start else p for p in pieces]  # a connected clip hanging before the start
-    timeline = otio.schema.Timeline(name=project.name)
+    start = RationalTime(float(project.tc_start * project.rate), float(project.rate))  # the rate timeline_rate reads
+    timeline = otio.schema.Timeline(name=project.name, global_start_time=start)
     timeline.metadata["fcpxml"] = {"rate": str(project.rate), "tc_start": str(project.tc_start),
                                    "drop_frame": project.drop_frame, "version": "%d.%d" % doc.version}
     length = _sequence_duration(project)
@@ -587,6 +603,8 @@ def read_selection(project: str | Path, *, clip: str | None = None, record: Time
 def _spine_items(project: Project):
     """The primary storyline's elements with their absolute start and end (transitions overlap, so are left out)."""
     for node in project.spine.children:
+        if node.tag == "audition":  # connected clips go on its active pick
+            node = active_pick(node) or node
         if node.tag in STORY and node.tag != "spine" and node.get("offset") and node.get("duration"):
             start = parse_time(node.get("offset"), "offset")
             yield node, start, start + parse_time(node.get("duration"), "duration")
@@ -658,13 +676,15 @@ class _Edits:
     def __init__(self, data: bytes):
         self.data = data
         self.changes: list[tuple[int, int, int, bytes]] = []  # (start, end, order, text)
+        # the file's own line ending (Final Cut Pro 10.4 wrote bare CR)
+        self.newline = next((ending for ending in (b"\r\n", b"\n", b"\r") if ending in data), b"\n")
 
     def _add(self, start: int, end: int, text: bytes) -> None:
         self.changes.append((start, end, len(self.changes), text))
 
     def _line_start(self, offset: int) -> tuple[int, bytes] | None:
         """The start of the line holding `offset` and its indent, when only indentation precedes it there."""
-        begin = self.data.rfind(b"\n", 0, offset) + 1
+        begin = self.data.rfind(self.newline[-1:], 0, offset) + 1
         indent = self.data[begin:offset]
         return (begin, indent) if indent.strip() == b"" else None
 
@@ -682,7 +702,7 @@ class _Edits:
         begin, indent = line
         if before is None:  # the closing tag's indent plus one step
             indent += self._indent_step(parent)
-        self._add(begin, begin, indent + text.encode() + b"\n")
+        self._add(begin, begin, indent + text.encode() + self.newline)
 
     def _indent_step(self, parent: Node) -> bytes:
         inner = self._line_start(parent.children[0].start) if parent.children else None
