@@ -43,9 +43,10 @@ NEWEST_VERSION = (1, 14)  # Final Cut Pro 11.1
 BUNDLE_DOCUMENT = "Info.fcpxml"  # what a .fcpxmld bundle holds
 STORY = {"asset-clip", "video", "audio", "clip", "ref-clip", "sync-clip", "mc-clip", "title", "gap", "spine",
          "audition"}
-# children that the DTD orders after anchored (connected) items: a new connected clip goes before them
-AFTER_ANCHORS = {"marker", "chapter-marker", "rating", "keyword", "analysis-marker", "filter-video",
-                 "filter-video-mask", "filter-audio", "metadata", "caption", "live-drawing"}
+# children the DTD (1.8 to 1.14 alike) orders after anchored items: a new connected clip goes before them
+AFTER_ANCHORS = {"marker", "chapter-marker", "rating", "keyword", "analysis-marker", "hidden-clip-marker",
+                 "audio-channel-source", "audio-role-source", "sync-source", "filter-video", "filter-video-mask",
+                 "filter-audio", "metadata", "reserved"}
 NTSC_NAMES = {"23.98": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "47.95": Fraction(48000, 1001),
               "59.94": Fraction(60000, 1001), "119.88": Fraction(120000, 1001)}
 CONFORM_LIMIT = Fraction(1, 20)  # rate conforms Final Cut Pro applies as a speed change (25 -> 24 is 4.2 %)

@@ -120,6 +120,19 @@ def assert_only_insertions(before: str, after: str) -> None:
                 assert op in ("equal", "insert") or (op == "replace" and was[a1:a2] == "/"), (op, was[a1:a2])
 
 
+# what the FCPXML DTDs (1.8 to 1.14) put after a clip's anchored items: markers, channel/role/sync sources, filters
+AFTER_ANCHORED = {"marker", "chapter-marker", "rating", "keyword", "analysis-marker", "hidden-clip-marker",
+                  "audio-channel-source", "audio-role-source", "sync-source", "filter-video", "filter-video-mask",
+                  "filter-audio", "metadata", "reserved"}
+
+
+def assert_dtd_order(path: Path, clip: ET.Element) -> None:
+    parent = next(node for node in ET.parse(path).getroot().iter() if any(c.attrib == clip.attrib for c in node))
+    tags = [child.tag for child in parent]
+    at = next(i for i, child in enumerate(parent) if child.attrib == clip.attrib)
+    assert not AFTER_ANCHORED & set(tags[:at]) and set(tags[at + 1 :]) <= AFTER_ANCHORED | {"asset-clip"}, tags
+
+
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_rate_version_and_timeline_start_are_exact(name):
     version, rate, tc_start, drop = FILES[name]
@@ -203,6 +216,7 @@ def test_foley_lands_at_the_exact_frame_and_only_adds(tmp_path, name):
     assert record == Fraction(frame) / rate
     assert duration == math.ceil(FOLEY_SECONDS * rate) / rate and t(asset.get("duration")) == FOLEY_SECONDS
     assert int(clip.get("lane")) < 0 and clip.get("audioRole") == "Foley" and asset.get("hasAudio") == "1"
+    assert_dtd_order(path, clip)
     url = asset.get("src") or asset.find("media-rep").get("src")
     assert Path(unquote(urlparse(url).path)) == (tmp_path / "foley v1.wav").resolve()
     assert (asset.get("src") is not None) == (FILES[name][0] == "1.8")  # media-rep from 1.9 on
