@@ -39,7 +39,7 @@ from editor_plugin.project_files import check_writable, replace_project
 
 logger = logging.getLogger(__name__)
 
-NEWEST_VERSION = (1, 14)  # Final Cut Pro 11.1
+NEWEST_VERSION = (1, 14)  # the newest FCPXML DTD Apple has published
 BUNDLE_DOCUMENT = "Info.fcpxml"  # what a .fcpxmld bundle holds
 STORY = {"asset-clip", "video", "audio", "clip", "ref-clip", "sync-clip", "mc-clip", "title", "gap", "spine",
          "audition"}
@@ -50,7 +50,7 @@ AFTER_ANCHORS = {"marker", "chapter-marker", "rating", "keyword", "analysis-mark
 NTSC_NAMES = {"23.98": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "47.95": Fraction(48000, 1001),
               "59.94": Fraction(60000, 1001), "119.88": Fraction(120000, 1001)}
 CONFORM_LIMIT = Fraction(1, 20)  # rate conforms Final Cut Pro applies as a speed change (25 -> 24 is 4.2 %)
-MAX_NESTING = 32  # compound clips inside compound clips; deeper means a reference cycle
+MAX_NESTING = 100  # elements inside elements (compounds in compounds); deeper means a reference cycle
 
 CAPABILITIES = Capabilities(writes_live=False, needs_project_closed=False, selection=("clip", "range"))
 
@@ -68,7 +68,6 @@ class Node:
 
     tag: str
     attrs: dict[str, str]
-    parent: "Node | None"
     start: int  # offset of '<'
     head_end: int = 0  # offset just after the start tag's '>'
     end: int = 0  # offset just after the element (its end tag, or the start tag when empty)
@@ -84,9 +83,10 @@ class Node:
     def find(self, tag: str) -> "Node | None":
         return next((child for child in self.children if child.tag == tag), None)
 
-    def iter(self, tag: str):
+    def iter(self, tag: str | None = None):
+        """The element's descendants (called `tag`), in document order."""
         for child in self.children:
-            if child.tag == tag:
+            if tag is None or child.tag == tag:
                 yield child
             yield from child.iter(tag)
 
@@ -101,7 +101,7 @@ def parse_nodes(data: bytes) -> Node:
     roots: list[Node] = []
 
     def start(tag, attrs):
-        node = Node(tag, attrs, stack[-1] if stack else None, parser.CurrentByteIndex)
+        node = Node(tag, attrs, parser.CurrentByteIndex)
         node.head_end = _TAG_END.match(data, node.start).end()
         (stack[-1].children if stack else roots).append(node)
         stack.append(node)
@@ -145,6 +145,7 @@ class Project:
     rate: Fraction  # frames per second, exact
     tc_start: Fraction  # seconds
     drop_frame: bool
+    field_order: str | None  # "upper first" / "lower first" for interlaced formats (25i is 25 frames a second)
 
 
 @dataclass(frozen=True)
@@ -185,17 +186,11 @@ def load(project: str | Path) -> Document:
     if root.tag != "fcpxml":
         raise ProjectFormatError(f"{path.name} is XML but not FCPXML (root <{root.tag}>, expected <fcpxml>).")
     version = _version(path, root.get("version", ""))
-    ids = {node.get("id"): node for node in _all(root) if node.get("id")}
+    ids = {node.get("id"): node for node in root.iter() if node.get("id")}
     doc = Document(path, data, root, version, ids, {})
     for node in root.iter("project"):
         doc.projects.setdefault(node.get("name") or f"Project {len(doc.projects) + 1}", _project(doc, node))
     return doc
-
-
-def _all(node: Node):
-    for child in node.children:
-        yield child
-        yield from _all(child)
 
 
 def _version(path: Path, text: str) -> tuple[int, int]:
@@ -234,7 +229,7 @@ def _project(doc: Document, node: Node) -> Project:
         raise ProjectFormatError(f"Project '{name}' in {doc.path.name} has no storyline (<spine>); add a clip to it "
                                  "in Final Cut Pro and export again.")
     return Project(name, sequence, spine, rate, parse_time(sequence.get("tcStart", "0s"), "tcStart"),
-                   sequence.get("tcFormat") == "DF")
+                   sequence.get("tcFormat") == "DF", doc.ids[sequence.get("format")].get("fieldOrder"))
 
 
 def _choose(doc: Document, sequence: str | None) -> Project:
@@ -256,7 +251,8 @@ class Piece:
     media: Path | None  # None: title, generator, still, missing
     source: Fraction  # media seconds at `start`
     media_rate: Fraction | None
-    effects: tuple[str, ...]  # "speed:<scalar>" or "freeze"
+    speeds: tuple[Fraction, ...]  # retiming on the way down (0 is a freeze frame)
+    role: str  # the audio or video role ("dialogue", "Foley", "effects.effects-1")
 
 
 @dataclass(frozen=True)
@@ -274,7 +270,7 @@ class Context:
     """What an element passes to its contents: where they may show, speed changes, and which media parts play."""
 
     window: tuple[Fraction, Fraction]  # absolute sequence times
-    effects: tuple[str, ...]  # "speed:<scalar>" or "freeze"
+    speeds: tuple[Fraction, ...]  # retiming on the way down (0 is a freeze frame)
     enable: str  # "all", "video", "audio" or "none"
 
 
@@ -337,7 +333,7 @@ class _Story:
         record = frame.record + offset - frame.start
         end = record + parse_time(node.get("duration"), "duration") if node.get("duration") else given.window[1]
         own = Context((max(given.window[0], record), min(given.window[1], end)),
-                      given.effects + _timing_effects(node, frame.rate), _enable(given.enable, node.get("srcEnable")))
+                      given.speeds + _speeds(node, frame.rate), _enable(given.enable, node.get("srcEnable")))
         layer = frame.layer + (lane,)
         if frame.top and node.tag not in ("gap", "spine") and node.get("name"):
             self.named.append(Named(node.get("name"), layer, record, end))
@@ -370,8 +366,9 @@ class _Story:
                 media = _media_file(ref)
             source = frame.start + frame.own.window[0] - frame.record - parse_time(ref.get("start", "0s"), "start")
         if frame.own.enable in ("all", kind.lower()):
+            role = node.get("audioRole" if kind == otio.schema.TrackKind.Audio else "videoRole") or node.get("role")
             self.pieces.append(Piece(kind, frame.layer, frame.label, *frame.own.window, media, source, rate,
-                                     frame.own.effects))
+                                     frame.own.speeds, role or ""))
 
     def _compound(self, node: Node, frame: Frame) -> None:
         media = self.doc.ids.get(node.get("ref") or "")
@@ -420,16 +417,16 @@ def _named_rate(value: str) -> Fraction:
     return NTSC_NAMES.get(value) or Fraction(value)
 
 
-def _timing_effects(node: Node, rate: Fraction) -> tuple[str, ...]:
-    """Speed changes on an element: a timeMap, or a conform-rate that plays the media at the sequence rate."""
-    effects = []
+def _speeds(node: Node, rate: Fraction) -> tuple[Fraction, ...]:
+    """Speed changes on an element: a conform-rate that plays the media at the sequence rate, or a timeMap."""
+    speeds = []
     conform = node.find("conform-rate")
     if conform is not None and conform.get("scaleEnabled", "1") != "0" and conform.get("srcFrameRate"):
         speed = rate / _named_rate(conform.get("srcFrameRate"))
         # Final Cut Pro conforms near rates (23.98/24/25, 29.97/30): in 24With25Media.fcpxml a 25 fps clip runs
         # 25/24 longer than its media; far ones play in real time (23.98 media keeps its cuts in 30.fcpxml)
         if speed != 1 and abs(speed - 1) <= CONFORM_LIMIT:
-            effects.append(f"speed:{float(speed):g}")
+            speeds.append(speed)
     time_map = node.find("timeMap")
     if time_map is not None:
         points = [(parse_time(p.get("time"), "timept"), parse_time(p.get("value"), "timept"))
@@ -438,13 +435,10 @@ def _timing_effects(node: Node, rate: Fraction) -> tuple[str, ...]:
             if t1 == t0:
                 continue
             speed = (v1 - v0) / (t1 - t0)
-            if speed == 0:
-                effects.append("freeze")
+            if speed != 1:  # the first segment that is not real time names the change
+                speeds.append(speed)
                 break
-            if speed != 1:
-                effects.append(f"speed:{float(speed):g}")
-                break
-    return tuple(effects)
+    return tuple(speeds)
 
 
 def _media_file(asset: Node) -> Path | None:
@@ -490,14 +484,10 @@ def _time(seconds_value: Fraction, rate: Fraction) -> RationalTime:
     return RationalTime(int(frames), float(rate))
 
 
-def _otio_effects(effects: tuple[str, ...]) -> list:
-    made = []
-    for effect in effects:
-        if effect == "freeze":
-            made.append(otio.schema.FreezeFrame())
-        else:
-            made.append(otio.schema.LinearTimeWarp(time_scalar=float(effect.split(":", 1)[1])))
-    return made
+def _otio_effects(speeds: tuple[Fraction, ...]) -> list:
+    """Retiming as the OTIO effects contract.top_video_spans refuses (with the clip's name)."""
+    return [otio.schema.FreezeFrame() if speed == 0 else otio.schema.LinearTimeWarp(time_scalar=float(speed))
+            for speed in speeds]
 
 
 def _clip(piece: Piece, project: Project) -> otio.schema.Clip:
@@ -509,7 +499,7 @@ def _clip(piece: Piece, project: Project) -> otio.schema.Clip:
     return otio.schema.Clip(name=piece.name, media_reference=reference,
                             source_range=TimeRange(_time(piece.source, rate), _time(piece.end - piece.start,
                                                                                     project.rate)),
-                            effects=_otio_effects(piece.effects))
+                            effects=_otio_effects(piece.speeds), metadata={"fcpxml": {"role": piece.role}})
 
 
 def _track(pieces: list[Piece], kind: str, name: str, project: Project, length: Fraction) -> otio.schema.Track:
@@ -554,7 +544,8 @@ def timeline_of(doc: Document, project: Project) -> otio.schema.Timeline:
     start = RationalTime(float(project.tc_start * project.rate), float(project.rate))  # the rate timeline_rate reads
     timeline = otio.schema.Timeline(name=project.name, global_start_time=start)
     timeline.metadata["fcpxml"] = {"rate": str(project.rate), "tc_start": str(project.tc_start),
-                                   "drop_frame": project.drop_frame, "version": "%d.%d" % doc.version}
+                                   "drop_frame": project.drop_frame, "field_order": project.field_order or "",
+                                   "version": "%d.%d" % doc.version}
     length = _sequence_duration(project)
     for kind, letter in ((otio.schema.TrackKind.Video, "V"), (otio.schema.TrackKind.Audio, "A")):
         stacked = _stack([p for p in pieces if p.kind == kind]) or [[]]
@@ -579,9 +570,8 @@ def _named_selection(doc: Document, project: Project, timeline: otio.schema.Time
         raise SelectionError(f"No clip named '{name}' on the timeline '{project.name}'. Clips: "
                              f"{', '.join(names) or 'none'}.")
     clip = matches[-1]
-    start = max(clip.start, project.tc_start) - project.tc_start
-    return selection_for(timeline, TimeRange(_time(start, project.rate), _time(clip.end - project.tc_start - start,
-                                                                               project.rate)), name)
+    start, end = max(clip.start, project.tc_start) - project.tc_start, clip.end - project.tc_start
+    return selection_for(timeline, TimeRange(_time(start, project.rate), _time(end - start, project.rate)), name)
 
 
 def read_selection(project: str | Path, *, clip: str | None = None, record: TimeRange | None = None,
@@ -613,6 +603,8 @@ def _spine_items(project: Project):
 
 @dataclass(frozen=True)
 class _Foley:
+    """One placement snapped to the sequence's frame grid, with the id of its new asset."""
+
     placement: Placement
     frame: int  # record frame from the timeline start
     frames: int  # length in frames (the WAV's tail is silence)
@@ -695,7 +687,7 @@ class _Edits:
             # <gap .../> becomes <gap ...>child</gap>: the one kind of change to a line the user had
             self._add(parent.head_end - 2, parent.head_end, f">{text}</{parent.tag}>".encode())
             return
-        anchor = before.start if before is not None else parent.end - len(f"</{parent.tag}>")
+        anchor = before.start if before is not None else self.data.rfind(b"</", parent.head_end, parent.end)
         line = self._line_start(anchor)
         if line is None:  # a file written on one line: stay inline
             self._add(anchor, anchor, text.encode())
@@ -808,4 +800,5 @@ def write_audio_clips(project: str | Path, placements: list[Placement], *, track
     except xml.parsers.expat.ExpatError as exc:  # an internal fault; never write a broken project
         raise ProjectFormatError(f"the edited project would not be valid XML ({exc}); nothing was written.") from None
     saved = replace_project(doc.path, data)
+    logger.info("connected %d foley clip(s) with the audio role %r in %s", len(placements), track_name, doc.path)
     return WriteReport(track_name, saved, tuple(warnings))

@@ -140,6 +140,7 @@ def test_rate_version_and_timeline_start_are_exact(name):
     assert "%d.%d" % doc.version == version
     project = next(iter(doc.projects.values()))
     assert (project.rate, project.tc_start, project.drop_frame) == (rate, tc_start, drop)
+    assert project.field_order == ("lower first" if name == "25i.fcpxml" else None)
     timeline = fcpxml.timeline_of(doc, project)
     assert timeline_rate(timeline) == float(rate) and seconds(timeline.global_start_time) == tc_start
     length = fcpxml.parse_time(project.sequence.get("duration"))
@@ -224,6 +225,7 @@ def test_foley_lands_at_the_exact_frame_and_only_adds(tmp_path, name):
     timeline = fcpxml.read_timeline(path)
     placed = [c for track in timeline.audio_tracks() for c in track.find_clips() if c.name == "foley v1"]
     assert [seconds(c.range_in_parent().start_time) for c in placed] == [Fraction(frame) / rate]
+    assert placed[0].metadata["fcpxml"]["role"] == "Foley"
 
 
 def test_a_second_placement_takes_a_new_lane_with_the_same_role(tmp_path):
