@@ -50,11 +50,17 @@ FILES = {
     "resolve_1.8_24p_lanes.fcpxml": ("1.8", Fraction(24), Fraction(0), False),
     "resolve_1.8_25p_gap_lane.fcpxml": ("1.8", Fraction(25), Fraction(0), False),
     "resolve_1.9_30p_cuts.fcpxml": ("1.9", Fraction(30), Fraction(3600), False),
+    "2997fps-rubric-clips.fcpxmld": ("1.13", Fraction(30000, 1001), Fraction(0), False),
+    "60fps-rubric-compound-clips.fcpxmld": ("1.13", Fraction(60), Fraction(0), False),
 }
 
 
 def with_media(name: str, folder: Path) -> Path:
-    """The fixture copied into `folder`, its media URLs rewritten to placeholder files made there."""
+    """The fixture (file or .fcpxmld bundle) copied into `folder`, its media URLs pointed at placeholder files."""
+    if (FIXTURES / name).is_dir():
+        shutil.copytree(FIXTURES / name, folder / name)
+        with_media(f"{name}/Info.fcpxml", folder)
+        return folder / name
     text = (FIXTURES / name).read_text(encoding="utf-8")
     media = folder / "media"
     media.mkdir(exist_ok=True)
@@ -197,7 +203,8 @@ CASES = sorted(FILES)
 
 @pytest.mark.parametrize("name", CASES)
 def test_foley_lands_at_the_exact_frame_and_only_adds(tmp_path, name):
-    path = with_media(name, tmp_path)
+    project_path = with_media(name, tmp_path)
+    path = fcpxml.document_path(project_path)  # Info.fcpxml inside a bundle
     _, rate, _, _ = FILES[name]
     doc = fcpxml.load(path)
     project = next(iter(doc.projects.values()))
@@ -205,7 +212,7 @@ def test_foley_lands_at_the_exact_frame_and_only_adds(tmp_path, name):
     frame = math.floor(length * rate / 3) + 7  # somewhere inside, not on a cut
     before_text, before_elements = path.read_text(encoding="utf-8"), elements(path)
 
-    report = fcpxml.write_audio_clips(path, [foley(tmp_path, frame, rate)])
+    report = fcpxml.write_audio_clips(project_path, [foley(tmp_path, frame, rate)])
 
     assert report.backup.read_text(encoding="utf-8") == before_text
     after_text = path.read_text(encoding="utf-8")
@@ -222,7 +229,7 @@ def test_foley_lands_at_the_exact_frame_and_only_adds(tmp_path, name):
     assert Path(unquote(urlparse(url).path)) == (tmp_path / "foley v1.wav").resolve()
     assert (asset.get("src") is not None) == (FILES[name][0] == "1.8")  # media-rep from 1.9 on
     # the bridge reads it back at the same frame, on an audio track
-    timeline = fcpxml.read_timeline(path)
+    timeline = fcpxml.read_timeline(project_path)
     placed = [c for track in timeline.audio_tracks() for c in track.find_clips() if c.name == "foley v1"]
     assert [seconds(c.range_in_parent().start_time) for c in placed] == [Fraction(frame) / rate]
     assert placed[0].metadata["fcpxml"]["role"] == "Foley"
@@ -276,15 +283,15 @@ def test_several_projects_are_chosen_by_name(tmp_path):
 
 
 def test_fcpxmld_bundle_reads_and_writes_its_info_fcpxml(tmp_path):
-    source = with_media("24.fcpxml", tmp_path)
-    bundle = tmp_path / "Edit.fcpxmld"
-    bundle.mkdir()
-    shutil.move(source, bundle / "Info.fcpxml")
+    bundle = with_media("60fps-rubric-compound-clips.fcpxmld", tmp_path)  # Final Cut Pro's own bundle export
     assert hosts.bridge_for(bundle) is fcpxml and hosts.bridge_for(tmp_path / "x.fcpxml") is fcpxml
-    assert fcpxml.read_timeline(bundle).name == "24_V1"
-    report = fcpxml.write_audio_clips(bundle, [foley(tmp_path, 100, Fraction(24))])
-    assert report.backup.parent == bundle
-    assert record_of_foley(bundle / "Info.fcpxml", "foley v1")[0] == Fraction(100, 24)
+    selection = fcpxml.read_selection(bundle, clip="60fps-rubric-compound-clips Clip 2")  # a compound clip
+    assert selection.range_seconds() == (Fraction(10), Fraction(15))
+    assert [(s.media.name, s.source_start) for s in selection.edit()] == [("60fps.mp4", Fraction(10))]
+    report = fcpxml.write_audio_clips(bundle, [foley(tmp_path, 12 * 60 + 5, Fraction(60))])
+    assert report.backup.parent == bundle and sorted(p.name for p in bundle.iterdir())[0] == "Info.fcpxml"
+    record, _, clip, _ = record_of_foley(bundle / "Info.fcpxml", "foley v1")
+    assert record == Fraction(12 * 60 + 5, 60) and clip.get("offset") == "25/12s"  # in the ref-clip's own time
 
 
 def unchanged_after(path: Path, error, match: str, call) -> None:
