@@ -764,21 +764,25 @@ def add_foley(doc: Document, project: Project, placements: list[Placement], role
     for foley in foleys:
         edits.add_child(resources, _asset_xml(doc, foley))
     items = list(_spine_items(project))
+    end = max((stop for _, _, stop in items), default=project.tc_start)
     lanes: dict[int, int] = {}
     after_end = []
     for foley in foleys:
         record = project.tc_start + Fraction(foley.frame) / project.rate
         covering = next(((node, start) for node, start, stop in items if start <= record < stop), None)
-        if covering is None:
+        if covering is None and record >= end:
             after_end.append(foley)
             continue
+        if covering is None:  # a hole in the primary storyline; Final Cut Pro fills those with gaps
+            raise ProjectFormatError(f"{doc.path.name}: nothing in the primary storyline of '{project.name}' at "
+                                     f"{float(record - project.tc_start):.3f} s to connect the foley to; export the "
+                                     "project from Final Cut Pro again.")
         node, start = covering
         base = lanes.setdefault(id(node), _free_lane(node))
         edits.add_child(node, _clip_xml(doc, foley, node, start, base - foley.lane_index, project, role),
                         _anchor_before(node))
     if after_end:
-        _append_gap(doc, project, edits, after_end, max((stop for _, _, stop in items), default=project.tc_start),
-                    role)
+        _append_gap(doc, project, edits, after_end, end, role)
         warnings.append(f"{len(after_end)} foley clip(s) start after the end of the storyline; a new gap holds them.")
     return edits.apply(), warnings
 

@@ -312,6 +312,13 @@ def test_retimed_clips_are_refused_by_name(tmp_path):
                                                             RationalTime(10, float(rate))))
 
 
+def test_a_multicam_clip_without_a_video_angle_is_refused_by_name(tmp_path):
+    path = with_media("MulticamMarkers.fcpxml", tmp_path)
+    path.write_text(path.read_text().replace('srcEnable="all"', 'srcEnable="audio"'))
+    with pytest.raises(UnsupportedClipError, match="Multicam clip 'MC' has no active video angle"):
+        fcpxml.read_timeline(path)
+
+
 def test_bad_inputs_fail_with_one_clear_line_and_change_nothing(tmp_path):
     rate = Fraction(24)
     newer = with_media("24.fcpxml", tmp_path)
