@@ -576,7 +576,17 @@ def _named_selection(doc: Document, project: Project, timeline: otio.schema.Time
 
 def read_selection(project: str | Path, *, clip: str | None = None, record: TimeRange | None = None,
                    sequence: str | None = None) -> Selection:
-    """FCPXML records no selection: the clip named `clip` (compound, sync and multicam clips whole) or `record`."""
+    """FCPXML records no selection: the clip named `clip` (compound, sync and multicam clips whole) or `record`.
+
+    Args:
+        project: an .fcpxml file or an .fcpxmld bundle.
+        clip: a clip's name as the timeline shows it (the topmost, earliest one when several share it).
+        record: a range from the timeline start (tcStart) at the project rate.
+        sequence: the project to use when the file holds several (default: the first).
+
+    Returns:
+        The selection with the media spans on top; retimed clips and clips without media are refused.
+    """
     doc = load(project)
     chosen = _choose(doc, sequence)
     timeline = timeline_of(doc, chosen)
@@ -745,7 +755,7 @@ def _append_gap(doc: Document, project: Project, edits: _Edits, foleys: list[_Fo
                 role: str) -> None:
     """Hold foley that starts after the storyline's end in a new gap at its end (and lengthen the sequence)."""
     stop = max(project.tc_start + Fraction(f.frame + f.frames) / project.rate for f in foleys)
-    gap = Node("gap", {"start": format_time(end)}, None, 0)
+    gap = Node("gap", {"start": format_time(end)}, 0)  # the new gap: its local time is sequence time
     body = "".join(_clip_xml(doc, foley, gap, end, -1 - foley.lane_index, project, role) for foley in foleys)
     edits.add_child(project.spine, f'<gap name="Gap" offset="{format_time(end)}" start="{format_time(end)}" '
                                    f'duration="{format_time(stop - end)}">{body}</gap>')
@@ -789,7 +799,17 @@ def add_foley(doc: Document, project: Project, placements: list[Placement], role
 
 def write_audio_clips(project: str | Path, placements: list[Placement], *, track_name: str = "Foley",
                       sequence: str | None = None) -> WriteReport:
-    """Connect `placements` to the storyline as audio clips with the audio role `track_name`; back up, write."""
+    """Connect `placements` to the primary storyline as audio clips; back up the file, then write it atomically.
+
+    Args:
+        project: an .fcpxml file or an .fcpxmld bundle (its Info.fcpxml is written).
+        placements: the WAVs and their record starts from the timeline start, snapped to the project's frames.
+        track_name: the audio role of the new clips; overlapping ones take further lanes below.
+        sequence: the project to place into when the file holds several (default: the first).
+
+    Returns:
+        The role used, the backup's path and warnings (rounded starts, a gap added after the storyline's end).
+    """
     doc = load(project)
     chosen = _choose(doc, sequence)
     if not placements:
