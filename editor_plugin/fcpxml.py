@@ -130,6 +130,15 @@ def parse_time(value: str | None, what: str = "time") -> Fraction:
     return Fraction(int(match.group(1)), int(match.group(2) or 1))
 
 
+def lane_of(node: Node) -> int:
+    """The element's lane: 0 in its parent's storyline, above (> 0) or below (< 0) it when connected."""
+    try:
+        return int(node.get("lane", "0"))
+    except ValueError:
+        raise ProjectFormatError(f"lane=\"{node.get('lane')}\" on <{node.tag}> is not a whole number; export the "
+                                 "project from Final Cut Pro again.") from None
+
+
 def format_time(time: Fraction) -> str:
     """Exact seconds in FCPXML notation, reduced ("5/4s", "3600s")."""
     return f"{time.numerator}s" if time.denominator == 1 else f"{time.numerator}/{time.denominator}s"
@@ -189,7 +198,10 @@ def load(project: str | Path) -> Document:
     ids = {node.get("id"): node for node in root.iter() if node.get("id")}
     doc = Document(path, data, root, version, ids, {})
     for node in root.iter("project"):
-        doc.projects.setdefault(node.get("name") or f"Project {len(doc.projects) + 1}", _project(doc, node))
+        name = node.get("name") or "Project"
+        if name in doc.projects:  # two projects of one name: the later one gets a number
+            name = f"{name} ({sum(key.startswith(name) for key in doc.projects) + 1})"
+        doc.projects[name] = _project(doc, node, name)
     return doc
 
 
@@ -215,8 +227,7 @@ def _rate_of(doc: Document, format_id: str | None) -> Fraction | None:
     return 1 / parse_time(fmt.get("frameDuration"), "frameDuration")
 
 
-def _project(doc: Document, node: Node) -> Project:
-    name = node.get("name", "")
+def _project(doc: Document, node: Node, name: str) -> Project:
     sequence = node.find("sequence")
     if sequence is None:
         raise ProjectFormatError(f"Project '{name}' in {doc.path.name} has no <sequence>; export it again.")
@@ -327,7 +338,7 @@ class _Story:
             return
         if node.tag not in STORY:
             return  # transitions, markers, effects, sync-source, ...
-        lane = int(node.get("lane", "0"))
+        lane = lane_of(node)
         given = frame.own if lane == 0 else frame.connected
         offset = parse_time(node.get("offset"), "offset") if node.get("offset") else frame.start
         record = frame.record + offset - frame.start
@@ -353,7 +364,7 @@ class _Story:
         elif node.tag == "mc-clip":
             self._multicam(node, child)
         for item in node.children:
-            self.visit(item, replace(child, top=frame.top and (inner_top or item.get("lane", "0") != "0")))
+            self.visit(item, replace(child, top=frame.top and (inner_top or lane_of(item) != 0)))
 
     def _leaf(self, node: Node, frame: Frame) -> None:
         ref = self.doc.ids.get(node.get("ref") or "")
@@ -414,7 +425,11 @@ def _enable(outer: str, own: str | None) -> str:
 
 def _named_rate(value: str) -> Fraction:
     """A conform-rate srcFrameRate ("23.98", "25") as an exact rate."""
-    return NTSC_NAMES.get(value) or Fraction(value)
+    try:
+        return NTSC_NAMES.get(value) or Fraction(value)
+    except ValueError:
+        raise ProjectFormatError(f"conform-rate srcFrameRate=\"{value}\" is not a frame rate; export the project "
+                                 "from Final Cut Pro again.") from None
 
 
 def _speeds(node: Node, rate: Fraction) -> tuple[Fraction, ...]:
@@ -738,7 +753,7 @@ def _anchor_before(parent: Node) -> Node | None:
 
 def _free_lane(parent: Node) -> int:
     """The lane just below every lane already used under `parent`."""
-    return min([int(child.get("lane", "0")) for child in parent.children if child.get("lane")] + [0]) - 1
+    return min([lane_of(child) for child in parent.children] + [0]) - 1
 
 
 def _place(doc: Document, project: Project, placements: list[Placement], warnings: list[str]) -> list[_Foley]:

@@ -20,7 +20,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from editor_plugin import fcpxml, hosts
 from editor_plugin.contract import Placement, seconds, timeline_rate
-from editor_plugin.errors import ProjectFormatError, SelectionError, UnsupportedClipError
+from editor_plugin.errors import HostError, ProjectFormatError, SelectionError, UnsupportedClipError
 from tests.projects import burst
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fcpxml"
@@ -310,6 +310,22 @@ def test_retimed_clips_are_refused_by_name(tmp_path):
     with pytest.raises(UnsupportedClipError, match="Clip 'TestVideo' plays with a speed change"):
         fcpxml.read_selection(time_mapped, record=TimeRange(RationalTime(320, float(rate)),
                                                             RationalTime(10, float(rate))))
+
+
+@pytest.mark.parametrize("name", ["fcpx_project.fcpxml", "25i.fcpxml", "MulticamMarkers.fcpxml"])
+def test_damaged_files_never_raise_anything_but_a_host_error(tmp_path, name):
+    text = (FIXTURES / name).read_text(encoding="utf-8")
+    path = tmp_path / name
+    damage = [text[:cut] for cut in range(0, len(text), max(1, len(text) // 40))]
+    damage += [text.replace('s"', 'x"', 1 + n) for n in range(0, 60, 7)]  # times that are not times
+    damage += [text.replace('lane="', 'lane="x', 1), text.replace('ref="r', 'ref="q'),
+               text.replace('version="1.', 'version="9.'), text.replace("<spine>", "<spine><spine>", 1)]
+    for broken in damage:
+        path.write_text(broken, encoding="utf-8")
+        try:
+            fcpxml.read_timeline(path)
+        except HostError as exc:
+            assert "\n" not in str(exc)
 
 
 def test_a_multicam_clip_without_a_video_angle_is_refused_by_name(tmp_path):
