@@ -13,15 +13,15 @@ from types import ModuleType
 import opentimelineio as otio
 from opentimelineio.opentime import TimeRange
 
-from editor_plugin import aaf, interchange, mlt, resolve, xmeml
+from editor_plugin import aaf, fcpxml, interchange, mlt, resolve, xmeml
 from editor_plugin.contract import Placement, Selection, WriteReport
 from editor_plugin.errors import HostError, ProjectFormatError
 
 logger = logging.getLogger(__name__)
 
 RESOLVE = "resolve"
-BRIDGES: dict[str, ModuleType] = {".kdenlive": mlt, ".mlt": mlt, ".xml": xmeml, ".aaf": aaf,
-                                  **{suffix: interchange for suffix in interchange.ADAPTERS}}
+BRIDGES: dict[str, ModuleType] = {".kdenlive": mlt, ".mlt": mlt, ".xml": xmeml, ".aaf": aaf, ".fcpxml": fcpxml,
+                                  ".fcpxmld": fcpxml, **{suffix: interchange for suffix in interchange.ADAPTERS}}
 
 
 def bridge_for(project: Path) -> ModuleType:

@@ -1,7 +1,8 @@
-"""Premiere, Final Cut Pro, Avid/Pro Tools and Resolve (free) through interchange files, via the OTIO adapters.
+"""OpenTimelineIO files (Resolve 18.5+, Kdenlive 25.04+, other tools) and CMX 3600 EDLs, via the OTIO adapters.
 
-Reads OTIO, FCP 7 XML (Premiere, Resolve), FCPXML (Final Cut Pro), AAF (Avid, Pro Tools) and CMX 3600 EDL;
-writes the same timeline back in the same format with foley tracks added (EDL cannot carry audio). An OTIO file
+FCP 7 XML, FCPXML and AAF have bridges of their own (`xmeml`, `fcpxml`, `aaf`) that edit the user's file in
+place. Here an OTIO file is read (a collection: the timeline the user names) and written back with foley tracks
+added; an EDL is read only (the format cannot carry the foley's audio). An OTIO file
 that DaVinci Resolve exported gets its foley tracks in Resolve's own dialect, inserted into the JSON so every other
 item keeps its bytes (docs/resolve-without-scripting.md).
 """
@@ -34,7 +35,7 @@ from editor_plugin.project_files import check_writable, replace_project
 
 logger = logging.getLogger(__name__)
 
-ADAPTERS = {".otio": "otio_json", ".fcpxml": "fcpx_xml", ".edl": "cmx_3600"}
+ADAPTERS = {".otio": "otio_json", ".edl": "cmx_3600"}
 
 RESOLVE_KEY = "Resolve_OTIO"  # Resolve's metadata namespace; on the timeline it marks a file Resolve exported
 # the keys, in order, of the items Resolve's OTIO export writes (tests/fixtures/resolve); the foley items match them
@@ -52,7 +53,7 @@ CAPABILITIES = Capabilities(writes_live=False, needs_project_closed=True, select
 
 
 def host_name() -> str:
-    return "Interchange files (OTIO, FCP 7 XML, FCPXML, AAF, EDL)"
+    return "OpenTimelineIO files and EDLs"
 
 
 def _adapter(path: Path) -> str:
@@ -68,8 +69,6 @@ def _read(path: Path, rate: float | None) -> otio.core.SerializableObject:
     if not path.is_file():
         raise ProjectFormatError(f"No timeline file at {path}. Check the path.")
     options = {}
-    if adapter == "fcpx_xml":
-        _refuse_fractional_fcpxml(path)
     if adapter == "cmx_3600":
         if rate is None:
             raise ProjectFormatError(f"{path.name} is an EDL, which does not record its frame rate; give it "
@@ -103,17 +102,6 @@ def read_timeline(project: str | Path, *, rate: float | None = None, sequence: s
     return _chosen(_read(path, rate), sequence, path)
 
 
-def _refuse_fractional_fcpxml(path: Path) -> None:
-    """The FCPXML reader (otio-fcpx-xml-adapter 1.0.0) truncates 29.97 fps to 29: times would be wrong."""
-    for total, base in re.findall(r'frameDuration="(\d+)/(\d+)s"', path.read_text(errors="replace")):
-        if int(base) % int(total):
-            raise ProjectFormatError(
-                f"{path.name} is an FCPXML timeline at {int(base) / int(total):.3f} fps; the FCPXML reader available "
-                "here rounds that rate down and would misplace clips. Export FCP 7 XML or OTIO instead (Final Cut "
-                "Pro: File > Export XML gives FCPXML only; use an OTIO export add-on), or a whole-number rate."
-            )
-
-
 def read_selection(project: str | Path, *, clip: str | None = None, record: TimeRange | None = None,
                    rate: float | None = None, sequence: str | None = None) -> Selection:
     """Interchange files carry no selection: name a clip or give a record range."""
@@ -126,7 +114,7 @@ def read_selection(project: str | Path, *, clip: str | None = None, record: Time
 
 
 def _foley_clip(placement: Placement, rate: float) -> otio.schema.Clip:
-    # whole frames at the timeline rate: the FCP 7 and AAF writers accept no other rate (the tail is silence)
+    # whole frames at the timeline rate, as editors place clips (the tail is silence)
     length = TimeRange(RationalTime(0, rate), RationalTime(math.ceil(placement.duration.value_rescaled_to(rate)), rate))
     reference = otio.schema.ExternalReference(target_url=placement.wav.resolve().as_uri(), available_range=length)
     return otio.schema.Clip(name=placement.name, media_reference=reference, source_range=length)
@@ -251,7 +239,7 @@ def _adapter_bytes(top: otio.core.SerializableObject, path: Path, adapter: str) 
             otio.adapters.write_to_file(top, str(staged), adapter_name=adapter)
         except Exception as exc:  # adapter-specific failures; nothing has been touched yet
             raise ProjectWriteError(f"The {adapter} writer failed ({type(exc).__name__}: {exc}); {path.name} was "
-                                    "not changed. Try OTIO or FCP 7 XML.") from None
+                                    "not changed.") from None
         return staged.read_bytes()
 
 

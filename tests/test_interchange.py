@@ -12,7 +12,6 @@ from editor_plugin.errors import ProjectFormatError, ProjectWriteError, Selectio
 from tests.projects import burst, otio_timeline
 
 RATES = [Fraction(25), Fraction(30000, 1001), Fraction(24000, 1001)]
-FORMATS = {".otio": {}}  # FCP 7 XML and AAF have their own bridges (tests/test_xmeml.py, tests/test_aaf.py)
 
 
 def foley_at(tmp_path, frame: int, rate: Fraction, name: str = "foley v1") -> Placement:
@@ -20,14 +19,11 @@ def foley_at(tmp_path, frame: int, rate: Fraction, name: str = "foley v1") -> Pl
     return Placement(wav, RationalTime(frame, float(rate)), RationalTime(20000, 16000), name)
 
 
-# FCPXML at NTSC rates is refused on read (test_ntsc_fcpxml_is_refused_not_misread)
-CASES = [(suffix, rate) for suffix in FORMATS for rate in RATES] + [(".fcpxml", Fraction(25))]
-
-
-@pytest.mark.parametrize(("suffix", "rate"), CASES, ids=[f"{s}-{float(r):.3f}" for s, r in CASES])
-def test_round_trip_keeps_foley_at_exact_record_times(tmp_path, suffix, rate):
-    path = tmp_path / f"edit{suffix}"
-    otio.adapters.write_to_file(otio_timeline(tmp_path, rate), str(path), **FORMATS.get(suffix, {}))
+# FCP 7 XML, FCPXML and AAF have bridges of their own: tests/test_xmeml.py, test_fcpxml.py, test_aaf.py
+@pytest.mark.parametrize("rate", RATES, ids=[f"{float(r):.3f}" for r in RATES])
+def test_otio_round_trip_keeps_foley_at_exact_record_times(tmp_path, rate):
+    path = tmp_path / "edit.otio"
+    otio.adapters.write_to_file(otio_timeline(tmp_path, rate), str(path))
     report = interchange.write_audio_clips(path, [foley_at(tmp_path, 100, rate), foley_at(tmp_path, 100, rate, "v2"),
                                                   foley_at(tmp_path, 160, rate, "v3")])
     assert report.track == "Foley, Foley 2" and report.backup.is_file()
@@ -41,15 +37,6 @@ def test_round_trip_keeps_foley_at_exact_record_times(tmp_path, suffix, rate):
     assert [(s.record_start, s.source_start) for s in selection.edit()] == [(110 * frame, 150 * frame)]
     foley = next(c for c in timeline.find_clips() if c.name == "v3")
     assert otio.url_utils.filepath_from_url(foley.media_reference.target_url) == str(tmp_path / "v3.wav")
-
-
-def test_ntsc_fcpxml_is_refused_not_misread(tmp_path):
-    path = tmp_path / "edit.fcpxml"
-    otio.adapters.write_to_file(otio_timeline(tmp_path, Fraction(30000, 1001)), str(path))
-    # the adapter writes no frameDuration for NTSC; Final Cut's own exports carry it
-    path.write_text(path.read_text().replace('frameDuration=""', 'frameDuration="1001/30000s"'))
-    with pytest.raises(ProjectFormatError, match="29.970 fps; the FCPXML reader available here rounds"):
-        interchange.read_timeline(path)
 
 
 def test_edl_reads_with_a_rate_and_refuses_audio_writes(tmp_path):
