@@ -38,9 +38,17 @@ def cmd_panel(args: argparse.Namespace) -> None:
     sys.exit(run_panel(args.project, args.engine, args.token, Path(args.output), args.sequence))
 
 
+def _not_pyaaf2_chatter(record: logging.LogRecord) -> bool:
+    """pyaaf2 warns on the root logger about the 0/0 rationals Premiere writes into every AAF; it reads them fine."""
+    return "aaf2" not in Path(record.pathname).parts or record.levelno > logging.WARNING
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_not_pyaaf2_chatter)
     try:
         args.func(args)
     except (FoleyError, EngineError, HostError, ExportError, ValueError) as exc:
