@@ -12,7 +12,6 @@ the project.
 """
 
 import logging
-import math
 import re
 import shutil
 import tempfile
@@ -35,9 +34,9 @@ from editor_plugin.contract import (
     Selection,
     WriteReport,
     choose_sequence,
+    frame_span,
     pack_lanes,
     requested_selection,
-    seconds,
     unique_track_names,
 )
 from editor_plugin.errors import HostError, ProjectFormatError, ProjectWriteError, SelectionError
@@ -388,14 +387,7 @@ def _placed(placement: Placement, rate: Fraction, warnings: list[str]) -> _Place
     if info.subtype != "PCM_16":
         raise ProjectFormatError(f"{placement.wav.name} is {info.subtype}, not 16-bit PCM; place the WAVs that "
                                  "foley generate wrote.")
-    exact = seconds(placement.record_start) * rate
-    start = math.floor(exact + Fraction(1, 2))
-    if exact != start:
-        warnings.append(f"{placement.name}: start {float(exact):.3f} frames rounded to frame {start}.")
-    if start < 0:
-        raise SelectionError(f"{placement.name} would start {-start} frame(s) before the sequence starts; place it "
-                             "at or after the sequence's start timecode.")
-    length = math.ceil(Fraction(info.frames, info.samplerate) * rate)  # the last frame holds the WAV's tail
+    start, length = frame_span(placement, rate, warnings)
     return _Placed(placement, start, length, info.frames, info.samplerate, info.channels)
 
 

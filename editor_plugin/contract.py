@@ -14,6 +14,7 @@ Times never pass through float seconds: `RationalTime`/`TimeRange` at the timeli
 `Fraction` seconds towards the engine (`Selection.edit()`).
 """
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -265,6 +266,19 @@ def timeline_rate(timeline: otio.schema.Timeline) -> float:
     for clip in timeline.find_clips():
         return clip.source_range.start_time.rate
     raise SelectionError(f"The timeline '{timeline.name}' has no clips, so it has no frame rate to place by.")
+
+
+def frame_span(placement: Placement, rate: Fraction, warnings: list[str]) -> tuple[int, int]:
+    """A placement on the timeline's frame grid: its record start frame (the nearest; a warning says when it moved)
+    and its length in whole frames (rounded up: the WAV's tail is silence). A start before the timeline's is refused."""
+    exact = seconds(placement.record_start) * rate
+    start = math.floor(exact + Fraction(1, 2))
+    if start != exact:
+        warnings.append(f"{placement.name}: start {float(exact):.3f} frames rounded to frame {start}.")
+    if start < 0:
+        raise SelectionError(f"{placement.name} would start {-start} frame(s) before the timeline starts; place it "
+                             "at or after the timeline's start timecode.")
+    return start, max(1, math.ceil(seconds(placement.duration) * rate))
 
 
 def pack_lanes(placements: list[Placement]) -> list[list[Placement]]:

@@ -9,7 +9,6 @@ leaves every other byte as it was.
 """
 
 import logging
-import math
 import re
 import wave
 import xml.parsers.expat
@@ -29,6 +28,7 @@ from editor_plugin.contract import (
     Selection,
     WriteReport,
     choose_sequence,
+    frame_span,
     pack_lanes,
     requested_selection,
     seconds,
@@ -637,16 +637,6 @@ class _Foley:
     lane_index: int
 
 
-def _frames(placement: Placement, rate: Fraction, warnings: list[str]) -> tuple[int, int]:
-    exact = seconds(placement.record_start) * rate
-    frame = math.floor(exact + Fraction(1, 2))
-    if frame != exact:
-        warnings.append(f"{placement.name}: start {float(exact):.3f} frames rounded to frame {frame}.")
-    if frame < 0:
-        raise SelectionError(f"{placement.name} would start before the timeline start; place it at 0 or later.")
-    return frame, max(1, math.ceil(seconds(placement.duration) * rate))
-
-
 class _Ids:
     """Fresh resource ids ("r12") that the document does not use yet."""
 
@@ -761,7 +751,7 @@ def _place(doc: Document, project: Project, placements: list[Placement], warning
     foleys = []
     for lane_index, lane in enumerate(pack_lanes(placements)):
         for placement in lane:
-            frame, frames = _frames(placement, project.rate, warnings)
+            frame, frames = frame_span(placement, project.rate, warnings)
             foleys.append(_Foley(placement, frame, frames, ids.new(), lane_index))
     return foleys
 

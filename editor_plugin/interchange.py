@@ -10,7 +10,6 @@ item keeps its bytes (docs/resolve-without-scripting.md).
 import json
 import logging
 import math
-import re
 import tempfile
 from collections.abc import Callable
 from functools import partial

@@ -27,6 +27,7 @@ from editor_plugin.contract import (
     Selection,
     WriteReport,
     choose_sequence,
+    frame_span,
     pack_lanes,
     requested_selection,
     seconds,
@@ -217,10 +218,7 @@ def write_audio_clips(resolve, placements: list[Placement], *, track_name: str =
         index = timeline.GetTrackCount("audio")
         timeline.SetTrackName("audio", index, name)
         for placement in lane:
-            exact = seconds(placement.record_start) * rate
-            record = origin + math.floor(exact + Fraction(1, 2))
-            if exact != math.floor(exact + Fraction(1, 2)):
-                warnings.append(f"{placement.name}: start rounded to the nearest timeline frame.")
+            record = origin + frame_span(placement, rate, warnings)[0]
             item = items[id(placement)]
             clip_rate = rate_of(item.GetClipProperty("FPS"))  # 24 for WAV files, whatever the timeline rate
             end = math.ceil(seconds(placement.duration) * clip_rate)

@@ -7,7 +7,6 @@ and the editors' own attributes survive.
 """
 
 import logging
-import math
 import re
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -27,9 +26,9 @@ from editor_plugin.contract import (
     Selection,
     WriteReport,
     choose_sequence,
+    frame_span,
     pack_lanes,
     requested_selection,
-    seconds,
     unique_track_names,
 )
 from editor_plugin.errors import ProjectFormatError, SelectionError, UnsupportedClipError
@@ -379,21 +378,13 @@ class _Placed:
     depth: int
 
 
-
 def _placed(placement: Placement, rate: Rate, warnings: list[str]) -> _Placed:
-    exact = seconds(placement.record_start) * rate.exact
-    start = math.floor(exact + Fraction(1, 2))
-    if exact != start:
-        warnings.append(f"{placement.name}: start {float(exact):.3f} frames rounded to frame {start}.")
-    if start < 0:
-        raise SelectionError(f"{placement.name}: the start lies before the sequence start; place it at frame 0 "
-                             "or later.")
+    start, length = frame_span(placement, rate.exact, warnings)
     try:
         info = soundfile.info(str(placement.wav))
     except (OSError, RuntimeError) as exc:  # soundfile's errors subclass RuntimeError
         raise ProjectFormatError(f"Cannot read {placement.wav} as audio ({exc}); generate the foley again.") from None
-    length = math.ceil(seconds(placement.duration) * rate.exact)
-    return _Placed(placement, start, max(length, 1), info.samplerate, info.channels, DEPTHS.get(info.subtype, 16))
+    return _Placed(placement, start, length, info.samplerate, info.channels, DEPTHS.get(info.subtype, 16))
 
 
 def pathurl(path: Path) -> str:

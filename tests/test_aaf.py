@@ -492,7 +492,7 @@ def test_a_write_that_would_change_the_users_objects_is_refused(tmp_path, monkey
 def test_foley_before_the_sequence_start_or_not_audio_is_refused(tmp_path):
     path = relocated(tmp_path, "2997fps-DFTC.aaf")
     before = path.read_bytes()
-    with pytest.raises(SelectionError, match="2 frame\\(s\\) before the sequence starts"):
+    with pytest.raises(SelectionError, match="2 frame\\(s\\) before the timeline starts"):
         aaf.write_audio_clips(path, [foley_at(tmp_path, RationalTime(-2, 30000 / 1001))])
     text = tmp_path / "notes.wav"
     text.write_text("not audio")
