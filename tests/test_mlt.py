@@ -126,9 +126,14 @@ def test_bad_projects_and_selections_fail_clearly(tmp_path):
         mlt.read_timeline(tmp_path / "absent.kdenlive")
 
     (tmp_path / "newer").mkdir()
-    newer = kdenlive_project(tmp_path / "newer", Fraction(25), version="1.1")
-    with pytest.raises(ProjectFormatError, match="document version 1.1 file.*Export the timeline as OpenTimelineIO"):
+    newer = kdenlive_project(tmp_path / "newer", Fraction(25), version="1.2")
+    with pytest.raises(ProjectFormatError, match=r"document version 1\.2 file \(written by 22\.12\.3\).*up to 1\.1.*"
+                       "Export the timeline as OpenTimelineIO"):
         mlt.read_timeline(newer)
+    before = newer.read_bytes()
+    with pytest.raises(ProjectFormatError, match=r"version 1\.2"):
+        mlt.write_audio_clips(newer, [placement(burst(tmp_path / "foley.wav"), 10, Fraction(25))])
+    assert newer.read_bytes() == before and not list((tmp_path / "newer").glob("*.foley-*"))
 
     project = kdenlive_project(tmp_path, Fraction(25))
     with pytest.raises(SelectionError, match="There is no video in the selection"):
