@@ -208,14 +208,26 @@ def _unfollowable(producer: ET.Element, props: dict[str, str]) -> str | None:
     return None
 
 
-def _clip(doc: Document, entry: ET.Element) -> otio.schema.Clip:
-    producer = doc.elements.get(entry.get("producer"))
+def _defined(doc: Document, producer_id: str | None) -> ET.Element:
+    producer = doc.elements.get(producer_id)
     if producer is None:
-        raise ProjectFormatError(f"{doc.path.name}: an entry uses producer '{entry.get('producer')}', which the "
-                                 "file does not define. Re-save the project in the editor.")
-    props = properties(producer)
+        raise ProjectFormatError(f"{doc.path.name}: an entry uses producer '{producer_id}', which the file does not "
+                                 "define. Re-save the project in the editor.")
+    return producer
+
+
+def _clip(doc: Document, entry: ET.Element) -> otio.schema.Clip:
+    producer = _defined(doc, entry.get("producer"))
     first = parse_time(entry.get("in"), doc.rate)
     last = parse_time(entry.get("out"), doc.rate)
+    if producer.tag == "tractor" and "shotcut:transition" in properties(producer):
+        # a Shotcut cross-fade: a small tractor of the outgoing and the incoming clip; the incoming one (its
+        # last track) is what the picture turns into, and its source time runs on into the next entry
+        incoming = producer.findall("track")[-1]
+        producer = _defined(doc, incoming.get("producer"))
+        offset = parse_time(incoming.get("in"), doc.rate)
+        first, last = first + offset, last + offset
+    props = properties(producer)
     service = props.get("mlt_service", "")
     resource = props.get("resource", "")
     effects = []

@@ -241,3 +241,12 @@ def test_shotcut_25_missing_media_and_time_remap_are_refused_clearly(tmp_path):
     with pytest.raises(UnsupportedClipError, match="coast_seaside_pebbles_stones_rounded_845.mp4' plays with a "
                                                    "time remap"):
         mlt.read_selection(project, record=TimeRange(RationalTime(0, 25), RationalTime(50, 25)))
+
+
+def test_shotcut_25_cross_fade_reads_as_its_incoming_clip(tmp_path):
+    """V1's tractor0 (lumaMix) fades chain8 out into chain9; chain9's source time runs on into the next entry."""
+    project = real_project("shotcut", SHOTCUT, tmp_path)
+    timeline = mlt.read_timeline(project)
+    v1 = [(c.name, c.range_in_parent().start_time.value, c.source_range.start_time.value,
+           c.source_range.duration.value) for c in timeline.tracks[0].find_clips()][1:4]
+    assert v1 == [("00001.AVI", 118, 0, 209), ("3D Hearts_02.mp4", 327, 0, 28), ("3D Hearts_02.mp4", 355, 28, 98)]
