@@ -138,6 +138,7 @@ def load(path: str | Path, sequence: str | None = None) -> Document:
         timelines, active = {path.stem: shotcut[-1] if shotcut else tractors[-1]}, None
     main = choose_sequence(timelines, sequence, path.name, active)
     name = next(name for name, tractor in timelines.items() if tractor is main)
+    logger.debug("%s: %s timeline %r (tractor %s) of %s", path.name, flavour, name, main.get("id"), list(timelines))
     base = Path(root.get("root")) if root.get("root") else path.parent
     tracks = tuple(_tracks(main, elements))
     return Document(path, text, root, flavour, rate, base, elements, main, name, tracks)
@@ -474,12 +475,14 @@ def add_foley_tracks(doc: Document, placements: list[Placement], track_name: str
         body[closing_line:]
     end_frame = max(item.start + item.length for item in placed)
     body = _extend_out(body, doc.rate, end_frame)
-    # the WAV producers go before their first use: the new playlists, just above the timeline tractor
-    text = text[:main_start] + producers + tracks_xml + body + text[main_end:]
+    text = text[:main_start] + tracks_xml + body + text[main_end:]
     if doc.flavour == "kdenlive":
         text = _bin_entries(text, placed, producer_ids)
         text = _extend_project_tractor(doc, text, end_frame)
-    return text, names, warnings
+    # MLT needs a producer defined before its first use: the new playlists above the timeline tractor, or the
+    # project bin when it comes first (1.04 documents may save main_bin before the tracks; 1.1 after the sequences)
+    first_use = min(main_start, _span(text, "playlist", "main_bin")[0] if doc.flavour == "kdenlive" else main_start)
+    return text[:first_use] + producers + text[first_use:], names, warnings
 
 
 def _bin_entries(text: str, placed: list[_Placed], producer_ids: dict[int, str]) -> str:

@@ -189,6 +189,8 @@ def test_kdenlive_22_12_document_1_04_still_works(tmp_path):
     before = render_audio(project, tmp_path / "before.wav", 60)
     mlt.write_audio_clips(project, [placement(burst(tmp_path / "foley.wav"), 20, Fraction(25))])
     assert only_insertions(original, project.read_text())
+    order = [el.get("id") for el in ET.fromstring(project.read_text())]
+    assert order.index("foley_producer1") < order.index("main_bin") < order.index("tractor4")  # defined before use
     after = render_audio(project, tmp_path / "after.wav", 60)
     assert abs(onset(before, after) - 20 / 25 * SAMPLE_RATE) <= ONE_MS
 
