@@ -314,11 +314,12 @@ def read_selection(project: str | Path, *, clip: str | None = None, record: Time
     """The clip named `clip`, the record range `record`, or else the Kdenlive zone (of `sequence` if named)."""
     doc = load(project, sequence)
     timeline = timeline_of(doc)
-    if record is not None:
-        _refuse_unfollowable(timeline, record)
+    # checked before the range is resolved: a nested sequence alone would otherwise read as "no video"
+    named = [c for track in reversed(timeline.video_tracks()) for c in track.find_clips() if c.name == clip]
+    for asked in ([record] if record is not None else []) + [c.range_in_parent() for c in named[:1]]:
+        _refuse_unfollowable(timeline, asked)
     requested = requested_selection(timeline, clip, record)
     if requested is not None:
-        _refuse_unfollowable(timeline, requested.record)
         return requested
     marked = zone(doc)
     if marked is None:

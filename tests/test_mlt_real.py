@@ -167,6 +167,10 @@ def test_kdenlive_several_sequences_named_nested_and_unknown(tmp_path):
         mlt.read_timeline(project, sequence="Main")
     with pytest.raises(UnsupportedClipError, match="Clip 'Sequence 2' is a nested sequence; .*Select a range"):
         mlt.read_selection(project)  # the zone 0-75 of Sequence 3
+    with pytest.raises(UnsupportedClipError, match="Clip 'Sequence 1' is a nested sequence"):
+        mlt.read_selection(project, clip="Sequence 1")
+    with pytest.raises(UnsupportedClipError, match="Clip 'Sequence 1' is a nested sequence"):
+        mlt.read_selection(project, record=TimeRange(RationalTime(70, 25), RationalTime(5, 25)))
     with pytest.raises(SelectionError, match="no sequence named 'Main'"):
         mlt.write_audio_clips(project, [placement(burst(tmp_path / "foley.wav"), 5, Fraction(25))], sequence="Main")
     assert project.read_text() == original and not list(tmp_path.glob("*.foley-*"))
