@@ -149,3 +149,10 @@ def test_speed_changed_clips_are_refused(tmp_path):
     project = kdenlive_project(tmp_path, Fraction(25), speed=2.0)
     with pytest.raises(UnsupportedClipError, match=r"a speed change \(2x\).*would drift"):
         mlt.read_selection(project)
+
+
+@pytest.mark.parametrize("rate", RATES, ids=["25", "29.97", "23.976"])
+def test_clock_times_written_for_an_out_parse_back_to_the_same_frame(rate):
+    assert all(mlt.parse_time(mlt.format_time(frame, rate, "00:00:01.000"), rate) == frame for frame in range(5000))
+    assert mlt.format_time(169, Fraction(30000, 1001), "00:00:04.972") == "00:00:05.639"
+    assert mlt.format_time(169, rate, "149") == "169"

@@ -152,6 +152,14 @@ def test_kdenlive_25_at_29_97_lands_on_the_ntsc_frame(tmp_path):
     (foley,) = [t for t in timeline.tracks if t.name == "Foley"]
     assert [c.range_in_parent().start_time.value for c in foley.find_clips()] == [101]
 
+    mlt.write_audio_clips(project, [placement(burst(tmp_path / "foley.wav"), 140, rate)])  # past the end (149)
+    root = ET.fromstring(project.read_text())
+    outs = [root.find("tractor[@id='tractor8']").get("out"), root.findall("tractor")[-1].get("out"),
+            root.findall("tractor")[-1].find("track").get("out")]
+    assert [mlt.parse_time(out, rate) for out in outs] == [169, 169, 169]  # written as clock times, like Kdenlive
+    longer = render_audio(project, tmp_path / "longer.wav", 400)
+    assert len(longer) == round(170 / rate * SAMPLE_RATE)
+
 
 SEQUENCE_2 = "{33ab7e7b-b157-40a8-95c5-133789a4b043}"
 
