@@ -268,7 +268,7 @@ def _playlist_track(doc: Document, name: str, kind: str, playlist: ET.Element) -
 
 def timeline_of(doc: Document) -> otio.schema.Timeline:
     timeline = otio.schema.Timeline(name=doc.name)
-    timeline.metadata["mlt"] = {"flavour": doc.flavour, "rate": str(doc.rate), "sequence": doc.name}
+    timeline.metadata["mlt"] = {"flavour": doc.flavour, "rate": str(doc.rate)}
     for track in doc.tracks:
         for number, playlist in enumerate(track.playlists):
             name = track.name if number == 0 else f"{track.name} (mix {number})"
@@ -364,8 +364,10 @@ def _prop(name: str, value, indent: str) -> str:
 
 
 def _producer(doc: Document, item: _Placed, producer_id: str, bin_id: int | None) -> str:
+    """The WAV's producer; a <chain> (MLT 7) when the editor saves its own media as chains (Kdenlive 23+, Shotcut)."""
     wav = item.placement.wav.resolve()
-    lines = [f' <producer id="{producer_id}" in="0" out="{item.length - 1}">\n',
+    tag = "chain" if doc.root.find("chain") is not None else "producer"
+    lines = [f' <{tag} id="{producer_id}" in="0" out="{item.length - 1}">\n',
              _prop("length", item.length, "  "), _prop("eof", "pause", "  "), _prop("resource", wav, "  "),
              _prop("mlt_service", "avformat-novalidate", "  "), _prop("audio_index", 0, "  "),
              _prop("video_index", -1, "  ")]
@@ -374,7 +376,7 @@ def _producer(doc: Document, item: _Placed, producer_id: str, bin_id: int | None
                   _prop("kdenlive:folderid", -1, "  "), _prop("kdenlive:id", bin_id, "  ")]
     elif doc.flavour == "shotcut":
         lines.append(_prop("shotcut:caption", item.placement.name, "  "))
-    return "".join(lines) + " </producer>\n"
+    return "".join(lines) + f" </{tag}>\n"
 
 
 def _playlist_body(lane: list[_Placed], ids: dict, indent: str) -> str:

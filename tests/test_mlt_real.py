@@ -99,7 +99,7 @@ def test_kdenlive_24_sequence_foley_lands_on_its_frame_and_only_inserts(tmp_path
     assert {mlt.properties(f)["mlt_service"] for f in track_tractor.findall("filter")} == {"volume", "panner",
                                                                                            "audiolevel"}
     order = [el.get("id") for el in root]
-    wav_producer = next(el.get("id") for el in root if el.get("id", "").startswith("foley_producer"))
+    (wav_producer,) = [el.get("id") for el in root.findall("chain") if el.get("id").startswith("foley_producer")]
     assert order.index(wav_producer) < order.index(track_tractor.get("id")) < order.index(sequence.get("id"))
     assert wav_producer in [e.get("producer") for e in root.find("playlist[@id='main_bin']").findall("entry")]
 
