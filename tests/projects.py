@@ -2,9 +2,11 @@
 
 Timeline (frames at the project rate): V1 = clip "shot" (media frames 0-99) at 0, a 10-frame gap, the same
 media again (frames 150-249) at 110; A1 = a quiet 440 Hz tone under the whole edit. Kdenlive's zone is
-frames 20-160.
+frames 20-160. Real editor-saved files live in tests/fixtures/<kind>/ (see PROVENANCE.md there); `real_project`
+copies one into a test folder.
 """
 
+import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +18,9 @@ from engine.sample_video import make_demo_video
 from tests.conftest import installed
 
 MELT_TIMEOUT = 120
+MELT_ATTEMPTS = 3  # melt 7.12 sometimes never starts its consumer when several melts run at once (0-byte output)
 TONE_LEVEL = 0.1
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def media(folder: Path, rate: Fraction) -> tuple[Path, Path]:
@@ -207,13 +211,22 @@ def shotcut_project(folder: Path, rate: Fraction) -> Path:
     return path
 
 
+def _melt(command: list[str]) -> subprocess.CompletedProcess:
+    """Run melt; a run that hangs (the start-up race above, measured: 7 of 30 runs with 4-6 at once) is retried."""
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(command, capture_output=True, text=True, timeout=MELT_TIMEOUT // MELT_ATTEMPTS)
+    for _ in range(MELT_ATTEMPTS - 1):
+        try:
+            return run()
+        except subprocess.TimeoutExpired:
+            continue
+    return run()
+
+
 def render_audio(project: Path, out: Path, last_frame: int) -> np.ndarray:
     """Render the project's audio with the real melt: 48 kHz stereo -> mono float samples."""
-    run = subprocess.run(
-        [installed("melt"), "-quiet", str(project), "in=0", f"out={last_frame}", "-consumer", f"avformat:{out}", "vn=1",
-         "acodec=pcm_s16le", "ar=48000", "ac=2", "real_time=-1"],
-        capture_output=True, text=True, timeout=MELT_TIMEOUT,
-    )
+    run = _melt([installed("melt"), "-quiet", str(project), "in=0", f"out={last_frame}", "-consumer",
+                 f"avformat:{out}", "vn=1", "acodec=pcm_s16le", "ar=48000", "ac=2", "real_time=-1"])
     if run.returncode != 0 or not out.is_file():  # melt can exit 0 without output: check the file
         raise AssertionError(f"melt failed ({run.returncode}): {run.stderr[-2000:]}")
     audio, rate = soundfile.read(out, dtype="float64")
@@ -239,3 +252,34 @@ def otio_timeline(folder: Path, rate: Fraction):
     timeline = otio.schema.Timeline(name="edit")
     timeline.tracks.append(track)
     return timeline
+
+
+def real_project(kind: str, name: str, folder: Path) -> Path:
+    """A copy of the real editor-saved fixture tests/fixtures/<kind>/<name> in `folder` (its media go beside it)."""
+    return Path(shutil.copy(FIXTURES / kind / name, folder / name))
+
+
+def tone_file(path: Path, frequency: float, seconds: float, channels: int, rate: int = 44100) -> Path:
+    """A sine tone encoded by ffmpeg in the format the path names (e.g. the .ogg media a fixture refers to)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run = subprocess.run(
+        [installed("ffmpeg"), "-v", "error", "-y", "-f", "lavfi", "-i",
+         f"sine=frequency={frequency}:duration={seconds}:sample_rate={rate}", "-ac", str(channels), str(path)],
+        capture_output=True, text=True, timeout=MELT_TIMEOUT,
+    )
+    if run.returncode != 0:
+        raise AssertionError(f"ffmpeg failed: {run.stderr[-1000:]}")
+    return path
+
+
+def render_tractor_audio(project: Path, tractor_id: str, out: Path, last_frame: int) -> np.ndarray:
+    """Render one tractor of the project (e.g. a Kdenlive sequence that is not the active one) with melt.
+
+    melt plays the document's last tractor, so a probe copy gets one more tractor that plays `tractor_id`;
+    the project itself is not touched.
+    """
+    text = project.read_text()
+    probe_tractor = f'<tractor id="foley_test_probe"><track producer="{tractor_id}"/></tractor>\n</mlt>'
+    probe = project.with_name(f"probe-{project.name}")
+    probe.write_text(text[: text.rindex("</mlt>")] + probe_tractor)
+    return render_audio(probe, out, last_frame)

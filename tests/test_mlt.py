@@ -126,9 +126,14 @@ def test_bad_projects_and_selections_fail_clearly(tmp_path):
         mlt.read_timeline(tmp_path / "absent.kdenlive")
 
     (tmp_path / "newer").mkdir()
-    newer = kdenlive_project(tmp_path / "newer", Fraction(25), version="1.1")
-    with pytest.raises(ProjectFormatError, match="document version 1.1 file.*Export the timeline as OpenTimelineIO"):
+    newer = kdenlive_project(tmp_path / "newer", Fraction(25), version="1.2")
+    with pytest.raises(ProjectFormatError, match=r"document version 1\.2 file \(written by 22\.12\.3\).*up to 1\.1.*"
+                       "Export the timeline as OpenTimelineIO"):
         mlt.read_timeline(newer)
+    before = newer.read_bytes()
+    with pytest.raises(ProjectFormatError, match=r"version 1\.2"):
+        mlt.write_audio_clips(newer, [placement(burst(tmp_path / "foley.wav"), 10, Fraction(25))])
+    assert newer.read_bytes() == before and not list((tmp_path / "newer").glob("*.foley-*"))
 
     project = kdenlive_project(tmp_path, Fraction(25))
     with pytest.raises(SelectionError, match="There is no video in the selection"):
@@ -144,3 +149,10 @@ def test_speed_changed_clips_are_refused(tmp_path):
     project = kdenlive_project(tmp_path, Fraction(25), speed=2.0)
     with pytest.raises(UnsupportedClipError, match=r"a speed change \(2x\).*would drift"):
         mlt.read_selection(project)
+
+
+@pytest.mark.parametrize("rate", RATES, ids=["25", "29.97", "23.976"])
+def test_clock_times_written_for_an_out_parse_back_to_the_same_frame(rate):
+    assert all(mlt.parse_time(mlt.format_time(frame, rate, "00:00:01.000"), rate) == frame for frame in range(5000))
+    assert mlt.format_time(169, Fraction(30000, 1001), "00:00:04.972") == "00:00:05.639"
+    assert mlt.format_time(169, rate, "149") == "169"
