@@ -26,9 +26,9 @@ from editor_plugin.contract import (
     Selection,
     WriteReport,
     choose_sequence,
+    frame_span,
     pack_lanes,
     requested_selection,
-    seconds,
     selection_for,
     unique_track_names,
 )
@@ -340,11 +340,7 @@ class _Placed:
 
 
 def _frames(doc: Document, placement: Placement, warnings: list[str]) -> _Placed:
-    exact = seconds(placement.record_start) * doc.rate
-    start = math.floor(exact + Fraction(1, 2))
-    if exact != start:
-        warnings.append(f"{placement.name}: start {float(exact):.3f} frames rounded to frame {start}.")
-    return _Placed(placement, start, math.ceil(seconds(placement.duration) * doc.rate))
+    return _Placed(placement, *frame_span(placement, doc.rate, warnings))
 
 
 class _Ids:

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from editor_plugin.hosts import BRIDGES
 from engine.video import EditSpan, decode_edit
 from export.stems import LOUDNESS_PRESETS
 from ui.panel_model import QUALITY, PanelModel, VariantRow
@@ -497,8 +498,8 @@ class QtFoleyPanel(QWidget):
     # -- actions ----------------------------------------------------------------------------------------------
 
     def _open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open project", "",
-                                              "Projects (*.kdenlive *.mlt *.otio *.xml *.fcpxml *.aaf *.edl)")
+        patterns = " ".join(f"*{suffix}" for suffix in BRIDGES)  # a .fcpxmld bundle: pick the Info.fcpxml inside
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", "", f"Projects ({patterns})")
         if path:
             self.model.open_project(Path(path))
 
