@@ -19,8 +19,8 @@ from engine.client import EngineClient, EngineError, read_discovery
 from engine.config import PRESETS, SAMPLING_PRESETS, SamplingConfig
 from engine.evaluate import evaluate, model_audio
 from engine.generate import check_request, generate
-from engine.models import (EMBEDDED, best_installed, list_models, load_model, model_folder, models_dir, place,
-                           remove_model)
+from engine.models import (EMBEDDED, best_installed, list_models, load_model, model_folder, model_manifest, models_dir,
+                           place, remove_model)
 from engine.output import write_variants
 from engine.sample_video import make_demo_video
 from engine.sampling import SAMPLERS, StepInfo
@@ -271,9 +271,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         encoder = load_file(str(encoder_path))
     work = Path(args.work) if args.work else models_dir() / f".train-{args.name}"
     result = train_model(dataset, config, work, recipes, base=base, encoder_state=encoder)
-    licences = list(base.licences) if base else [
-        {"component": "all", "licence": "Foley Desk starter model (trained by `foley train`)", "source": "engine"}]
-    facts = {"training": {"data": str(Path(args.data).resolve()), "windows": len(dataset), "base": args.base,
+    licences = list(base.licences) if base else [  # weights trained from scratch on the user's data are the user's
+        {"component": "all", "licence": "yours: trained with `foley train` on your own data", "source": "foley train"}]
+    # the folder's name only: a manifest is shared with the model and must not carry machine paths
+    facts = {"training": {"data": Path(args.data).resolve().name, "windows": len(dataset), "base": args.base,
                           "recipes": {k: asdict(v) for k, v in recipes.items()},
                           "final_loss": {k: float(np.mean(v[-50:])) for k, v in result["losses"].items() if v}}}
     folder = save_trained(models_dir(), args.name, config, result, licences, facts)
@@ -312,7 +313,8 @@ def cmd_models_export_encoder(args: argparse.Namespace) -> None:
 
 
 def cmd_models_list(args: argparse.Namespace) -> None:
-    print(f"{EMBEDDED}: the built-in starter model (trained on synthetic scenes), always available")
+    licences = "; ".join(item["licence"] for item in model_manifest(EMBEDDED)["licences"])
+    print(f"{EMBEDDED}: the built-in starter model (trained on synthetic scenes), always available, {licences}")
     for manifest in list_models():
         licences = "; ".join(item["licence"] for item in manifest["licences"])
         print(f"{manifest['name']}: preset {manifest['preset']}, scale factor {manifest['scale_factor']:.6g}, {licences}")

@@ -164,6 +164,8 @@ def test_train_command_installs_a_model_that_generates_and_fine_tunes(tmp_path, 
     assert done.returncode == 0, done.stderr
     manifest = json.loads((foley_home / "models" / "mine" / "manifest.json").read_text())
     assert manifest["config"]["frame_rate"] == 25 and manifest["training"]["windows"] == 2
+    assert manifest["training"]["data"] == "data" and str(tmp_path) not in json.dumps(manifest)  # no machine paths
+    assert manifest["licences"][0]["licence"].startswith("yours")
     assert "[ldm] step 2/2" in done.stderr
     out = subprocess.run([sys.executable, "-m", "ui.cli", "generate", str(data / "0000001.mp4"), "--model", "mine",
                           "--preset", "fast", "--steps", "2", "--seed", "3", "-o", str(tmp_path / "out")],
@@ -203,3 +205,24 @@ def test_the_shipped_starter_model_times_impacts_to_the_pictures(tmp_path):
         scores.append(onset_accuracy(audio_onsets(audio), impacts, clip.fps))
         shifted.append(onset_accuracy(audio_onsets(np.roll(audio, 3200)), impacts, clip.fps))
     assert np.mean(scores) >= 0.6 and np.mean(shifted) < 0.3
+
+
+def test_the_shipped_starter_model_carries_a_commercial_licence_and_no_machine_paths():
+    from engine.models import EMBEDDED, model_manifest
+
+    manifest = model_manifest(EMBEDDED)
+    (licence,) = manifest["licences"]
+    assert licence["licence"].startswith("Apache-2.0") and "commercial use allowed" in licence["licence"]
+    assert (Path(__file__).parents[1] / "LICENSE").read_text().split()[:3] == ["Apache", "License", "Version"]
+    assert not any(text.startswith("/") for text in _strings(manifest)), "a machine path in the manifest"
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
