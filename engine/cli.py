@@ -21,6 +21,7 @@ from engine.evaluate import evaluate, model_audio
 from engine.generate import check_request, generate
 from engine.models import (EMBEDDED, best_installed, list_models, load_model, model_folder, model_manifest, models_dir,
                            place, remove_model)
+from engine.levels import LEVEL_MODES
 from engine.output import write_variants
 from engine.sample_video import make_demo_video
 from engine.sampling import SAMPLERS, StepInfo
@@ -139,7 +140,7 @@ def _generate_here(source: Source, sampling: SamplingConfig, seeds: tuple[int, .
         generation = generate(frames, components=components, sampling=sampling, seeds=seeds, callback=bar)
     finally:
         bar.close()
-    return write_variants(generation, components, source.name, Path(args.output))
+    return write_variants(generation, components, source.name, Path(args.output), args.level)
 
 
 def _engine_client(url: str, token: str | None) -> EngineClient:
@@ -175,7 +176,7 @@ def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[i
     job = client.submit_frames(
         frames.rgb.tobytes(), count=len(frames.rgb), width=size, height=size, fps=rate, start=str(source.start),
         end=str(source.end), frame_times=[str(t) for t in frames.times], seeds=list(seeds), source=source.name,
-        model=model["name"], steps=sampling.steps, guidance=sampling.guidance, sampler=sampling.sampler,
+        model=model["name"], steps=sampling.steps, guidance=sampling.guidance, sampler=sampling.sampler, level=args.level,
     )
     bar = ProgressBar()
     step_fields = [f.name for f in fields(StepInfo)]
@@ -339,6 +340,8 @@ def _add_generation_options(parser: argparse.ArgumentParser, default_output: str
                         help="UNet precision: auto = fp16 on GPUs, fp32 on CPUs")
     parser.add_argument("--encoder", metavar="ONNX", help="run the vision encoder from this ONNX export (onnxruntime)")
     parser.add_argument("--legacy-frames", action="store_true", help="sample frames with the reference's int(fps) rule")
+    parser.add_argument("--level", choices=LEVEL_MODES, default="normalised",
+                        help="normalised: -23 LUFS, true peak under -1 dBTP (gain only, in the sidecar); raw: as the model made it")
     parser.add_argument("-o", "--output", default=default_output, help="output folder")
     parser.add_argument("--engine", metavar="URL",
                         help="run on an engine server: its URL, or 'auto' to use (or start) the local one")

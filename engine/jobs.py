@@ -17,6 +17,7 @@ from pathlib import Path
 from engine.config import SamplingConfig
 from engine.errors import FoleyError
 from engine.generate import JobCancelled, check_frames, check_request, generate
+from engine.levels import LevelMode
 from engine.models import Components, load_model, model_config, place, resolve_device
 from engine.output import write_variants
 from engine.sampling import StepInfo
@@ -58,6 +59,7 @@ class JobSpec:
     frames: Frames | None = None
     edit: tuple[EditSpan, ...] = ()
     legacy_frames: bool = False
+    level: LevelMode = "normalised"
 
     def params(self) -> dict:
         return {
@@ -70,6 +72,7 @@ class JobSpec:
             "end": str(self.end),
             "source": self.source,
             "input": "frames" if self.frames is not None else "edit",
+            "level": self.level,
         }
 
 
@@ -274,7 +277,7 @@ class JobRunner:
             frames = spec.frames or self._decode(spec, components, report)
             generation = generate(frames, components=components, sampling=spec.sampling, seeds=spec.seeds,
                                   callback=report, cancel=job.cancel)
-            paths = write_variants(generation, components, spec.source, staging)
+            paths = write_variants(generation, components, spec.source, staging, spec.level)
             os.replace(staging, self.results / job.id)
             job.variants = [
                 {"number": n, "seed": seed, "wav": path.name, "json": path.with_suffix(".json").name,

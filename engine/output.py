@@ -1,8 +1,13 @@
-"""Output: variants as 16-bit WAV files with JSON sidecars, written atomically (all or nothing)."""
+"""Output: variants as 16-bit WAV files with JSON sidecars, written atomically (all or nothing).
+
+The level is an output step: each file gets the gain `engine.levels.variant_level` chose (recorded in the
+sidecar), while the generation's own arrays stay as the model made them.
+"""
 
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path, PurePath
 
 import numpy as np
@@ -10,6 +15,7 @@ import soundfile
 
 from engine import __version__
 from engine.generate import Generation
+from engine.levels import LevelMode, apply_gain, variant_level
 from engine.models import Components
 
 SIDECAR_FORMAT = "FoleySidecar.1"
@@ -20,8 +26,8 @@ def to_pcm16(audio: np.ndarray) -> np.ndarray:
     return np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
 
 
-def sidecar(generation: Generation, components: Components, source: str, seed: int) -> dict:
-    """Everything needed to reproduce or credit one variant."""
+def sidecar(generation: Generation, components: Components, source: str, seed: int, level: dict) -> dict:
+    """Everything needed to reproduce or credit one variant, and the gain its file was written with."""
     return {
         "format": SIDECAR_FORMAT,
         "model": {"name": components.name, "preset": components.config.name, "trained": components.trained},
@@ -41,15 +47,18 @@ def sidecar(generation: Generation, components: Components, source: str, seed: i
         "window_joins": [str(t) for t in generation.joins],
         "sample_rate": generation.sample_rate,
         "samples": int(generation.variants[0].audio.shape[0]),
+        "level": level,
         "engine_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
-def write_variants(generation: Generation, components: Components, source: str, out_dir: Path) -> list[Path]:
+def write_variants(generation: Generation, components: Components, source: str, out_dir: Path,
+                   level: LevelMode = "normalised") -> list[Path]:
     """Write `<source>_<start>-<end>_v<N>_seed<S>.wav` + `.json` per variant; on any failure, write nothing.
 
-    `source` is the path of the media the frames came from, as the user knows it (recorded in the sidecar).
+    `source` is the path of the media the frames came from, as the user knows it (recorded in the sidecar);
+    `level` "normalised" writes each variant at the documented level, "raw" as the model made it.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     name_part = PurePath(source).stem or "foley"
@@ -60,10 +69,13 @@ def write_variants(generation: Generation, components: Components, source: str, 
             name = f"{stem}_v{number}_seed{variant.seed}"
             wav_tmp = out_dir / f".{name}.wav.part"
             staged.append((wav_tmp, out_dir / f"{name}.wav"))
-            soundfile.write(wav_tmp, to_pcm16(variant.audio), generation.sample_rate, subtype="PCM_16", format="WAV")
+            gain = variant_level(variant.audio, generation.sample_rate, level)
+            audio = apply_gain(variant.audio, gain.gain_db) if gain.gain_db else variant.audio
+            soundfile.write(wav_tmp, to_pcm16(audio), generation.sample_rate, subtype="PCM_16", format="WAV")
             json_tmp = out_dir / f".{name}.json.part"
             staged.append((json_tmp, out_dir / f"{name}.json"))
-            json_tmp.write_text(json.dumps(sidecar(generation, components, source, variant.seed), indent=2))
+            record = sidecar(generation, components, source, variant.seed, asdict(gain))
+            json_tmp.write_text(json.dumps(record, indent=2))
         for tmp, final in staged:
             os.replace(tmp, final)
     finally:

@@ -37,6 +37,7 @@ from engine.client import API, DISCOVERY_FORMAT, FRAMES_CONTENT_TYPE, FRAMES_FOR
 from engine.config import SAMPLING_PRESETS, SamplingConfig
 from engine.errors import FoleyError
 from engine.jobs import FINAL_STATES, JobNotDone, JobRunner, JobSpec, QueueFull, UnknownJob
+from engine.levels import LEVEL_MODES, LevelMode
 from engine.sampling import SAMPLERS
 from engine.models import EMBEDDED, best_installed, list_models, model_config, model_manifest
 from engine.video import EditSpan, Frames, fit_frames
@@ -97,6 +98,13 @@ def _seeds(payload: dict) -> tuple[int, ...]:
     return tuple(seeds)
 
 
+def _level(payload: dict) -> LevelMode:
+    level = payload.get("level", "normalised")
+    if level not in LEVEL_MODES:
+        raise ValueError(f"'level' must be one of {', '.join(LEVEL_MODES)}; got {level!r}.")
+    return level
+
+
 def _spec(payload: dict, **inputs) -> JobSpec:
     """The fields both kinds of submission share."""
     return JobSpec(
@@ -105,6 +113,7 @@ def _spec(payload: dict, **inputs) -> JobSpec:
         seeds=_seeds(payload),
         start=_fraction(payload.get("start"), "start"),
         end=_fraction(payload.get("end"), "end"),
+        level=_level(payload),
         **inputs,
     )
 

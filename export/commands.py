@@ -7,7 +7,7 @@ from pathlib import Path
 from opentimelineio.opentime import RationalTime
 
 from export.package import export_package, stem_input
-from export.stems import DEFAULT_CEILING, LOUDNESS_PRESETS
+from export.stems import DEFAULT_CEILING, LOUDNESS_PRESETS, MAX_LIMITING_DB
 
 
 def timecode_seconds(text: str, rate: Fraction) -> Fraction:
@@ -28,15 +28,24 @@ def cmd_export(args: argparse.Namespace) -> None:
                               video=Path(args.mux) if args.mux else None, keep_original_audio=not args.replace_audio)
     print(f"{args.output}: {len(manifest['stems'])} stem(s), mixdown, stems.json, stems.otio"
           + (f", {manifest['muxed']['file']}" if "muxed" in manifest else ""))
+    alternates = [s["file"] for s in manifest["stems"] if s["take"] == "alternate"]
+    if alternates:
+        print(f"{len(alternates)} alternate take(s) kept as stems, not in the mixdown: {', '.join(alternates)}")
     level = manifest["mixdown"]["loudness"]
     if level["integrated_lufs"] is not None:
         print(f"mixdown {level['integrated_lufs']:.1f} LUFS, true peak {level['true_peak_dbtp']:.1f} dBTP"
-              + (" (held under the ceiling, below the target)" if level["limited_by_ceiling"] else ""))
+              + (f" (below the target: reaching it needs more than {MAX_LIMITING_DB:.0f} dB of limiting)"
+                 if level["limited_by_ceiling"] else ""))
+    if "muxed" in manifest and manifest["muxed"]["loudness"]["integrated_lufs"] is not None:
+        aac = manifest["muxed"]["loudness"]
+        print(f"{manifest['muxed']['file']}: AAC {aac['integrated_lufs']:.1f} LUFS, "
+              f"true peak {aac['true_peak_dbtp']:.1f} dBTP")
 
 
 def add_export_commands(sub) -> None:
     export = sub.add_parser("export", help="stems (48 kHz BWF), mixdown, manifest, OTIO; optionally mux into a video")
-    export.add_argument("wav", nargs="+", help="generated foley WAVs (their .json sidecars give the positions)")
+    export.add_argument("wav", nargs="+", help="generated foley WAVs (their .json sidecars give the positions); of "
+                        "several takes of one range, the first listed goes into the mixdown, the rest are alternates")
     export.add_argument("-o", "--output", required=True, help="new folder for the package")
     export.add_argument("--loudness", choices=list(LOUDNESS_PRESETS), default="broadcast",
                         help="EBU R128 target: broadcast -23 LUFS, online -16 LUFS, or none")

@@ -56,3 +56,11 @@ def mux(video: Path, foley: np.ndarray, out: Path, *, keep_original_audio: bool 
     finally:
         part.unlink(missing_ok=True)
     return out
+
+
+def decoded_foley(path: Path) -> np.ndarray:
+    """The foley track of a muxed file (its last audio stream), decoded back to float samples."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[-1]
+        frames = [frame.to_ndarray().mean(axis=0) for frame in container.decode(stream)]
+    return np.concatenate(frames).astype(np.float64) if frames else np.zeros(0)

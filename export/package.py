@@ -1,6 +1,10 @@
 """A stem package: one 48 kHz BWF per foley clip, a mixdown, a versioned manifest ("StemSet.1"), an OTIO timeline
 referencing the stems, and optionally the foley muxed into a copy of the video. Written to a staging folder
-that is renamed into place only when everything succeeded."""
+that is renamed into place only when everything succeeded.
+
+Takes of one range (same source and range in their sidecars) are alternates, never summed: the first one listed
+is the range's take in the mixdown; the others are stems marked `"take": "alternate"` (muted tracks in the OTIO).
+"""
 
 import json
 import logging
@@ -17,7 +21,8 @@ import soundfile
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from engine import __version__
-from export.mux import mux
+from engine.levels import integrated_lufs, true_peak_dbtp
+from export.mux import FOLEY_RATE, decoded_foley, mux
 from export.stems import DEFAULT_CEILING, LOUDNESS_PRESETS, STEM_RATE, ExportError, normalise, read_48k, write_bwf, write_stem
 
 logger = logging.getLogger(__name__)
@@ -48,8 +53,24 @@ def stem_input(wav: Path, record: Fraction | None = None) -> StemInput:
     return StemInput(wav, record, sidecar)
 
 
+def _range_key(item: StemInput) -> tuple:
+    """Two WAVs are takes of one range when their sidecars name the same source and range; else each is its own."""
+    source = item.sidecar.get("source")
+    return (source.get("path"), source.get("start"), source.get("end")) if source else (str(item.wav),)
+
+
+def mixdown_takes(inputs: list[StemInput]) -> list[StemInput]:
+    """For each input, the take of its range that goes into the mixdown: the first of that range listed."""
+    first: dict[tuple, StemInput] = {}
+    return [first.setdefault(_range_key(item), item) for item in inputs]
+
+
+def _stem_name(item: StemInput) -> str:
+    return f"stems/{item.wav.stem}_48k.wav"
+
+
 def _mixdown(inputs: list[StemInput]) -> tuple[Fraction, np.ndarray]:
-    """All clips summed at their positions, from the earliest start: (start seconds, 48 kHz audio)."""
+    """The clips summed at their positions, from the earliest start: (start seconds, 48 kHz audio)."""
     start = min(item.record for item in inputs)
     pieces = [(math.floor((item.record - start) * STEM_RATE + Fraction(1, 2)), read_48k(item.wav)) for item in inputs]
     mix = np.zeros(max(offset + len(audio) for offset, audio in pieces))
@@ -58,12 +79,13 @@ def _mixdown(inputs: list[StemInput]) -> tuple[Fraction, np.ndarray]:
     return start, mix
 
 
-def _timeline(entries: list[tuple[str, Fraction, int]], rate: Fraction, origin: Fraction) -> otio.schema.Timeline:
-    """One audio track per file, each clip at its record position, times at the timeline rate."""
+def _timeline(entries: list[tuple[str, Fraction, int, bool]], rate: Fraction, origin: Fraction) -> otio.schema.Timeline:
+    """One audio track per file, each clip at its record position, times at the timeline rate; alternates muted."""
     frames = float(rate)
     timeline = otio.schema.Timeline(name="Foley stems", global_start_time=RationalTime(float(origin * rate), frames))
-    for name, record, samples in entries:
+    for name, record, samples, alternate in entries:
         track = otio.schema.Track(name=Path(name).stem, kind=otio.schema.TrackKind.Audio)
+        track.enabled = not alternate
         if record > 0:
             track.append(otio.schema.Gap(source_range=TimeRange(duration=RationalTime(float(record * rate), frames))))
         length = TimeRange(RationalTime(0, frames), RationalTime(math.ceil(Fraction(samples, STEM_RATE) * rate), frames))
@@ -71,6 +93,26 @@ def _timeline(entries: list[tuple[str, Fraction, int]], rate: Fraction, origin: 
                                       media_reference=otio.schema.ExternalReference(target_url=name, available_range=length)))
         timeline.tracks.append(track)
     return timeline
+
+
+def _mux_under_ceiling(video: Path, out: Path, mix: np.ndarray, mixed: np.ndarray, mix_start: Fraction,
+                       target: float | None, ceiling: float, keep_original_audio: bool) -> dict:
+    """Mux the mixdown as AAC and measure it decoded back; the encoder can overshoot the WAV's true peak, so an
+    over lowers the limiter's ceiling by as much and the mix is encoded again. Returns the AAC's measured levels."""
+    aim, signal = ceiling, mixed
+    for _ in range(4):
+        # the video's own time is the record time: foley from t=0 of the video
+        mux(video, np.concatenate([np.zeros(math.floor(mix_start * STEM_RATE)), signal]), out,
+            keep_original_audio=keep_original_audio)
+        decoded = decoded_foley(out)
+        peak = true_peak_dbtp(decoded, FOLEY_RATE)
+        if peak <= ceiling:
+            break
+        aim -= peak - ceiling + 0.1
+        signal, _ = normalise(mix, STEM_RATE, target, aim)
+    else:
+        logger.warning("%s: the AAC's true peak is %.2f dBTP, over the %.1f ceiling", out.name, peak, ceiling)
+    return {"integrated_lufs": integrated_lufs(decoded, FOLEY_RATE), "true_peak_dbtp": peak, "limiter_ceiling_dbtp": aim}
 
 
 def export_package(inputs: list[StemInput], folder: Path, *, loudness: str = "broadcast",
@@ -86,23 +128,25 @@ def export_package(inputs: list[StemInput], folder: Path, *, loudness: str = "br
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "stems").mkdir(parents=True)
     try:
-        stems, entries = [], []
-        for item in inputs:
-            name = f"stems/{item.wav.stem}_48k.wav"
+        stems, entries, takes = [], [], mixdown_takes(inputs)
+        for item, take in zip(inputs, takes):
+            name = _stem_name(item)
             level = write_stem(item.wav, staging / name, timeline_start + item.record, target=target, ceiling=ceiling)
             samples = soundfile.info(str(staging / name)).frames
-            entries.append((name, item.record, samples))
+            entries.append((name, item.record, samples, take is not item))
             sidecar = item.sidecar
-            stems.append({"file": name, "record_start": str(item.record), "samples": samples, "source_wav": str(item.wav),
+            role = {"take": "mixdown"} if take is item else {"take": "alternate", "alternate_of": _stem_name(take)}
+            stems.append({"file": name, **role, "record_start": str(item.record), "samples": samples,
+                          "source_wav": str(item.wav),
                           "seed": sidecar.get("seed"), "model": sidecar.get("model"), "sampler": sidecar.get("sampler"),
                           "steps": sidecar.get("steps"), "guidance": sidecar.get("guidance"),
                           "source": sidecar.get("source", {}).get("path"), "licences": sidecar.get("licences", []),
                           "loudness": level.__dict__})
-        mix_start, mix = _mixdown(inputs)
+        mix_start, mix = _mixdown([item for item, take in zip(inputs, takes) if take is item])
         mixed, level = normalise(mix, STEM_RATE, target, ceiling)
         reference = math.floor((timeline_start + mix_start) * STEM_RATE + Fraction(1, 2))
         write_bwf(staging / "mixdown_48k.wav", mixed, STEM_RATE, reference, "Foley Desk mixdown", level)
-        entries.append(("mixdown_48k.wav", mix_start, len(mixed)))
+        entries.append(("mixdown_48k.wav", mix_start, len(mixed), False))
         otio.adapters.write_to_file(_timeline(entries, rate, timeline_start), str(staging / "stems.otio"))
         manifest = {
             "format": STEMSET_FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -115,10 +159,10 @@ def export_package(inputs: list[StemInput], folder: Path, *, loudness: str = "br
             "licences": sorted({item["licence"] for stem in stems for item in stem["licences"]}),
         }
         if video is not None:
-            # the video's own time is the record time: foley from t=0 of the video
-            padded = np.concatenate([np.zeros(math.floor(mix_start * STEM_RATE)), mixed])
-            muxed = mux(video, padded, staging / f"{video.stem}_foley{video.suffix}", keep_original_audio=keep_original_audio)
-            manifest["muxed"] = {"file": muxed.name, "video": str(video), "original_audio": keep_original_audio}
+            muxed = staging / f"{video.stem}_foley{video.suffix}"
+            aac = _mux_under_ceiling(video, muxed, mix, mixed, mix_start, target, ceiling, keep_original_audio)
+            manifest["muxed"] = {"file": muxed.name, "video": str(video), "original_audio": keep_original_audio,
+                                 "loudness": aac}
         (staging / "stems.json").write_text(json.dumps(manifest, indent=2))
         staging.rename(folder)
     finally:

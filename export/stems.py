@@ -1,7 +1,7 @@
 """Stems: generated foley as 48 kHz Broadcast WAV (24-bit, `bext` time reference), loudness-normalised.
 
 Loudness is EBU R128 / ITU-R BS.1770 integrated loudness (pyloudnorm); the true peak is measured on a 4x
-oversampled signal (soxr). Files are written to a `.part` name and renamed, so a failure leaves nothing.
+oversampled signal (soxr) and held under the ceiling by a look-ahead limiter (export/limiter.py). Files are written to a `.part` name and renamed, so a failure leaves nothing.
 """
 
 import logging
@@ -14,16 +14,18 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import pyloudnorm
 import soundfile
 import soxr
+
+from engine.levels import apply_gain, integrated_lufs, true_peak_dbtp
+from export.limiter import limit
 
 logger = logging.getLogger(__name__)
 
 STEM_RATE = 48000
 LOUDNESS_PRESETS: dict[str, float | None] = {"broadcast": -23.0, "online": -16.0, "none": None}
 DEFAULT_CEILING = -1.0  # dBTP
-OVERSAMPLE = 4
+MAX_LIMITING_DB = 12.0  # deeper limiting audibly flattens impacts; past it the target is missed and reported
 BEXT_FIXED = 602  # EBU Tech 3285 v2: bytes before the coding history
 
 
@@ -39,7 +41,8 @@ class Loudness:
     true_peak_dbtp: float
     gain_db: float
     target_lufs: float | None
-    limited_by_ceiling: bool
+    limited_by_ceiling: bool  # the target was missed: reaching it would need more than MAX_LIMITING_DB
+    limiting_db: float  # the limiter's deepest gain reduction
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int = STEM_RATE) -> np.ndarray:
@@ -49,32 +52,31 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int = STEM_RATE) -> np.n
     return soxr.resample(audio.astype(np.float64), rate_in, rate_out, quality="VHQ")
 
 
-def true_peak_dbtp(audio: np.ndarray, rate: int) -> float:
-    """Peak of the 4x oversampled signal in dB relative to full scale (BS.1770 true peak)."""
-    upsampled = soxr.resample(audio.astype(np.float64), rate, rate * OVERSAMPLE, quality="VHQ")
-    peak = max(np.abs(upsampled).max(initial=0.0), np.abs(audio).max(initial=0.0))
-    return 20 * math.log10(peak) if peak > 0 else -math.inf
-
-
-def integrated_lufs(audio: np.ndarray, rate: int) -> float | None:
-    """BS.1770 integrated loudness; None when the signal is too short or gated away (silence)."""
-    padded = audio if len(audio) >= rate // 2 else np.pad(audio, (0, rate // 2 - len(audio)))  # one 400 ms block
-    value = pyloudnorm.Meter(rate).integrated_loudness(padded)
-    return None if not math.isfinite(value) else float(value)
-
-
 def normalise(audio: np.ndarray, rate: int, target: float | None, ceiling: float = DEFAULT_CEILING):
-    """Gain to `target` LUFS, reduced if the true peak would pass `ceiling` dBTP; returns (audio, Loudness)."""
+    """Gain to `target` LUFS with the true peak limited to `ceiling` dBTP; returns (audio, Loudness).
+
+    The limiter may take off at most MAX_LIMITING_DB; a signal that needs more (clicks in near silence) stays below
+    the target, and `limited_by_ceiling` says so. Without a target only the peak is held.
+    """
     measured = integrated_lufs(audio, rate)
-    gain_db, limited = 0.0, False
-    if target is not None and measured is not None:
-        gain_db = target - measured
-    peak_after = true_peak_dbtp(audio, rate) + gain_db
-    if peak_after > ceiling:
-        gain_db -= peak_after - ceiling
-        limited = True
-    out = audio * 10 ** (gain_db / 20)
-    return out, Loudness(integrated_lufs(out, rate), true_peak_dbtp(out, rate), gain_db, target, limited)
+    peak = true_peak_dbtp(audio, rate)
+    if target is None or measured is None:
+        gain_db = min(0.0, ceiling - peak)
+        out = apply_gain(audio, gain_db)
+        return out, Loudness(integrated_lufs(out, rate), true_peak_dbtp(out, rate), gain_db, target, False, 0.0)
+    most = ceiling + MAX_LIMITING_DB - peak  # beyond this gain the limiter would flatten the sound
+    gain_db = min(target - measured, most)
+    for _ in range(8):  # limiting lowers the loudness a little: add back what it took, within the cap
+        out, depth = limit(apply_gain(audio, gain_db), rate, ceiling)
+        achieved = integrated_lufs(out, rate)
+        if abs(achieved - target) <= 0.1 or gain_db >= most:
+            break
+        gain_db = min(gain_db + target - achieved, most)
+    limited = achieved < target - 0.5
+    if limited:
+        logger.info("%.1f LUFS, under the %.1f target: reaching it needs more than %.0f dB of limiting",
+                    achieved, target, MAX_LIMITING_DB)
+    return out, Loudness(achieved, true_peak_dbtp(out, rate), gain_db, target, limited, depth)
 
 
 def _bext(description: str, time_reference: int, loudness: Loudness | None) -> bytes:

@@ -126,6 +126,7 @@ class PanelModel:
         self.chosen: int | None = None
         self.engine = EngineStatus()
         self.placements: list[WriteReport] = []
+        self.placed: list[VariantRow] = []  # what each placement put on the timeline, for export
         self._next_key = 1
 
     # -- project and selection --------------------------------------------------------------------------------
@@ -287,6 +288,7 @@ class PanelModel:
             self.events.message.emit(str(exc))
             return None
         self.placements.append(report)
+        self.placed.append(variant)
         self.timeline = self.project.read_timeline()
         self.events.placed.emit(report)
         self.events.message.emit(f"Placed {variant.wav.name} on {report.track}." +
@@ -299,15 +301,17 @@ class PanelModel:
             self.events.message.emit("Nothing to undo here (live hosts undo in their own window).")
             return
         restore(self.project.handle, self.placements.pop().backup)
+        self.placed.pop()
         self.timeline = self.project.read_timeline()
         self.events.placed.emit(None)
         self.events.message.emit("Placement undone: the project is as it was before.")
 
     def export(self, folder: Path, loudness: str = "broadcast", ceiling: float = -1.0) -> dict:
-        """All variants as a stem package (48 kHz BWF stems stamped with their timeline positions, mixdown,
-        StemSet.1 manifest, OTIO); `folder` must be new."""
+        """The placed variants (or, if none was placed, the chosen one) as a stem package (48 kHz BWF stems
+        stamped with their timeline positions, mixdown, StemSet.1 manifest, OTIO); `folder` must be new."""
         origin = seconds(self.timeline.global_start_time) if self.timeline.global_start_time else Fraction(0)
-        inputs = [stem_input(v.wav, seconds(v.record_start)) for v in self.variants]
+        chosen = [self.variants[self.chosen]] if self.chosen is not None else []
+        inputs = [stem_input(v.wav, seconds(v.record_start)) for v in {v.wav: v for v in self.placed}.values() or chosen]
         try:
             manifest = export_package(inputs, folder, loudness=loudness, ceiling=ceiling, timeline_start=origin,
                                       rate=exact_rate(self.rate()))
