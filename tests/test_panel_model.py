@@ -77,10 +77,15 @@ def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, monke
     model.undo_place()
     assert project.read_bytes() == original and seen["placed"][-1] is None
 
-    manifest = model.export(tmp_path / "stems", "online")
-    stems = [tmp_path / "stems" / stem["file"] for stem in manifest["stems"]]
-    assert [read_time_reference(p) for p in stems] == [round(Fraction(20, 25) * 48000)] * 2
+    manifest = model.export(tmp_path / "stems", "online")  # nothing placed: the chosen variant alone
+    assert [stem["source_wav"] for stem in manifest["stems"]] == [str(model.variants[0].wav)]
+    assert read_time_reference(tmp_path / "stems" / manifest["stems"][0]["file"]) == round(Fraction(20, 25) * 48000)
     assert model.export(tmp_path / "stems") == {} and "already exists" in seen["message"][-1]
+    model.choose(1)
+    model.place()
+    model.choose(0)  # chosen but not placed: the export is what is on the timeline
+    placed = model.export(tmp_path / "placed")
+    assert [stem["source_wav"] for stem in placed["stems"]] == [str(model.variants[1].wav)]
 
     model.update_settings(lock_seed=True, seed=3)
     locked = model.generate()
