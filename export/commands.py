@@ -39,7 +39,9 @@ def cmd_export(args: argparse.Namespace) -> None:
     if "muxed" in manifest and manifest["muxed"]["loudness"]["integrated_lufs"] is not None:
         aac = manifest["muxed"]["loudness"]
         print(f"{manifest['muxed']['file']}: AAC {aac['integrated_lufs']:.1f} LUFS, "
-              f"true peak {aac['true_peak_dbtp']:.1f} dBTP")
+              f"true peak {aac['true_peak_dbtp']:.1f} dBTP"
+              + (f" (below the target: reaching it needs more than {MAX_LIMITING_DB:.0f} dB of limiting)"
+                 if aac["limited_by_ceiling"] else ""))
 
 
 def add_export_commands(sub) -> None:

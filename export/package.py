@@ -23,7 +23,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from engine import __version__
 from engine.levels import integrated_lufs, true_peak_dbtp
 from export.mux import FOLEY_RATE, decoded_foley, mux
-from export.stems import DEFAULT_CEILING, LOUDNESS_PRESETS, STEM_RATE, ExportError, normalise, read_48k, write_bwf, write_stem
+from export.stems import DEFAULT_CEILING, LOUDNESS_PRESETS, STEM_RATE, ExportError, Loudness, normalise, read_48k, write_bwf, write_stem
 
 logger = logging.getLogger(__name__)
 
@@ -95,24 +95,30 @@ def _timeline(entries: list[tuple[str, Fraction, int, bool]], rate: Fraction, or
     return timeline
 
 
-def _mux_under_ceiling(video: Path, out: Path, mix: np.ndarray, mixed: np.ndarray, mix_start: Fraction,
-                       target: float | None, ceiling: float, keep_original_audio: bool) -> dict:
-    """Mux the mixdown as AAC and measure it decoded back; the encoder can overshoot the WAV's true peak, so an
-    over lowers the limiter's ceiling by as much and the mix is encoded again. Returns the AAC's measured levels."""
-    aim, signal = ceiling, mixed
-    for _ in range(4):
+def _mux_under_ceiling(video: Path, out: Path, mix: np.ndarray, mixed: tuple[np.ndarray, Loudness],
+                       mix_start: Fraction, ceiling: float, keep_original_audio: bool) -> dict:
+    """Mux the mixdown as AAC and measure it decoded back. The encoder can overshoot the WAV's true peak and shift
+    its loudness, so an over lowers the limiter's ceiling by as much, a loudness miss moves the aim by as much, and
+    the mix is encoded again (unless the limiter is already at its deepest). Returns the AAC's measured levels."""
+    (signal, level), target = mixed, mixed[1].target_lufs
+    aim_target, aim_ceiling = target, ceiling
+    for encodes in range(1, 5):
         # the video's own time is the record time: foley from t=0 of the video
         mux(video, np.concatenate([np.zeros(math.floor(mix_start * STEM_RATE)), signal]), out,
             keep_original_audio=keep_original_audio)
         decoded = decoded_foley(out)
-        peak = true_peak_dbtp(decoded, FOLEY_RATE)
-        if peak <= ceiling:
+        peak, loudness = true_peak_dbtp(decoded, FOLEY_RATE), integrated_lufs(decoded, FOLEY_RATE)
+        missed = target - loudness if target is not None and loudness is not None else 0.0
+        if peak <= ceiling and (abs(missed) <= 0.2 or level.limited_by_ceiling):
             break
-        aim -= peak - ceiling + 0.1
-        signal, _ = normalise(mix, STEM_RATE, target, aim)
-    else:
-        logger.warning("%s: the AAC's true peak is %.2f dBTP, over the %.1f ceiling", out.name, peak, ceiling)
-    return {"integrated_lufs": integrated_lufs(decoded, FOLEY_RATE), "true_peak_dbtp": peak, "limiter_ceiling_dbtp": aim}
+        aim_ceiling -= max(0.0, peak - ceiling + 0.02)
+        aim_target = aim_target + missed if aim_target is not None else None
+        signal, level = normalise(mix, STEM_RATE, aim_target, aim_ceiling)
+    if peak > ceiling or abs(missed) > 0.5:
+        logger.warning("%s: the AAC measures %s LUFS, true peak %.2f dBTP (target %s, ceiling %.1f)", out.name,
+                       loudness, peak, target, ceiling)
+    return {"integrated_lufs": loudness, "true_peak_dbtp": peak, "limiter_ceiling_dbtp": aim_ceiling,
+            "encodes": encodes, "limited_by_ceiling": abs(missed) > 0.5}
 
 
 def export_package(inputs: list[StemInput], folder: Path, *, loudness: str = "broadcast",
@@ -160,7 +166,7 @@ def export_package(inputs: list[StemInput], folder: Path, *, loudness: str = "br
         }
         if video is not None:
             muxed = staging / f"{video.stem}_foley{video.suffix}"
-            aac = _mux_under_ceiling(video, muxed, mix, mixed, mix_start, target, ceiling, keep_original_audio)
+            aac = _mux_under_ceiling(video, muxed, mix, (mixed, level), mix_start, ceiling, keep_original_audio)
             manifest["muxed"] = {"file": muxed.name, "video": str(video), "original_audio": keep_original_audio,
                                  "loudness": aac}
         (staging / "stems.json").write_text(json.dumps(manifest, indent=2))
