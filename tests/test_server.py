@@ -344,3 +344,13 @@ def test_client_imports_with_the_standard_library_only():
     run = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(root)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def test_a_job_says_how_its_wavs_are_levelled_and_an_unknown_level_is_refused():
+    from engine.server import parse_media_job
+
+    job = {"media": "/shots/a.mov", "start": "0", "end": "1", "seeds": [1]}
+    assert parse_media_job(json.dumps(job).encode()).level == "normalised"
+    assert parse_media_job(json.dumps({**job, "level": "raw"}).encode()).level == "raw"
+    with pytest.raises(ValueError, match="'level' must be one of normalised, raw; got 'loud'"):
+        parse_media_job(json.dumps({**job, "level": "loud"}).encode())
