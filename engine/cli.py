@@ -176,7 +176,8 @@ def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[i
     job = client.submit_frames(
         frames.rgb.tobytes(), count=len(frames.rgb), width=size, height=size, fps=rate, start=str(source.start),
         end=str(source.end), frame_times=[str(t) for t in frames.times], seeds=list(seeds), source=source.name,
-        model=model["name"], steps=sampling.steps, guidance=sampling.guidance, sampler=sampling.sampler, level=args.level,
+        model=model["name"], steps=sampling.steps, guidance=sampling.guidance, sampler=sampling.sampler,
+        level=args.level,
     )
     bar = ProgressBar()
     step_fields = [f.name for f in fields(StepInfo)]
@@ -341,7 +342,8 @@ def _add_generation_options(parser: argparse.ArgumentParser, default_output: str
     parser.add_argument("--encoder", metavar="ONNX", help="run the vision encoder from this ONNX export (onnxruntime)")
     parser.add_argument("--legacy-frames", action="store_true", help="sample frames with the reference's int(fps) rule")
     parser.add_argument("--level", choices=LEVEL_MODES, default="normalised",
-                        help="normalised: -23 LUFS, true peak under -1 dBTP (gain only, in the sidecar); raw: as the model made it")
+                        help="normalised (default): -23 LUFS, true peak under -1 dBTP, by a gain the sidecar records; "
+                        "raw: the model's output unchanged")
     parser.add_argument("-o", "--output", default=default_output, help="output folder")
     parser.add_argument("--engine", metavar="URL",
                         help="run on an engine server: its URL, or 'auto' to use (or start) the local one")

@@ -19,7 +19,7 @@ from engine.levels import OVERSAMPLE, true_peak_dbtp
 logger = logging.getLogger(__name__)
 
 LOOKAHEAD_SECONDS = 0.002  # a smooth attack before a transient, too short to duck what leads up to it
-RELEASE_DB_PER_SECOND = 240.0  # 6 dB back in 25 ms: the body of a hit after its crack is not ducked, low notes barely distorted
+RELEASE_DB_PER_SECOND = 240.0  # 6 dB back in 25 ms: a hit's body after its crack is not ducked, lows barely bent
 MARGIN_DB = 0.05  # aimed under the ceiling so the oversampled output does not graze it
 
 
@@ -58,4 +58,4 @@ def limit(audio: np.ndarray, rate: int, ceiling_db: float) -> tuple[np.ndarray, 
         if over <= 0 or not math.isfinite(over):
             break
         aim -= over + MARGIN_DB
-    return audio, -deepest
+    return audio, max(0.0, -deepest)

@@ -23,7 +23,8 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from engine import __version__
 from engine.levels import integrated_lufs, true_peak_dbtp
 from export.mux import FOLEY_RATE, decoded_foley, mux
-from export.stems import DEFAULT_CEILING, LOUDNESS_PRESETS, STEM_RATE, ExportError, Loudness, normalise, read_48k, write_bwf, write_stem
+from export.stems import (DEFAULT_CEILING, LOUDNESS_PRESETS, STEM_RATE, ExportError, Loudness, normalise, read_48k,
+                          write_bwf, write_stem)
 
 logger = logging.getLogger(__name__)
 

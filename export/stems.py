@@ -1,7 +1,8 @@
 """Stems: generated foley as 48 kHz Broadcast WAV (24-bit, `bext` time reference), loudness-normalised.
 
 Loudness is EBU R128 / ITU-R BS.1770 integrated loudness (pyloudnorm); the true peak is measured on a 4x
-oversampled signal (soxr) and held under the ceiling by a look-ahead limiter (export/limiter.py). Files are written to a `.part` name and renamed, so a failure leaves nothing.
+oversampled signal (soxr) and held under the ceiling by a look-ahead limiter (export/limiter.py). Files are
+written to a `.part` name and renamed, so a failure leaves nothing.
 """
 
 import logging

@@ -180,7 +180,8 @@ def builtin():
 def quiet_generation() -> Generation:
     """Two variants as quiet as the model's output (about -45 dBFS RMS)."""
     t = np.arange(3 * 16000) / 16000
-    variants = (Variant(5, (0.008 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)), Variant(6, impacts(4.0, 3.0).astype(np.float32)))
+    variants = (Variant(5, (0.008 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)),
+                Variant(6, impacts(4.0, 3.0).astype(np.float32)))
     return Generation(variants, 16000, Fraction(1), Fraction(4), (), (), SAMPLING_PRESETS["fast"], ())
 
 
