@@ -1,8 +1,8 @@
 """Levels: BS.1770 loudness and true peak, and the gain that puts a variant at the documented listening level.
 
-Variants are written at -23 LUFS (EBU R128, the level of the broadcast export, so what is auditioned is what is
-delivered), with the gain lowered where needed so the true peak stays at or under -1 dBTP: a plain gain, never a
-limiter, so the model's dynamics are kept.
+Variants are written at -23 LUFS (EBU R128, the level of the broadcast export, so nothing is auditioned louder
+than it is delivered), with the gain lowered where needed so the true peak stays at or under -1 dBTP: a plain
+gain, never a limiter, so the model's dynamics are kept (its peaky takes usually land on the peak).
 """
 
 import math
