@@ -10,9 +10,9 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from ui import qt_theme as theme
 
 DB_FLOOR = -48.0  # the bottom of both scales; quieter is drawn as silence
-WAVEFORM_LINES = (0.0, -6.0, -12.0, -24.0)
+WAVEFORM_LINES = (0.0, -12.0, -24.0, -36.0)  # evenly spaced on the dB scale
 WAVEFORM_LABELS = (0.0, -24.0)
-METER_MARKS = (-48.0, -36.0, -24.0, -18.0, -12.0, -6.0, -3.0, 0.0)
+METER_MARKS = (-48.0, -36.0, -24.0, -18.0, -12.0, -6.0, 0.0)
 METER_FALL_DB_PER_S = 24.0  # the bar falls like a PPM's, so short peaks stay readable
 PEAK_HOLD_S = 1.5
 SCALE_WIDTH = 24
@@ -40,6 +40,7 @@ class QtWaveform(QWidget):
     def __init__(self, peaks: np.ndarray, parent: QWidget | None = None):
         super().__init__(parent)
         self.peaks = peaks
+        self.selected = False  # drawn on the highlight colour, like the rest of its row
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.setMinimumWidth(160)
         self.setToolTip(f"Peak {float(db(peaks.max(initial=0.0))):.1f} dBFS (scale: dBFS, {DB_FLOOR:g} at the "
@@ -52,7 +53,7 @@ class QtWaveform(QWidget):
 
     def paintEvent(self, _event) -> None:
         painter = QPainter(self)
-        painter.fillRect(self.rect(), QColor(theme.BASE))
+        painter.fillRect(self.rect(), QColor("#203a55" if self.selected else theme.BASE))
         middle, half = self.height() / 2, self.height() / 2 - 1
         lanes = QRectF(SCALE_WIDTH, 0, self.width() - SCALE_WIDTH, self.height())
         painter.setPen(QColor("#2e3035"))

@@ -33,7 +33,8 @@ from export.stems import LOUDNESS_PRESETS
 from ui.panel_model import QUALITY, PanelModel, timecode
 from ui.player import AudioUnavailable, Player
 from ui.qt_audio import QtLevelMeter
-from ui.qt_theme import apply_dark_theme, monospace
+from ui.qt_compat import keep_none_alive
+from ui.qt_theme import METER_RED, apply_dark_theme, monospace
 from ui.qt_timeline import RULER_HEIGHT, TRACK_HEIGHT, QtTimeline
 from ui.qt_variants import QtVariants
 from ui.worker import PREVIEW_FPS, PREVIEW_SIZE, EngineWorker, PreviewDecoder
@@ -41,6 +42,7 @@ from ui.worker import PREVIEW_FPS, PREVIEW_SIZE, EngineWorker, PreviewDecoder
 __all__ = ["RULER_HEIGHT", "TRACK_HEIGHT", "QtExportDialog", "QtFoleyPanel"]
 
 TICK_MS = 30
+ENGINE_LABEL_WIDTH = 460  # pixels; the whole licence is in the tooltip
 
 
 def to_pixmap(rgb: np.ndarray) -> QPixmap:
@@ -86,6 +88,7 @@ class QtFoleyPanel(QWidget):
 
     def __init__(self, model: PanelModel, connect: Callable, player_factory: Callable[[], Player]):
         super().__init__()
+        keep_none_alive()
         apply_dark_theme(QApplication.instance())
         self.model = model
         self.setWindowTitle("Foley Desk")
@@ -342,9 +345,13 @@ class QtFoleyPanel(QWidget):
 
     def _update_engine(self, engine) -> None:
         if engine.connected:
-            self.engine_label.setText(f"Engine: {engine.device}, model {engine.model} ({'; '.join(engine.licences)})")
+            text = f"Engine: {engine.device}, model {engine.model} ({'; '.join(engine.licences)})"
+            self.engine_label.setToolTip(text)
+            self.engine_label.setText(self.engine_label.fontMetrics().elidedText(text, Qt.ElideRight, ENGINE_LABEL_WIDTH))
+            self.engine_label.setStyleSheet("")
         else:
             self.engine_label.setText("Engine: not connected")
+            self.engine_label.setStyleSheet(f"color: {METER_RED}")
             self._show_message(engine.error)
 
     def _show_message(self, text) -> None:
@@ -396,7 +403,9 @@ class QtFoleyPanel(QWidget):
         self._loop = on
 
     def _tick(self) -> None:
-        if self._player is None or not self._player.playing():
+        playing = self._player is not None and self._player.playing()
+        self.play_button.setText("Stop" if playing else "Play")
+        if not playing:
             self.meter.set_level(0.0)
             return
         self._show_frame(self._player.position())

@@ -18,7 +18,6 @@ WAVEFORM = "#7fd48f"
 METER_GREEN, METER_YELLOW, METER_RED = "#4cc05a", "#e8c547", "#e5484d"
 
 STYLE = f"""
-QWidget {{ font-size: 9pt; }}
 QPushButton {{ background: #34363b; border: 1px solid #45484e; border-radius: 3px; padding: 4px 10px; }}
 QPushButton:hover {{ background: #3d4046; }}
 QPushButton:pressed {{ background: {ACCENT}; }}

@@ -9,7 +9,7 @@ from ui.panel_model import PanelModel, timecode
 
 TRACK_HEIGHT = 30
 RULER_HEIGHT = 24
-HEADER_WIDTH = 56
+HEADER_WIDTH = 84
 LABEL_GAP = 14  # pixels between one timecode label's end and the next label's start
 MIN_MINOR_SPACING = 6
 SECOND_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)

@@ -1,7 +1,7 @@
 """The variants list: one group per range they were made for, a row per variant with waveform and sync score."""
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor, QFont, QPainter
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem
 
 from ui import qt_theme as theme
@@ -43,14 +43,22 @@ class QtVariants(QTreeWidget):
         model.events.variants.connect(self._update_variants)
         model.events.chosen.connect(self._update_chosen)
 
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self.topLevelItemCount() == 0:
+            painter = QPainter(self.viewport())
+            painter.setPen(QColor(theme.DIM_TEXT))
+            painter.drawText(self.viewport().rect(), Qt.AlignCenter,
+                             "Select a range and Generate (Ctrl+G): its variants are listed here")
+
+    def variant_items(self) -> list[QTreeWidgetItem]:
+        """The variant rows, group after group."""
+        groups = [self.topLevelItem(i) for i in range(self.topLevelItemCount())]
+        return [group.child(i) for group in groups for i in range(group.childCount())]
+
     def item_of(self, index: int) -> QTreeWidgetItem | None:
         """The row showing variant `index`."""
-        for group in range(self.topLevelItemCount()):
-            parent = self.topLevelItem(group)
-            for child in range(parent.childCount()):
-                if parent.child(child).data(0, Qt.UserRole) == index:
-                    return parent.child(child)
-        return None
+        return next((item for item in self.variant_items() if item.data(0, Qt.UserRole) == index), None)
 
     def _on_current(self, item: QTreeWidgetItem | None, _previous) -> None:
         index = item.data(0, Qt.UserRole) if item is not None else None
@@ -88,6 +96,10 @@ class QtVariants(QTreeWidget):
         self.setItemWidget(item, WAVEFORM_COLUMN, QtWaveform(variant.peaks))
 
     def _update_chosen(self, index: int) -> None:
+        for row in self.variant_items():
+            waveform = self.itemWidget(row, WAVEFORM_COLUMN)
+            waveform.selected = row.data(0, Qt.UserRole) == index
+            waveform.update()
         item = self.item_of(index)
         if item is not None and self.currentItem() is not item:
             self.blockSignals(True)  # the model already knows: do not choose it again
