@@ -4,8 +4,8 @@ import os
 import subprocess
 import sys
 import threading
-from itertools import pairwise
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -166,13 +166,13 @@ print("alive")
 """
 
 
-def test_a_long_session_of_void_qt_calls_does_not_abort(tmp_path):
+def test_a_long_session_of_void_qt_calls_does_not_abort():
     root = str(Path(__file__).parents[1])
     run = subprocess.run([sys.executable, "-c", VOID_CALLS, "guarded"], capture_output=True, text=True, timeout=120,
-                         cwd=root)
+                         cwd=root, check=False)
     assert run.returncode == 0 and run.stdout == "alive\n", run.stderr[-2000:]
     bare = subprocess.run([sys.executable, "-c", VOID_CALLS, "bare"], capture_output=True, text=True, timeout=120,
-                          cwd=root)
+                          cwd=root, check=False)
     # the guard is still needed: when this fails, PySide keeps None's references and ui/qt_compat.py can go
     assert bare.returncode != 0 and "deallocating None" in bare.stderr
 
