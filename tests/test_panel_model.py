@@ -90,3 +90,31 @@ def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, monke
     model.update_settings(lock_seed=True, seed=3)
     locked = model.generate()
     assert locked.seeds == [3, 4] and model.settings.seed == 3
+
+
+def test_variants_are_grouped_by_their_range_and_placing_one_elsewhere_says_so(engine, tmp_path, monkeypatch):
+    monkeypatch.setitem(panel_model.QUALITY, "fast", SamplingConfig("dpmpp_2m", 3))
+    project = kdenlive_project(tmp_path, Fraction(25))
+    model = PanelModel(tmp_path / "out")
+    messages = []
+    model.events.message.connect(messages.append)
+    model.open_project(project)
+    model.set_engine({"health": engine.client.health(), "models": engine.client.models()})
+    model.update_settings(variants=2, model="tiny")
+    for first, after, label in ((20, 70, "door"), (110, 135, "steps"), (20, 70, "door")):
+        model.select_range(first, after, label)
+        run_like_the_worker(engine.client, model, model.generate(), [])
+        model.update_settings(variants=1)
+    groups = model.variant_groups()
+    assert [(g.label, g.indices) for g in groups] == [("door", [0, 1, 3]), ("steps", [2])]
+    assert (groups[1].start, groups[1].end) == (Fraction(110, 25), Fraction(135, 25))
+
+    model.choose(2)  # made for "steps" 110-135 while "door" 20-70 is selected
+    assert model.other_range_warning(2) == ("It was made for 'steps' 00:00:04:10 – 00:00:05:10, not the selection "
+                                            "00:00:00:20 – 00:00:02:20: it went to its own range.")
+    model.place()
+    (foley,) = [t for t in model.timeline.audio_tracks() if t.name == "Foley"]
+    assert [c.range_in_parent().start_time.value for c in foley.find_clips()] == [110]
+    assert messages[-1].startswith("Placed ") and model.other_range_warning(2) in messages[-1]
+    model.choose(0)
+    assert model.other_range_warning(0) is None

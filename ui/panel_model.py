@@ -72,6 +72,7 @@ class GenerateRequest:
     model: str | None
     source: str
     record_start: RationalTime
+    label: str = ""  # the selection's name, so its variants can be grouped and named under it
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,16 @@ class VariantRow:
         return Fraction(len(self.audio), self.rate)
 
 
+@dataclass(frozen=True)
+class VariantGroup:
+    """The variants made for one timeline range, as the panel lists them under that range."""
+
+    label: str
+    start: Fraction  # record seconds
+    end: Fraction
+    indices: list[int]  # into PanelModel.variants
+
+
 @dataclass
 class EngineStatus:
     connected: bool = False
@@ -99,6 +110,13 @@ class EngineStatus:
     model: str = ""
     licences: list[str] = field(default_factory=list)
     error: str | None = None
+
+
+def timecode(frame: float, rate: float) -> str:
+    """HH:MM:SS:FF of a frame count at a (rounded) frame rate, as the editors' rulers show it."""
+    whole = int(round(frame, 6))
+    fps = max(1, round(rate))
+    return f"{whole // (3600 * fps):02d}:{whole // (60 * fps) % 60:02d}:{whole // fps % 60:02d}:{whole % fps:02d}"
 
 
 def thumbnail(audio: np.ndarray, bins: int = THUMBNAIL_BINS) -> np.ndarray:
@@ -203,7 +221,7 @@ class PanelModel:
             start=start, end=end, seeds=[settings.seed + i for i in range(settings.variants)],
             sampler=QUALITY[settings.quality].sampler, steps=QUALITY[settings.quality].steps,
             guidance=settings.guidance, model=settings.model,
-            source=self.project_name, record_start=self.selection.record.start_time,
+            source=self.project_name, record_start=self.selection.record.start_time, label=self.selection.label,
         )
         self._next_key += 1
         label = f"{self.selection.label} · {settings.variants} variant(s) · seeds {request.seeds[0]}…"
@@ -274,12 +292,37 @@ class PanelModel:
         if self.variants:
             self.choose(((self.chosen or 0) + step) % len(self.variants))
 
+    def variant_groups(self) -> list[VariantGroup]:
+        """Variants grouped by the range they were made for, in the order the ranges were first generated."""
+        groups: dict[tuple[Fraction, Fraction], VariantGroup] = {}
+        for index, variant in enumerate(self.variants):
+            request = variant.request
+            group = groups.setdefault((request.start, request.end),
+                                      VariantGroup(request.label, request.start, request.end, []))
+            group.indices.append(index)
+        return list(groups.values())
+
+    def other_range_warning(self, index: int) -> str | None:
+        """What to tell the user when variant `index` was made for a range other than the current selection."""
+        request = self.variants[index].request
+        if self.selection is None or self.selection.range_seconds() == (request.start, request.end):
+            return None
+        start, end = self.selection.range_seconds()
+        return (f"It was made for '{request.label}' {self.timecode_range(request.start, request.end)}, not the "
+                f"selection {self.timecode_range(start, end)}: it went to its own range.")
+
+    def timecode_range(self, start: Fraction, end: Fraction) -> str:
+        """Record seconds as "HH:MM:SS:FF – HH:MM:SS:FF" at the timeline's rate."""
+        rate = exact_rate(self.rate())
+        return f"{timecode(float(start * rate), rate)} – {timecode(float(end * rate), rate)}"
+
     def place(self) -> WriteReport | None:
         """Put the chosen variant on the host timeline at its selection's record position."""
         if self.chosen is None:
             self.events.message.emit("Generate and pick a variant first.")
             return None
         variant = self.variants[self.chosen]
+        warning = self.other_range_warning(self.chosen)
         placement = Placement(variant.wav, variant.record_start, RationalTime(len(variant.audio), variant.rate),
                               variant.wav.stem)
         try:
@@ -291,8 +334,9 @@ class PanelModel:
         self.placed.append(variant)
         self.timeline = self.project.read_timeline()
         self.events.placed.emit(report)
+        notes = [warning] if warning else []
         self.events.message.emit(f"Placed {variant.wav.name} on {report.track}." +
-                                 "".join(f" {w}" for w in report.warnings))
+                                 "".join(f" {note}" for note in notes + list(report.warnings)))
         return report
 
     def undo_place(self) -> None:

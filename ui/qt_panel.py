@@ -1,16 +1,16 @@
-"""Thin Qt views over `PanelModel`: timeline, generation, jobs, variants with audition, place, export."""
+"""The Foley Desk window: thin Qt views over `PanelModel` (timeline, generation, jobs, variants, audition,
+place, export), dark like the editors it sits next to."""
 
-import functools
 import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from PySide6.QtCore import QRectF, Qt, QThread, QTimer, Signal
-from PySide6.QtGui import QColor, QImage, QKeySequence, QPainter, QPen, QPixmap, QShortcut
+from PySide6.QtCore import Qt, QThread, QTimer, Signal
+from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -22,37 +22,27 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
-    QProgressBar,
     QPushButton,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from editor_plugin.hosts import BRIDGES
-from engine.video import EditSpan, decode_edit
 from export.stems import LOUDNESS_PRESETS
-from ui.panel_model import QUALITY, PanelModel, VariantRow
+from ui.panel_model import QUALITY, PanelModel, timecode
 from ui.player import AudioUnavailable, Player
-from ui.worker import EngineWorker
+from ui.qt_audio import QtLevelMeter
+from ui.qt_compat import keep_none_alive
+from ui.qt_theme import METER_RED, apply_dark_theme, monospace
+from ui.qt_timeline import RULER_HEIGHT, TRACK_HEIGHT, QtTimeline
+from ui.qt_variants import QtVariants
+from ui.worker import PREVIEW_FPS, PREVIEW_SIZE, EngineWorker, PreviewDecoder
 
-PREVIEW_FPS = 12
-PREVIEW_SIZE = (320, 180)
-TRACK_HEIGHT = 26
-RULER_HEIGHT = 20
+__all__ = ["RULER_HEIGHT", "TRACK_HEIGHT", "QtExportDialog", "QtFoleyPanel"]
+
 TICK_MS = 30
-
-
-def letterbox(image: Image.Image, width: int = PREVIEW_SIZE[0], height: int = PREVIEW_SIZE[1]) -> np.ndarray:
-    """Fit a picture inside width x height on black, keeping its aspect ratio (the preview's frames)."""
-    image = image.convert("RGB")
-    scale = min(width / image.width, height / image.height)
-    resized = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR)
-    canvas = Image.new("RGB", (width, height))
-    canvas.paste(resized, ((width - resized.width) // 2, (height - resized.height) // 2))
-    return np.asarray(canvas)
+ENGINE_LABEL_WIDTH = 460  # pixels; the whole licence is in the tooltip
 
 
 def to_pixmap(rgb: np.ndarray) -> QPixmap:
@@ -60,130 +50,9 @@ def to_pixmap(rgb: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(QImage(np.ascontiguousarray(rgb).data, width, height, 3 * width, QImage.Format_RGB888).copy())
 
 
-def timecode(frame: float, rate: float) -> str:
-    whole = int(frame)
-    fps = round(rate)
-    return f"{whole // (3600 * fps):02d}:{whole // (60 * fps) % 60:02d}:{whole // fps % 60:02d}:{whole % fps:02d}"
-
-
-class QtTimeline(QWidget):
-    """Tracks and clips, the selection and the playhead; click a clip or drag a range; wheel zooms."""
-
-    def __init__(self, model: PanelModel):
-        super().__init__()
-        self.model = model
-        self.pixels_per_frame = 2.0
-        self.playhead = 0.0
-        self._drag_from: int | None = None
-        self.setMinimumHeight(RULER_HEIGHT + 3 * TRACK_HEIGHT)
-        model.events.project.connect(self._update)
-        model.events.selection.connect(self._update)
-        model.events.placed.connect(self._update)
-
-    def _update(self, _=None) -> None:
-        if self.model.timeline is not None:
-            tracks = len(self.model.timeline.tracks)
-            self.setMinimumHeight(RULER_HEIGHT + max(3, tracks) * TRACK_HEIGHT + 4)
-            frames = self.model.timeline.duration().value or 1
-            self.pixels_per_frame = max(0.05, (self.width() - 10) / frames)
-        self.update()
-
-    def resizeEvent(self, event) -> None:
-        self._update()
-        super().resizeEvent(event)
-
-    def rows(self):
-        """Tracks top to bottom as the editors draw them: video (top track first), then audio."""
-        timeline = self.model.timeline
-        return list(reversed(timeline.video_tracks())) + list(timeline.audio_tracks())
-
-    def frame_at(self, x: float) -> int:
-        return max(0, int(x / self.pixels_per_frame))
-
-    def clip_at(self, x: float, y: float):
-        row = int((y - RULER_HEIGHT) // TRACK_HEIGHT)
-        rows = self.rows()
-        if not 0 <= row < len(rows):
-            return None
-        frame = self.frame_at(x)
-        for clip in rows[row].find_clips():
-            place = clip.range_in_parent()
-            if place.start_time.value <= frame < place.end_time_exclusive().value:
-                return clip
-        return None
-
-    def mousePressEvent(self, event) -> None:
-        if self.model.timeline is None:
-            return
-        self._drag_from = self.frame_at(event.position().x())
-
-    def mouseReleaseEvent(self, event) -> None:
-        if self._drag_from is None:
-            return
-        x, y = event.position().x(), event.position().y()
-        frame = self.frame_at(x)
-        if abs(frame - self._drag_from) * self.pixels_per_frame < 4:
-            clip = self.clip_at(x, y)
-            if clip is not None and clip.parent().kind == "Video":
-                place = clip.range_in_parent()
-                self.model.select_range(int(place.start_time.value), int(place.end_time_exclusive().value), clip.name)
-        else:
-            self.model.select_range(self._drag_from, frame)
-        self._drag_from = None
-
-    def wheelEvent(self, event) -> None:
-        factor = 1.25 if event.angleDelta().y() > 0 else 0.8
-        self.pixels_per_frame = max(0.05, self.pixels_per_frame * factor)
-        self.update()
-
-    def paintEvent(self, _event) -> None:
-        painter = QPainter(self)
-        painter.fillRect(self.rect(), QColor("#1e1f22"))
-        timeline = self.model.timeline
-        if timeline is None:
-            painter.setPen(QColor("#aaaaaa"))
-            painter.drawText(self.rect(), Qt.AlignCenter, "Open a project to see its timeline")
-            return
-        rate = self.model.rate()
-        scale = self.pixels_per_frame
-        painter.setPen(QColor("#777777"))
-        step = max(1, round(rate)) * max(1, int(60 / (scale * rate)) or 1)
-        for frame in range(0, int(self.width() / scale) + 1, step):
-            painter.drawLine(int(frame * scale), 0, int(frame * scale), RULER_HEIGHT - 4)
-            painter.drawText(int(frame * scale) + 3, RULER_HEIGHT - 6, timecode(frame, rate))
-        for row, track in enumerate(self.rows()):
-            top = RULER_HEIGHT + row * TRACK_HEIGHT
-            video = track.kind == "Video"
-            painter.fillRect(0, top, self.width(), TRACK_HEIGHT - 2, QColor("#2b2d31"))
-            for clip in track.find_clips():
-                place = clip.range_in_parent()
-                rect = QRectF(place.start_time.value * scale, top + 1, place.duration.value * scale, TRACK_HEIGHT - 4)
-                colour = "#4a78c2" if video else ("#4fa36b" if track.name.startswith("Foley") else "#3f8a8a")
-                painter.fillRect(rect, QColor(colour))
-                painter.setPen(QColor("#ffffff"))
-                painter.drawText(rect.adjusted(3, 0, 0, 0), Qt.AlignVCenter, f"{track.name}: {clip.name}")
-        selection = self.model.selection
-        if selection is not None:
-            first = selection.record.start_time.value * scale
-            width = selection.record.duration.value * scale
-            painter.fillRect(QRectF(first, 0, width, self.height()), QColor(255, 200, 60, 60))
-            painter.setPen(QPen(QColor("#ffc83c"), 1))
-            painter.drawRect(QRectF(first, 0, width, self.height() - 1))
-        painter.setPen(QPen(QColor("#ff4d4d"), 2))
-        painter.drawLine(int(self.playhead * scale), 0, int(self.playhead * scale), self.height())
-
-
-def waveform_pixmap(peaks: np.ndarray, width: int = 160, height: int = 28) -> QPixmap:
-    pixmap = QPixmap(width, height)
-    pixmap.fill(QColor("#1e1f22"))
-    painter = QPainter(pixmap)
-    painter.setPen(QColor("#6fd08c"))
-    top = max(float(peaks.max(initial=0.0)), 1e-9)
-    for x, peak in enumerate(np.interp(np.linspace(0, len(peaks) - 1, width), np.arange(len(peaks)), peaks)):
-        half = max(1, int(peak / top * (height / 2 - 1)))
-        painter.drawLine(x, height // 2 - half, x, height // 2 + half)
-    painter.end()
-    return pixmap
+def with_key(text: str, keys: QKeySequence) -> str:
+    """A tooltip that names its shortcut the way the platform writes it."""
+    return f"{text} ({keys.toString(QKeySequence.NativeText)})"
 
 
 class QtExportDialog(QDialog):
@@ -219,6 +88,8 @@ class QtFoleyPanel(QWidget):
 
     def __init__(self, model: PanelModel, connect: Callable, player_factory: Callable[[], Player]):
         super().__init__()
+        keep_none_alive()
+        apply_dark_theme(QApplication.instance())
         self.model = model
         self.setWindowTitle("Foley Desk")
         self._player_factory = player_factory
@@ -238,11 +109,14 @@ class QtFoleyPanel(QWidget):
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self._thread.start()
+        self.previews = PreviewDecoder(self)
+        self.previews.ready.connect(self._on_preview)
+        self.previews.failed.connect(lambda _key, message: self._show_message(message))
         for name, slot in (("project", self._update_project), ("selection", self._update_selection),
                            ("settings", self._update_settings), ("jobs", self._update_jobs),
-                           ("variants", self._update_variants), ("chosen", self._update_chosen),
-                           ("engine", self._update_engine), ("message", self._show_message),
-                           ("placed", self._update_project), ("generate_requested", self.request_job.emit)):
+                           ("chosen", self._update_chosen), ("engine", self._update_engine),
+                           ("message", self._show_message), ("placed", self._update_project),
+                           ("generate_requested", self.request_job.emit)):
             getattr(model.events, name).connect(slot)
         self._clock = QTimer(self)
         self._clock.timeout.connect(self._tick)
@@ -254,12 +128,35 @@ class QtFoleyPanel(QWidget):
     # -- construction -----------------------------------------------------------------------------------------
 
     def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 6)
+        layout.setSpacing(6)
+        layout.addLayout(self._build_top())
+        self.timeline = QtTimeline(self.model)
+        layout.addWidget(self.timeline)
+        layout.addLayout(self._build_transport())
+        layout.addLayout(self._build_settings())
+        lower = QHBoxLayout()
+        lower.addLayout(self._build_lists(), 1)
+        lower.addLayout(self._build_audition())
+        layout.addLayout(lower, 1)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        layout.addWidget(self.message)
+        self.hints = QLabel("")
+        self.hints.setObjectName("hint")
+        layout.addWidget(self.hints)
+        self.resize(1180, 760)
+
+    def _build_top(self) -> QHBoxLayout:
         self.open_button = QPushButton("Open project…")
         self.open_button.clicked.connect(self._open)
         self.resolve_button = QPushButton("Connect Resolve")
         self.resolve_button.clicked.connect(lambda: self.model.connect_resolve())
+        self.resolve_button.setToolTip("Read the timeline open in a running DaVinci Resolve")
         self.project_label = QLabel("No project")
         self.engine_label = QLabel("Engine: connecting…")
+        self.engine_label.setObjectName("hint")
         self.reconnect_button = QPushButton("Reconnect")
         self.reconnect_button.clicked.connect(lambda: self.request_connect.emit())
         top = QHBoxLayout()
@@ -268,10 +165,21 @@ class QtFoleyPanel(QWidget):
         top.addStretch()
         top.addWidget(self.engine_label)
         top.addWidget(self.reconnect_button)
+        return top
 
-        self.timeline = QtTimeline(self.model)
+    def _build_transport(self) -> QHBoxLayout:
+        self.timecode_label = QLabel(timecode(0, 25))
+        self.timecode_label.setObjectName("timecode")
+        self.timecode_label.setFont(monospace(15))
+        self.timecode_label.setToolTip("Playhead (HH:MM:SS:FF at the timeline's rate)")
         self.selection_label = QLabel("Click a video clip or drag a range")
+        transport = QHBoxLayout()
+        transport.addWidget(self.timecode_label)
+        transport.addSpacing(8)
+        transport.addWidget(self.selection_label, 1)
+        return transport
 
+    def _build_settings(self) -> QHBoxLayout:
         self.variants_spin = QSpinBox()
         self.variants_spin.setRange(1, 16)
         self.seed_spin = QSpinBox()
@@ -297,73 +205,87 @@ class QtFoleyPanel(QWidget):
                 settings.addWidget(QLabel(label))
             settings.addWidget(widget)
         self.generate_button = QPushButton("Generate")
+        self.generate_button.setObjectName("primary")
         self.generate_button.clicked.connect(self.model.generate)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self._cancel)
         settings.addStretch()
         settings.addWidget(self.generate_button)
         settings.addWidget(self.cancel_button)
+        return settings
 
+    def _build_lists(self) -> QVBoxLayout:
+        self.variants = QtVariants(self.model)
         self.jobs = QListWidget()
-        self.jobs.setMaximumHeight(80)
-        self.variants = QTableWidget(0, 3)
-        self.variants.setHorizontalHeaderLabels(["Waveform", "Seed", "Duration"])
-        self.variants.verticalHeader().setVisible(False)
-        self.variants.setSelectionBehavior(QTableWidget.SelectRows)
-        self.variants.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.variants.currentCellChanged.connect(lambda row, *_: self.model.choose(row))
+        self.jobs.setMaximumHeight(70)
+        lists = QVBoxLayout()
+        for title, widget, stretch in (("Variants", self.variants, 1), ("Jobs", self.jobs, 0)):
+            label = QLabel(title)
+            label.setObjectName("section")
+            lists.addWidget(label)
+            lists.addWidget(widget, stretch)
+        return lists
 
+    def _build_audition(self) -> QVBoxLayout:
         self.picture = QLabel()
         self.picture.setFixedSize(*PREVIEW_SIZE)
-        self.picture.setStyleSheet("background: black")
-        self.play_button = QPushButton("Play (Space)")
+        self.picture.setAlignment(Qt.AlignCenter)
+        self.picture.setStyleSheet("background: black; color: #8b8e94")
+        self.play_button = QPushButton("Play")
         self.play_button.clicked.connect(self.toggle_play)
-        self.loop_box = QCheckBox("Loop (L)")
+        self.loop_box = QCheckBox("Loop")
         self.loop_box.toggled.connect(self._set_loop)
-        self.meter = QProgressBar()
-        self.meter.setRange(0, 100)
-        self.meter.setTextVisible(False)
-        self.place_button = QPushButton("Place (Enter)")
+        self.meter = QtLevelMeter()
+        self.place_button = QPushButton("Place on timeline")
         self.place_button.clicked.connect(self.model.place)
         self.undo_button = QPushButton("Undo place")
         self.undo_button.clicked.connect(self.model.undo_place)
         self.export_button = QPushButton("Export stems…")
         self.export_button.clicked.connect(self._export)
         audition = QVBoxLayout()
+        label = QLabel("Audition")
+        label.setObjectName("section")
+        audition.addWidget(label)
         audition.addWidget(self.picture)
         controls = QHBoxLayout()
-        for widget in (self.play_button, self.loop_box):
-            controls.addWidget(widget)
+        controls.addWidget(self.play_button, 1)
+        controls.addWidget(self.loop_box)
         audition.addLayout(controls)
         audition.addWidget(self.meter)
         for widget in (self.place_button, self.undo_button, self.export_button):
             audition.addWidget(widget)
         audition.addStretch()
-        lower = QHBoxLayout()
-        lower.addWidget(self.variants, 1)
-        lower.addLayout(audition)
-
-        self.message = QLabel("")
-        self.message.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(self.timeline)
-        layout.addWidget(self.selection_label)
-        layout.addLayout(settings)
-        layout.addWidget(QLabel("Jobs"))
-        layout.addWidget(self.jobs)
-        layout.addLayout(lower, 1)
-        layout.addWidget(self.message)
-        self.resize(980, 640)
+        return audition
 
     def _shortcuts(self) -> None:
-        for keys, slot in ((Qt.Key_Space, self.toggle_play), (Qt.Key_Up, functools.partial(self.model.choose_next, -1)),
-                           (Qt.Key_Down, functools.partial(self.model.choose_next, 1)), (Qt.Key_Return, self.model.place),
-                           (Qt.Key_Enter, self.model.place), (Qt.Key_L, self.loop_box.toggle),
-                           (QKeySequence.Undo, self.model.undo_place), (Qt.Key_Escape, self._cancel)):
-            shortcut = QShortcut(QKeySequence(keys), self)
+        """Each key once: it makes the shortcut, names itself in its button's tooltip and in the hint line."""
+        table = (
+            (Qt.Key_Space, self.toggle_play, "play/stop", self.play_button, "Play or stop the chosen variant"),
+            (Qt.Key_Up, lambda: self.model.choose_next(-1), "previous", None, None),
+            (Qt.Key_Down, lambda: self.model.choose_next(1), "next (A/B)", None, None),
+            (Qt.Key_L, self.loop_box.toggle, "loop", self.loop_box, "Loop the range"),
+            (Qt.Key_Return, self.model.place, "place", self.place_button,
+             "Place the chosen variant at the range it was made for"),
+            (Qt.Key_Enter, self.model.place, None, None, None),
+            (QKeySequence.Undo, self.model.undo_place, "undo place", self.undo_button,
+             "Restore the project from the backup the last placement made"),
+            (Qt.CTRL | Qt.Key_G, self.model.generate, "generate", self.generate_button,
+             "Generate variants for the selection"),
+            (Qt.Key_Escape, self._cancel, "cancel", self.cancel_button, "Cancel the running job"),
+            (QKeySequence.Open, self._open, "open", self.open_button, "Open an editor's project file"),
+            (Qt.CTRL | Qt.Key_E, self._export, "export", self.export_button, "Export stems at a loudness target"),
+        )
+        hints = []
+        for keys, slot, hint, button, tooltip in table:
+            sequence = QKeySequence(keys)
+            shortcut = QShortcut(sequence, self)
             shortcut.setContext(Qt.WidgetWithChildrenShortcut)
             shortcut.activated.connect(slot)
+            if button is not None:
+                button.setToolTip(with_key(tooltip, sequence))
+            if hint:
+                hints.append(f"{sequence.toString(QKeySequence.NativeText)} {hint}")
+        self.hints.setText("   ·   ".join(hints))
 
     # -- worker -> model (GUI thread) ---------------------------------------------------------------------------
 
@@ -387,20 +309,15 @@ class QtFoleyPanel(QWidget):
     def _update_project(self, _=None) -> None:
         self.project_label.setText(Path(self.model.project_name).name or "No project")
         self.project_label.setToolTip(self.model.project_name)
-        self.timeline._update()
 
     def _update_selection(self, selection) -> None:
         if selection is None:
             self.selection_label.setText("Click a video clip or drag a range")
             return
         start, end = selection.range_seconds()
-        rate = self.model.rate()
-        first = selection.record.start_time.value
-        self.selection_label.setText(
-            f"Selection '{selection.label}': {timecode(first, rate)} – "
-            f"{timecode(first + selection.record.duration.value, rate)} ({float(end - start):.2f} s, "
-            f"{len(selection.spans)} shot(s))"
-        )
+        self.selection_label.setText(f"Selection '{selection.label}': {self.model.timecode_range(start, end)} "
+                                     f"({float(end - start):.2f} s, {len(selection.spans)} shot(s))")
+        self._move_playhead(selection.record.start_time.value)
 
     def _update_settings(self, settings) -> None:
         for widget, value in ((self.variants_spin, settings.variants), (self.seed_spin, settings.seed)):
@@ -421,28 +338,20 @@ class QtFoleyPanel(QWidget):
             error = f": {job.error}" if job.error else ""
             self.jobs.addItem(f"{job.label} — {job.state}{progress}{eta}{error}")
 
-    def _update_variants(self, variants: list[VariantRow]) -> None:
-        self.variants.setRowCount(len(variants))
-        for row, variant in enumerate(variants):
-            thumb = QLabel()
-            thumb.setPixmap(waveform_pixmap(variant.peaks))
-            self.variants.setCellWidget(row, 0, thumb)
-            self.variants.setItem(row, 1, QTableWidgetItem(str(variant.seed)))
-            self.variants.setItem(row, 2, QTableWidgetItem(f"{float(variant.duration):.2f} s"))
-        self.variants.resizeColumnsToContents()
-
     def _update_chosen(self, index: int) -> None:
-        if self.variants.currentRow() != index:
-            self.variants.selectRow(index)
         if self._player is not None and self._player.playing():
             self._player.switch(self.model.variants[index].audio)  # A/B: same position, other variant
         self._show_frame(self._player.position() if self._player and self._player.playing() else 0)
 
     def _update_engine(self, engine) -> None:
         if engine.connected:
-            self.engine_label.setText(f"Engine: {engine.device}, model {engine.model} ({'; '.join(engine.licences)})")
+            text = f"Engine: {engine.device}, model {engine.model} ({'; '.join(engine.licences)})"
+            self.engine_label.setToolTip(text)
+            self.engine_label.setText(self.engine_label.fontMetrics().elidedText(text, Qt.ElideRight, ENGINE_LABEL_WIDTH))
+            self.engine_label.setStyleSheet("")
         else:
             self.engine_label.setText("Engine: not connected")
+            self.engine_label.setStyleSheet(f"color: {METER_RED}")
             self._show_message(engine.error)
 
     def _show_message(self, text) -> None:
@@ -450,23 +359,28 @@ class QtFoleyPanel(QWidget):
 
     # -- audition ---------------------------------------------------------------------------------------------
 
-    def _preview(self, variant: VariantRow) -> np.ndarray:
-        key = variant.request.key
-        if key not in self._previews:
-            request = variant.request
-            spans = [EditSpan(Path(s["media"]), Fraction(s["record_start"]), Fraction(s["record_end"]),
-                              Fraction(s["source_start"])) for s in request.edit]
-            self._previews[key] = decode_edit(spans, request.start, request.end, rate=PREVIEW_FPS, fit=letterbox).rgb
-        return self._previews[key]
+    def _on_preview(self, key: int, frames: np.ndarray) -> None:
+        """A preview decoded off the GUI thread: keep it and show the current frame if it is the chosen one's."""
+        self._previews[key] = frames
+        if self.model.chosen is not None and self.model.variants[self.model.chosen].request.key == key:
+            self._show_frame(self._player.position() if self._player and self._player.playing() else 0)
 
     def _show_frame(self, position: int) -> None:
+        """The picture and playhead at `position` samples into the chosen variant; decoding starts if needed."""
         if self.model.chosen is None:
             return
         variant = self.model.variants[self.model.chosen]
-        frames = self._preview(variant)
-        index = min(len(frames) - 1, int(Fraction(position, variant.rate) * PREVIEW_FPS))
-        self.picture.setPixmap(to_pixmap(frames[index]))
-        self.timeline.playhead = variant.record_start.value + float(Fraction(position, variant.rate)) * self.model.rate()
+        self._move_playhead(variant.record_start.value + float(Fraction(position, variant.rate)) * self.model.rate())
+        frames = self._previews.get(variant.request.key)
+        if frames is None:
+            self.previews.request(variant.request)
+            self.picture.setText("Decoding preview…")
+            return
+        self.picture.setPixmap(to_pixmap(frames[min(len(frames) - 1, int(Fraction(position, variant.rate) * PREVIEW_FPS))]))
+
+    def _move_playhead(self, frame: float) -> None:
+        self.timeline.playhead = frame
+        self.timecode_label.setText(timecode(frame, self.model.rate()))
         self.timeline.update()
 
     def toggle_play(self) -> None:
@@ -489,11 +403,13 @@ class QtFoleyPanel(QWidget):
         self._loop = on
 
     def _tick(self) -> None:
-        if self._player is None or not self._player.playing():
-            self.meter.setValue(0)
+        playing = self._player is not None and self._player.playing()
+        self.play_button.setText("Stop" if playing else "Play")
+        if not playing:
+            self.meter.set_level(0.0)
             return
         self._show_frame(self._player.position())
-        self.meter.setValue(int(min(1.0, self._player.level()) * 100))
+        self.meter.set_level(self._player.level())
 
     # -- actions ----------------------------------------------------------------------------------------------
 
@@ -519,4 +435,5 @@ class QtFoleyPanel(QWidget):
             self._player.stop()
         self._thread.quit()
         self._thread.wait(5000)
+        self.previews.wait()
         super().closeEvent(event)

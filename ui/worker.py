@@ -1,11 +1,16 @@
-"""The one worker thread that talks to the engine: connect, run jobs in order, report back with signals."""
+"""Work off the GUI thread: the one engine worker thread (connect, run jobs in order) and preview decoding."""
 
 import logging
+from fractions import Fraction
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal, Slot
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from engine.client import EngineClient, EngineError, JobCancelled
+from engine.errors import InputVideoError
+from engine.video import EditSpan, decode_edit
 from ui.panel_model import GenerateRequest
 
 logger = logging.getLogger(__name__)
@@ -59,3 +64,66 @@ class EngineWorker(QObject):
         """Called from the GUI thread while `run` waits; a plain HTTP call on its own connection."""
         if self._client is not None:
             self._client.cancel(engine_id)
+
+
+PREVIEW_FPS = 12
+PREVIEW_SIZE = (320, 180)
+
+
+def letterbox(image: Image.Image, width: int = PREVIEW_SIZE[0], height: int = PREVIEW_SIZE[1]) -> np.ndarray:
+    """Fit a picture inside width x height on black, keeping its aspect ratio (the preview's frames)."""
+    image = image.convert("RGB")
+    scale = min(width / image.width, height / image.height)
+    resized = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR)
+    canvas = Image.new("RGB", (width, height))
+    canvas.paste(resized, ((width - resized.width) // 2, (height - resized.height) // 2))
+    return np.asarray(canvas)
+
+
+def decode_preview(request: GenerateRequest) -> np.ndarray:
+    """The request's range as letterboxed RGB frames at PREVIEW_FPS (blocking: call it off the GUI thread)."""
+    spans = [EditSpan(Path(s["media"]), Fraction(s["record_start"]), Fraction(s["record_end"]),
+                      Fraction(s["source_start"])) for s in request.edit]
+    return decode_edit(spans, request.start, request.end, rate=PREVIEW_FPS, fit=letterbox).rgb
+
+
+class _PreviewJob(QRunnable):
+    def __init__(self, decoder: "PreviewDecoder", request: GenerateRequest):
+        super().__init__()
+        self._decoder, self._request = decoder, request
+
+    def run(self) -> None:
+        try:
+            frames = decode_preview(self._request)
+        except InputVideoError as exc:  # its message names the file and the fix
+            self._decoder.failed.emit(self._request.key, f"No preview: {exc}")
+            return
+        self._decoder.ready.emit(self._request.key, frames)
+
+
+class PreviewDecoder(QObject):
+    """Decodes each request's preview once, in a thread pool; `ready` reaches GUI-thread slots queued."""
+
+    ready = Signal(int, object)  # request key, frames (n, h, w, 3) uint8
+    failed = Signal(int, str)  # request key, message
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)  # one decode at a time leaves the second core to the engine
+        self._asked: set[int] = set()
+        self.ready.connect(self._forget)
+        self.failed.connect(self._forget)
+
+    def request(self, request: GenerateRequest) -> None:
+        """Start decoding unless this request's preview is already on its way."""
+        if request.key not in self._asked:
+            self._asked.add(request.key)
+            self._pool.start(_PreviewJob(self, request))
+
+    def _forget(self, key: int, _result) -> None:
+        self._asked.discard(key)
+
+    def wait(self) -> None:
+        """Block until running decodes end (closing the window)."""
+        self._pool.waitForDone()
