@@ -176,6 +176,7 @@ def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[i
         frames.rgb.tobytes(), count=len(frames.rgb), width=size, height=size, fps=rate, start=str(source.start),
         end=str(source.end), frame_times=[str(t) for t in frames.times], seeds=list(seeds), source=source.name,
         model=model["name"], steps=sampling.steps, guidance=sampling.guidance, sampler=sampling.sampler,
+        spacing=sampling.spacing,
     )
     bar = ProgressBar()
     step_fields = [f.name for f in fields(StepInfo)]

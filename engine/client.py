@@ -195,28 +195,29 @@ class EngineClient:
 
     def submit_media(self, path: str, start: str, end: str, *, seeds: list[int], model: str | None = None,
                      steps: int | None = None, guidance: float | None = None, legacy_frames: bool = False,
-                     sampler: str | None = None) -> dict:
+                     sampler: str | None = None, spacing: str | None = None) -> dict:
         """A job on a media file the engine can read itself (local engines). Times are seconds as exact strings."""
         payload = {"media": str(path), "start": str(start), "end": str(end), "legacy_frames": legacy_frames,
-                   **_params(seeds, model, steps, guidance, sampler)}
+                   **_params(seeds, model, steps, guidance, sampler, spacing)}
         return self._json("POST", "/jobs", payload)
 
     def submit_edit(self, edit: list[dict], start: str, end: str, *, seeds: list[int], source: str = "",
                     model: str | None = None, steps: int | None = None, guidance: float | None = None,
-                    sampler: str | None = None) -> dict:
+                    sampler: str | None = None, spacing: str | None = None) -> dict:
         """A job on an edited range the engine decodes itself: `edit` lists spans
         `{"media", "record_start", "record_end", "source_start"}` (seconds as exact strings) that must not overlap."""
         payload = {"edit": edit, "start": str(start), "end": str(end), "source": source,
-                   **_params(seeds, model, steps, guidance, sampler)}
+                   **_params(seeds, model, steps, guidance, sampler, spacing)}
         return self._json("POST", "/jobs", payload)
 
     def submit_frames(self, rgb: bytes, *, count: int, width: int, height: int, fps: int, start: str, end: str,
                       frame_times: list[str], seeds: list[int], source: str = "", model: str | None = None,
-                      steps: int | None = None, guidance: float | None = None, sampler: str | None = None) -> dict:
+                      steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
+                      spacing: str | None = None) -> dict:
         """A job on decoded frames: `count` uint8 RGB pictures of `height` x `width`, sampled at `fps` from start."""
         header = {"format": FRAMES_FORMAT, "count": count, "width": width, "height": height, "fps": fps,
                   "start": str(start), "end": str(end), "frame_times": [str(t) for t in frame_times],
-                  "source": source, **_params(seeds, model, steps, guidance, sampler)}
+                  "source": source, **_params(seeds, model, steps, guidance, sampler, spacing)}
         body = json.dumps(header).encode() + b"\n" + bytes(rgb)
         return json.loads(self.request("POST", "/jobs", body, FRAMES_CONTENT_TYPE))
 
@@ -318,10 +319,12 @@ class EngineClient:
 
 
 def _params(seeds: list[int], model: str | None, steps: int | None, guidance: float | None,
-            sampler: str | None = None) -> dict:
+            sampler: str | None = None, spacing: str | None = None) -> dict:
     params: dict = {"seeds": [int(s) for s in seeds]}
     if sampler is not None:
         params["sampler"] = sampler
+    if spacing is not None:  # the timesteps are part of the sound: "fast" is trailing, the reference leading
+        params["spacing"] = spacing
     if model is not None:
         params["model"] = model
     if steps is not None:

@@ -63,6 +63,7 @@ class JobSpec:
         return {
             "model": self.model,
             "sampler": self.sampling.sampler,
+            "spacing": self.sampling.spacing,
             "steps": self.sampling.steps,
             "guidance": self.sampling.guidance,
             "seeds": list(self.seeds),

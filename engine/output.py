@@ -27,6 +27,7 @@ def sidecar(generation: Generation, components: Components, source: str, seed: i
         "model": {"name": components.name, "preset": components.config.name, "trained": components.trained},
         "licences": list(components.licences),
         "sampler": generation.sampling.sampler,
+        "spacing": generation.sampling.spacing,
         "steps": generation.sampling.steps,
         "guidance": generation.sampling.guidance,
         "seed": seed,

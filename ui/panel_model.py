@@ -67,6 +67,7 @@ class GenerateRequest:
     end: Fraction
     seeds: list[int]
     sampler: str
+    spacing: str
     steps: int
     guidance: float
     model: str | None
@@ -200,7 +201,8 @@ class PanelModel:
             edit=[{"media": str(s.media), "record_start": str(s.record_start), "record_end": str(s.record_end),
                    "source_start": str(s.source_start)} for s in self.selection.edit()],
             start=start, end=end, seeds=[settings.seed + i for i in range(settings.variants)],
-            sampler=QUALITY[settings.quality].sampler, steps=QUALITY[settings.quality].steps,
+            sampler=QUALITY[settings.quality].sampler, spacing=QUALITY[settings.quality].spacing,
+            steps=QUALITY[settings.quality].steps,
             guidance=settings.guidance, model=settings.model,
             source=self.project_name, record_start=self.selection.record.start_time,
         )
