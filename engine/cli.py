@@ -15,7 +15,7 @@ import soundfile
 from safetensors.torch import load_file
 
 from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
-from engine.client import EngineClient, EngineError, read_discovery
+from engine.client import EngineClient, EngineError, progress_text, read_discovery
 from engine.config import PRESETS, SAMPLING_PRESETS, SamplingConfig
 from engine.evaluate import evaluate, model_audio
 from engine.generate import check_request, generate
@@ -46,15 +46,14 @@ def seconds(text: str) -> Fraction:
 class ProgressBar:
     """Progress on stderr: one line redrawn in place on a terminal, a line per tenth of each stage in a log."""
 
-    def __init__(self):
+    def __init__(self, job: bool = True):
         self.stream = sys.stderr
         self.interactive = self.stream.isatty()
+        self.job = job  # a generation job: show its window, variants and ETA
 
     def __call__(self, info: StepInfo) -> None:
-        done = info.step / info.total if info.total else 0.0
-        bar = "#" * int(done * 30)
-        label = f"variant {info.variant + 1}/{info.variants} " if info.stage == "sample" else ""
-        line = f"{label}{info.stage:<7} [{bar:<30}] {info.step}/{info.total}"
+        shown = asdict(info) if self.job else {"stage": info.stage, "step": info.step, "total": info.total}
+        line = progress_text(shown, bar=30)
         if self.interactive:
             self.stream.write(f"\r{line}   ")
         elif info.step == info.total or info.step % max(1, info.total // 10) == 0:
@@ -134,7 +133,6 @@ def _generate_here(source: Source, sampling: SamplingConfig, seeds: tuple[int, .
     check_request(source.start, source.end, config, sampling, seeds)
     bar = ProgressBar()
     try:
-        bar(StepInfo("decode", 0, 1, 0, len(seeds)))
         frames = decode_source(source, config.frame_rate, config.vision.image_size, args.legacy_frames)
         generation = generate(frames, components=components, sampling=sampling, seeds=seeds, callback=bar)
     finally:
@@ -171,19 +169,21 @@ def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[i
     model = _engine_model(client, args.model)
     _announce(model["name"], model["licences"], model["trained"], sampling, seeds)
     rate, size = model["frame_rate"], model["image_size"]
+    bar = ProgressBar()
+    bar(StepInfo("decode", 0, 1, 0, len(seeds)))
     frames = decode_source(source, rate, size, args.legacy_frames).window(source.start, source.end)
+    bar(StepInfo("decode", 1, 1, 0, len(seeds)))
     job = client.submit_frames(
         frames.rgb.tobytes(), count=len(frames.rgb), width=size, height=size, fps=rate, start=str(source.start),
         end=str(source.end), frame_times=[str(t) for t in frames.times], seeds=list(seeds), source=source.name,
         model=model["name"], steps=sampling.steps, guidance=sampling.guidance, sampler=sampling.sampler,
         spacing=sampling.spacing,
     )
-    bar = ProgressBar()
     step_fields = [f.name for f in fields(StepInfo)]
 
     def show(event: dict) -> None:
-        if event["event"] == "progress":
-            bar(StepInfo(**{name: event[name] for name in step_fields}))
+        if event["event"] == "progress":  # an older engine may send fewer fields
+            bar(StepInfo(**{name: event[name] for name in step_fields if name in event}))
 
     try:
         client.wait(job["id"], on_event=show)
@@ -212,7 +212,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_synth(args: argparse.Namespace) -> None:
     """Write a synthetic foley set: video, sound and exact labels per clip."""
     out = Path(args.output)
-    bar = ProgressBar()
+    bar = ProgressBar(job=False)
     seeds = seeds_for(args.split, args.count)
     for number, seed in enumerate(seeds, start=1):
         write_clip(make_clip(seed, seconds=args.seconds), out)

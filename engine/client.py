@@ -369,3 +369,28 @@ def start_engine(command: list[str] | None = None, *, timeout: float = 120.0) ->
         time.sleep(0.2)
     process.terminate()
     raise EngineNotRunning(f"The engine did not start within {timeout:.0f} s; see {log_path}.")
+
+
+def format_eta(seconds: float) -> str:
+    """m:ss, or h:mm:ss from an hour on."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def progress_text(event: dict, bar: int = 0) -> str:
+    """One line for a progress event (engine `StepInfo` fields): window k/n, the variants (all of a window's
+    variants advance together), the stage's step k/n with a bar of `bar` characters, and the job's ETA; parts
+    whose fields the event lacks are left out."""
+    step, total, stage = event["step"], event["total"], event["stage"]
+    if bar:
+        stage = f"{stage:<7} [{'#' * int(bar * step / total if total else 0):<{bar}}]"
+    parts = [f"{stage} {step}/{total}"]
+    if "windows" in event:
+        parts.insert(0, f"window {event['window'] + 1}/{event['windows']}")
+    if "variants" in event:
+        count = event["variants"]
+        parts.insert(-1, "variant 1/1" if count == 1 else f"variants 1-{count}/{count}")
+    if "eta" in event:
+        parts.append(f"ETA {format_eta(event['eta'])}" if event["eta"] is not None else "ETA measuring")
+    return " · ".join(parts)

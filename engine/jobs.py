@@ -301,6 +301,7 @@ class JobRunner:
             report(StepInfo("load", 0, 1, 0, variants))
             self._loaded = None
             self._loaded = place(load_model(name), self.device, self.precision)
+            report(StepInfo("load", 1, 1, 0, variants))
         return self._loaded
 
     def _decode(self, spec: JobSpec, components: Components, report) -> Frames | EditFrames:
@@ -308,7 +309,9 @@ class JobRunner:
         rate, size = components.config.frame_rate, components.config.vision.image_size
         if spec.legacy_frames:
             report(StepInfo("decode", 0, 1, 0, len(spec.seeds)))
-            return decode_frames(spec.edit[0].media, spec.start, spec.end, rate=rate, size=size, legacy=True)
+            frames = decode_frames(spec.edit[0].media, spec.start, spec.end, rate=rate, size=size, legacy=True)
+            report(StepInfo("decode", 1, 1, 0, len(spec.seeds)))
+            return frames
         return EditFrames(spec.edit, spec.start, spec.end, rate, size)
 
     # -- bookkeeping (call with the lock held) --------------------------------------------------------------

@@ -6,7 +6,6 @@ the worker calling `job_event`, `job_finished` or `job_failed`.
 
 import logging
 import random
-import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +17,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from editor_plugin.contract import Placement, Selection, WriteReport, exact_rate, seconds, timeline_rate
 from editor_plugin.errors import HostError, SelectionError
+from engine.client import progress_text
 from engine.config import SAMPLING_PRESETS
 from editor_plugin.hosts import RESOLVE, Project, open_project
 from editor_plugin.project_files import restore
@@ -53,10 +53,17 @@ class JobRow:
     total: int = 0
     variant: int = 0
     variants: int = 1
+    window: int = 0
+    windows: int = 1
     engine_id: str | None = None
     error: str | None = None
-    sample_started: float | None = None
-    eta_seconds: float | None = None
+    eta_seconds: float | None = None  # the engine's estimate for the whole job
+
+    @property
+    def progress(self) -> str:
+        """What the queue row says while the job runs: window k/n, variants, stage k/n and the ETA."""
+        return progress_text({"stage": self.stage, "step": self.step, "total": self.total, "variants": self.variants,
+                              "window": self.window, "windows": self.windows, "eta": self.eta_seconds})
 
 
 @dataclass(frozen=True)
@@ -219,19 +226,16 @@ class PanelModel:
         return next(job for job in self.jobs if job.key == key)
 
     def job_event(self, key: int, event: dict) -> None:
-        """An engine event for job `key`: state changes and progress with an ETA from the sampling pace."""
+        """An engine event for job `key`: state changes, and progress with the engine's ETA for the whole job (its
+        measured pace times every step all windows have left, so it does not jump as windows start)."""
         job = self.job(key)
         if event["event"] == "state":
             job.state = event["state"]
         elif event["event"] == "progress":
             job.state, job.stage, job.step, job.total = "running", event["stage"], event["step"], event["total"]
             job.variant, job.variants = event["variant"], event["variants"]
-            if job.stage == "sample":  # all variants sample together, window after window
-                now = time.monotonic()
-                job.sample_started = job.sample_started or now
-                done = event["window"] * job.total + job.step
-                remaining = event["windows"] * job.total - done
-                job.eta_seconds = (now - job.sample_started) / done * remaining if done else None
+            job.window, job.windows = event.get("window", 0), event.get("windows", 1)
+            job.eta_seconds = event.get("eta", job.eta_seconds)
         self.events.jobs.emit(self.jobs)
 
     def job_submitted(self, key: int, engine_id: str) -> None:
