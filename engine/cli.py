@@ -17,10 +17,10 @@ from safetensors.torch import load_file
 from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
 from engine.client import EngineClient, EngineError, progress_text, read_discovery
 from engine.config import PRESETS, SAMPLING_PRESETS, SamplingConfig
-from engine.evaluate import evaluate, model_audio
+from engine.evaluate import clip_sync_score, evaluate, model_audio
 from engine.generate import check_request, generate
-from engine.models import (EMBEDDED, best_installed, list_models, load_model, model_folder, model_manifest, models_dir,
-                           place, remove_model)
+from engine.models import (EMBEDDED, best_installed, list_models, load_model, model_config, model_folder, model_manifest,
+                           models_dir, place, remove_model)
 from engine.output import write_variants
 from engine.sample_video import make_demo_video
 from engine.sampling import SAMPLERS, StepInfo
@@ -120,7 +120,9 @@ def run_generation(source: Source, args: argparse.Namespace) -> list[Path]:
     seeds = tuple(seed + i for i in range(args.variants))
     run = _generate_on_engine if args.engine else _generate_here
     paths = run(source, sampling, seeds, args)
-    for path in paths:
+    for path in paths:  # stdout stays one WAV path a line; the score goes beside it on stderr
+        score = json.loads(path.with_suffix(".json").read_text()).get("sync_score")
+        print(f"sync score {score:.2f}  {path.name}" if score is not None else path.name, file=sys.stderr)
         print(path)
     return paths
 
@@ -222,7 +224,11 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    """Score a model (or, with --reference, the set's own sound) on a labelled synthetic set."""
+    """Score a model (or, with --reference, the set's own sound) on a labelled synthetic set; or score WAVs
+    against a clip."""
+    if Path(args.set).is_file() or args.wavs:
+        _eval_clip(Path(args.set), [Path(w) for w in args.wavs], args.model)
+        return
     if args.reference:
         def audio_for(video: Path, labels: dict) -> np.ndarray:
             return soundfile.read(str(video.with_suffix(".wav")), dtype="float32")[0]
@@ -237,6 +243,17 @@ def cmd_eval(args: argparse.Namespace) -> None:
           + (f"{result['frechet_mel']:.2f}" if result["frechet_mel"] is not None else "n/a (needs 3 clips)"))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
+
+
+def _eval_clip(video: Path, wavs: list[Path], model: str | None) -> None:
+    """Print each WAV's sync score against `video`, the picture sampled as `model` sees it (the score the
+    sidecars carry); a WAV with a sidecar is placed at its range's start, others at 0 s."""
+    if not wavs or not video.is_file():
+        raise ValueError("give a video file and the WAVs to score: foley eval CLIP.mp4 VARIANT.wav ... "
+                         "(or a folder written by `foley synth`).")
+    config = model_config(model or best_installed())
+    for wav in wavs:
+        print(f"{clip_sync_score(video, wav, config.frame_rate, config.vision.image_size):.3f}  {wav}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -378,8 +395,10 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     synth.add_argument("--seconds", type=float, default=4.0)
     synth.set_defaults(func=cmd_synth)
 
-    evaluation = sub.add_parser("eval", help="score foley on a labelled synthetic set (onsets, AV-Align, Fréchet)")
-    evaluation.add_argument("set", help="a folder written by `foley synth`")
+    evaluation = sub.add_parser("eval", help="score foley: a labelled synthetic set (onsets, AV-Align, Fréchet), or "
+                                "WAVs against a clip (sync score)")
+    evaluation.add_argument("set", help="a folder written by `foley synth`, or a video clip to score WAVs against")
+    evaluation.add_argument("wavs", nargs="*", metavar="WAV", help="with a clip: the WAVs to score (sync score 0-1)")
     evaluation.add_argument("--reference", action="store_true", help="score the set's own sound (the upper bound)")
     evaluation.add_argument("--model", help="installed model name, or 'builtin' (default: best installed)")
     evaluation.add_argument("--preset", choices=list(SAMPLING_PRESETS), default="fast")

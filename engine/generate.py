@@ -13,6 +13,7 @@ import torch
 
 from engine.config import SAMPLING_PRESETS, ModelConfig, SamplingConfig
 from engine.errors import FoleyError, UnsupportedRangeError
+from engine.metrics import motion_curve
 from engine.models import Components
 from engine.progress import JobClock
 from engine.sampling import SAMPLERS, TIMESTEP_SPACINGS, StepInfo, get_alphas_cumprod, row_noise
@@ -53,6 +54,7 @@ class Generation:
     joins: tuple[Fraction, ...]  # centres of the crossfades between windows (range seconds)
     sampling: SamplingConfig
     timesteps: tuple[int, ...]
+    motion: np.ndarray  # the picture's mean optical-flow magnitude at each frame time, for `metrics.sync_score`
 
 
 def range_samples(start: Fraction, end: Fraction, sample_rate: int) -> int:
@@ -171,7 +173,8 @@ def generate(
     out = np.zeros((len(seeds), range_samples(frames.start, frames.end, rate)), np.float32)
     times: list[Fraction] = []
     joins: list[Fraction] = []
-    start, fade_in = frames.start, 0
+    motion: list[np.ndarray] = []
+    start, fade_in, motion_before = frames.start, 0, None
     while True:
         state["windows"] = max(state["windows"], state["window"] + 1)  # cuts can make more windows than estimated
         end = min(start + config.window_seconds, frames.end)
@@ -191,11 +194,15 @@ def generate(
                                                              frames.rate)
         fade_out = range_samples(following, end, rate)
         crossfade_add(out, range_samples(frames.start, start, rate), waves, fade_in, fade_out)
-        times.extend(part.window(start, following).times)
+        kept = part.window(start, following)
+        times.extend(kept.times)
+        motion.append(motion_curve(kept.rgb, motion_before))  # from the frames already decoded, for sync scores
+        motion_before = kept.rgb[-1]
         if last:
             break
         joins.append((following + end) / 2 - frames.start)
         start, fade_in = following, fade_out
         state["window"] += 1
     variants = tuple(Variant(seed, out[i]) for i, seed in enumerate(seeds))
-    return Generation(variants, rate, frames.start, frames.end, tuple(times), tuple(joins), sampling, tuple(timesteps))
+    return Generation(variants, rate, frames.start, frames.end, tuple(times), tuple(joins), sampling, tuple(timesteps),
+                      np.concatenate(motion))

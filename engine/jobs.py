@@ -276,11 +276,12 @@ class JobRunner:
             generation = generate(frames, components=components, sampling=spec.sampling, seeds=spec.seeds,
                                   callback=report, cancel=job.cancel)
             paths = write_variants(generation, components, spec.source, staging)
+            scores = [json.loads(path.with_suffix(".json").read_text())["sync_score"] for path in paths]
             os.replace(staging, self.results / job.id)
             job.variants = [
-                {"number": n, "seed": seed, "wav": path.name, "json": path.with_suffix(".json").name,
-                 "samples": len(generation.variants[0].audio), "sample_rate": generation.sample_rate}
-                for n, (seed, path) in enumerate(zip(spec.seeds, paths), start=1)
+                {"number": n, "seed": variant.seed, "wav": path.name, "json": path.with_suffix(".json").name,
+                 "samples": len(variant.audio), "sample_rate": generation.sample_rate, "sync_score": score}
+                for n, (variant, path, score) in enumerate(zip(generation.variants, paths, scores), start=1)
             ]
             state, error = "done", None
         except JobCancelled:

@@ -10,6 +10,7 @@ import soundfile
 
 from engine import __version__
 from engine.generate import Generation
+from engine.metrics import sync_score
 from engine.models import Components
 
 SIDECAR_FORMAT = "FoleySidecar.1"
@@ -20,8 +21,8 @@ def to_pcm16(audio: np.ndarray) -> np.ndarray:
     return np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
 
 
-def sidecar(generation: Generation, components: Components, source: str, seed: int) -> dict:
-    """Everything needed to reproduce or credit one variant."""
+def sidecar(generation: Generation, components: Components, source: str, seed: int, sync: float) -> dict:
+    """Everything needed to reproduce or credit one variant, and its sync score (`engine.metrics.sync_score`)."""
     return {
         "format": SIDECAR_FORMAT,
         "model": {"name": components.name, "preset": components.config.name, "trained": components.trained},
@@ -31,6 +32,7 @@ def sidecar(generation: Generation, components: Components, source: str, seed: i
         "steps": generation.sampling.steps,
         "guidance": generation.sampling.guidance,
         "seed": seed,
+        "sync_score": round(sync, 4),
         "source": {
             "path": source,
             "start": str(generation.start),
@@ -61,10 +63,13 @@ def write_variants(generation: Generation, components: Components, source: str, 
             name = f"{stem}_v{number}_seed{variant.seed}"
             wav_tmp = out_dir / f".{name}.wav.part"
             staged.append((wav_tmp, out_dir / f"{name}.wav"))
-            soundfile.write(wav_tmp, to_pcm16(variant.audio), generation.sample_rate, subtype="PCM_16", format="WAV")
+            pcm = to_pcm16(variant.audio)
+            soundfile.write(wav_tmp, pcm, generation.sample_rate, subtype="PCM_16", format="WAV")
+            # scored as written (read back as x / 32768), so `foley eval` of the file gives the same score
+            sync = sync_score(generation.motion, components.config.frame_rate, pcm / 32768.0, generation.sample_rate)
             json_tmp = out_dir / f".{name}.json.part"
             staged.append((json_tmp, out_dir / f"{name}.json"))
-            json_tmp.write_text(json.dumps(sidecar(generation, components, source, variant.seed), indent=2))
+            json_tmp.write_text(json.dumps(sidecar(generation, components, source, variant.seed, sync), indent=2))
         for tmp, final in staged:
             os.replace(tmp, final)
     finally:

@@ -299,7 +299,11 @@ def test_one_seed_one_sound_through_the_engine_and_in_process(engine, clip, tmp_
         wavs = engine.client.download(job["id"], tmp_path / name)
         for wav, variant in zip(wavs, here.variants, strict=True):
             assert np.array_equal(soundfile.read(wav, dtype="int16")[0], to_pcm16(variant.audio)), (name, wav.name)
-        assert json.loads(wavs[0].with_suffix(".json").read_text())["spacing"] == sampling.spacing
+        sidecars = [json.loads(wav.with_suffix(".json").read_text()) for wav in wavs]
+        assert all(sidecar["spacing"] == sampling.spacing for sidecar in sidecars)
+        # the job's result carries each variant's sync score, as its sidecar does
+        scores = [item["sync_score"] for item in engine.client.job(job["id"])["variants"]]
+        assert scores == [sidecar["sync_score"] for sidecar in sidecars] and all(0 <= s <= 1 for s in scores)
 
 
 def test_cli_engine_errors_are_clear(engine, clip, tmp_path, capsys):

@@ -4,6 +4,7 @@ Views connect to `model.events`; generation is requested through `events.generat
 the worker calling `job_event`, `job_finished` or `job_failed`.
 """
 
+import json
 import logging
 import random
 from dataclasses import dataclass, field, replace
@@ -90,6 +91,7 @@ class VariantRow:
     audio: np.ndarray  # float32 mono
     peaks: np.ndarray  # THUMBNAIL_BINS peak values for the waveform thumbnail
     request: GenerateRequest  # what it was generated for (its range, edit and record position)
+    sync: float | None = None  # how well its onsets follow the picture's motion, 0-1 (from its sidecar)
 
     @property
     def record_start(self) -> RationalTime:
@@ -115,6 +117,12 @@ def thumbnail(audio: np.ndarray, bins: int = THUMBNAIL_BINS) -> np.ndarray:
         return np.zeros(bins, np.float32)
     edges = np.linspace(0, len(audio), bins + 1).astype(int)
     return np.array([np.abs(audio[a:b]).max(initial=0.0) for a, b in zip(edges, edges[1:])], np.float32)
+
+
+def sync_of(wav: Path) -> float | None:
+    """The sync score the engine wrote into a variant's sidecar (None without one, or from an older engine)."""
+    sidecar = wav.with_suffix(".json")
+    return json.loads(sidecar.read_text()).get("sync_score") if sidecar.is_file() else None
 
 
 class PanelModel:
@@ -247,7 +255,7 @@ class PanelModel:
         job.state, job.eta_seconds = "done", 0.0
         for wav, seed in zip(wavs, request.seeds):
             audio, rate = soundfile.read(str(wav), dtype="float32")
-            self.variants.append(VariantRow(wav, seed, rate, audio, thumbnail(audio), request))
+            self.variants.append(VariantRow(wav, seed, rate, audio, thumbnail(audio), request, sync_of(wav)))
         self.events.jobs.emit(self.jobs)
         self.events.variants.emit(self.variants)
         if self.chosen is None and self.variants:
@@ -274,6 +282,14 @@ class PanelModel:
         if 0 <= index < len(self.variants):
             self.chosen = index
             self.events.chosen.emit(index)
+
+    def sort_by_sync(self) -> None:
+        """Best-synchronised variants first (unscored last); the chosen variant stays chosen."""
+        chosen = self.variants[self.chosen] if self.chosen is not None else None
+        self.variants.sort(key=lambda v: -1.0 if v.sync is None else v.sync, reverse=True)
+        self.events.variants.emit(self.variants)
+        if chosen is not None:
+            self.choose(next(i for i, v in enumerate(self.variants) if v is chosen))  # rows hold arrays: no ==
 
     def choose_next(self, step: int) -> None:
         if self.variants:
