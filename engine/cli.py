@@ -15,13 +15,13 @@ import soundfile
 from safetensors.torch import load_file
 
 from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
-from engine.client import EngineClient, EngineError, read_discovery
+from engine.client import EngineClient, EngineError, progress_text, read_discovery
 from engine.config import PRESETS, SAMPLING_PRESETS, SamplingConfig
-from engine.evaluate import evaluate, model_audio
+from engine.evaluate import clip_sync_score, evaluate, model_audio
 from engine.generate import check_request, generate
-from engine.models import (EMBEDDED, best_installed, list_models, load_model, model_folder, model_manifest, models_dir,
-                           place, remove_model)
 from engine.levels import LEVEL_MODES
+from engine.models import (EMBEDDED, best_installed, list_models, load_model, model_config, model_folder, model_manifest,
+                           models_dir, place, remove_model)
 from engine.output import write_variants
 from engine.sample_video import make_demo_video
 from engine.sampling import SAMPLERS, StepInfo
@@ -47,15 +47,14 @@ def seconds(text: str) -> Fraction:
 class ProgressBar:
     """Progress on stderr: one line redrawn in place on a terminal, a line per tenth of each stage in a log."""
 
-    def __init__(self):
+    def __init__(self, job: bool = True):
         self.stream = sys.stderr
         self.interactive = self.stream.isatty()
+        self.job = job  # a generation job: show its window, variants and ETA
 
     def __call__(self, info: StepInfo) -> None:
-        done = info.step / info.total if info.total else 0.0
-        bar = "#" * int(done * 30)
-        label = f"variant {info.variant + 1}/{info.variants} " if info.stage == "sample" else ""
-        line = f"{label}{info.stage:<7} [{bar:<30}] {info.step}/{info.total}"
+        shown = asdict(info) if self.job else {"stage": info.stage, "step": info.step, "total": info.total}
+        line = progress_text(shown, bar=30)
         if self.interactive:
             self.stream.write(f"\r{line}   ")
         elif info.step == info.total or info.step % max(1, info.total // 10) == 0:
@@ -122,7 +121,9 @@ def run_generation(source: Source, args: argparse.Namespace) -> list[Path]:
     seeds = tuple(seed + i for i in range(args.variants))
     run = _generate_on_engine if args.engine else _generate_here
     paths = run(source, sampling, seeds, args)
-    for path in paths:
+    for path in paths:  # stdout stays one WAV path a line; the score goes beside it on stderr
+        score = json.loads(path.with_suffix(".json").read_text()).get("sync_score")
+        print(f"sync score {score:.2f}  {path.name}" if score is not None else path.name, file=sys.stderr)
         print(path)
     return paths
 
@@ -135,7 +136,6 @@ def _generate_here(source: Source, sampling: SamplingConfig, seeds: tuple[int, .
     check_request(source.start, source.end, config, sampling, seeds)
     bar = ProgressBar()
     try:
-        bar(StepInfo("decode", 0, 1, 0, len(seeds)))
         frames = decode_source(source, config.frame_rate, config.vision.image_size, args.legacy_frames)
         generation = generate(frames, components=components, sampling=sampling, seeds=seeds, callback=bar)
     finally:
@@ -172,19 +172,21 @@ def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[i
     model = _engine_model(client, args.model)
     _announce(model["name"], model["licences"], model["trained"], sampling, seeds)
     rate, size = model["frame_rate"], model["image_size"]
+    bar = ProgressBar()
+    bar(StepInfo("decode", 0, 1, 0, len(seeds)))
     frames = decode_source(source, rate, size, args.legacy_frames).window(source.start, source.end)
+    bar(StepInfo("decode", 1, 1, 0, len(seeds)))
     job = client.submit_frames(
         frames.rgb.tobytes(), count=len(frames.rgb), width=size, height=size, fps=rate, start=str(source.start),
         end=str(source.end), frame_times=[str(t) for t in frames.times], seeds=list(seeds), source=source.name,
         model=model["name"], steps=sampling.steps, guidance=sampling.guidance, sampler=sampling.sampler,
-        level=args.level,
+        level=args.level, spacing=sampling.spacing,
     )
-    bar = ProgressBar()
     step_fields = [f.name for f in fields(StepInfo)]
 
     def show(event: dict) -> None:
-        if event["event"] == "progress":
-            bar(StepInfo(**{name: event[name] for name in step_fields}))
+        if event["event"] == "progress":  # an older engine may send fewer fields
+            bar(StepInfo(**{name: event[name] for name in step_fields if name in event}))
 
     try:
         client.wait(job["id"], on_event=show)
@@ -213,7 +215,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_synth(args: argparse.Namespace) -> None:
     """Write a synthetic foley set: video, sound and exact labels per clip."""
     out = Path(args.output)
-    bar = ProgressBar()
+    bar = ProgressBar(job=False)
     seeds = seeds_for(args.split, args.count)
     for number, seed in enumerate(seeds, start=1):
         write_clip(make_clip(seed, seconds=args.seconds), out)
@@ -223,7 +225,11 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    """Score a model (or, with --reference, the set's own sound) on a labelled synthetic set."""
+    """Score a model (or, with --reference, the set's own sound) on a labelled synthetic set; or score WAVs
+    against a clip."""
+    if Path(args.set).is_file() or args.wavs:
+        _eval_clip(Path(args.set), [Path(w) for w in args.wavs], args.model)
+        return
     if args.reference:
         def audio_for(video: Path, labels: dict) -> np.ndarray:
             return soundfile.read(str(video.with_suffix(".wav")), dtype="float32")[0]
@@ -238,6 +244,17 @@ def cmd_eval(args: argparse.Namespace) -> None:
           + (f"{result['frechet_mel']:.2f}" if result["frechet_mel"] is not None else "n/a (needs 3 clips)"))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
+
+
+def _eval_clip(video: Path, wavs: list[Path], model: str | None) -> None:
+    """Print each WAV's sync score against `video`, the picture sampled as `model` sees it (the score the
+    sidecars carry); a WAV with a sidecar is placed at its range's start, others at 0 s."""
+    if not wavs or not video.is_file():
+        raise ValueError("give a video file and the WAVs to score: foley eval CLIP.mp4 VARIANT.wav ... "
+                         "(or a folder written by `foley synth`).")
+    config = model_config(model or best_installed())
+    for wav in wavs:
+        print(f"{clip_sync_score(video, wav, config.frame_rate, config.vision.image_size):.3f}  {wav}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -382,8 +399,10 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     synth.add_argument("--seconds", type=float, default=4.0)
     synth.set_defaults(func=cmd_synth)
 
-    evaluation = sub.add_parser("eval", help="score foley on a labelled synthetic set (onsets, AV-Align, Fréchet)")
-    evaluation.add_argument("set", help="a folder written by `foley synth`")
+    evaluation = sub.add_parser("eval", help="score foley: a labelled synthetic set (onsets, AV-Align, Fréchet), or "
+                                "WAVs against a clip (sync score)")
+    evaluation.add_argument("set", help="a folder written by `foley synth`, or a video clip to score WAVs against")
+    evaluation.add_argument("wavs", nargs="*", metavar="WAV", help="with a clip: the WAVs to score (sync score 0-1)")
     evaluation.add_argument("--reference", action="store_true", help="score the set's own sound (the upper bound)")
     evaluation.add_argument("--model", help="installed model name, or 'builtin' (default: best installed)")
     evaluation.add_argument("--preset", choices=list(SAMPLING_PRESETS), default="fast")

@@ -195,30 +195,30 @@ class EngineClient:
 
     def submit_media(self, path: str, start: str, end: str, *, seeds: list[int], model: str | None = None,
                      steps: int | None = None, guidance: float | None = None, legacy_frames: bool = False,
-                     sampler: str | None = None) -> dict:
+                     sampler: str | None = None, spacing: str | None = None) -> dict:
         """A job on a media file the engine can read itself (local engines). Times are seconds as exact strings."""
         payload = {"media": str(path), "start": str(start), "end": str(end), "legacy_frames": legacy_frames,
-                   **_params(seeds, model, steps, guidance, sampler)}
+                   **_params(seeds, model, steps, guidance, sampler, spacing)}
         return self._json("POST", "/jobs", payload)
 
     def submit_edit(self, edit: list[dict], start: str, end: str, *, seeds: list[int], source: str = "",
                     model: str | None = None, steps: int | None = None, guidance: float | None = None,
-                    sampler: str | None = None) -> dict:
+                    sampler: str | None = None, spacing: str | None = None) -> dict:
         """A job on an edited range the engine decodes itself: `edit` lists spans
         `{"media", "record_start", "record_end", "source_start"}` (seconds as exact strings) that must not overlap."""
         payload = {"edit": edit, "start": str(start), "end": str(end), "source": source,
-                   **_params(seeds, model, steps, guidance, sampler)}
+                   **_params(seeds, model, steps, guidance, sampler, spacing)}
         return self._json("POST", "/jobs", payload)
 
     def submit_frames(self, rgb: bytes, *, count: int, width: int, height: int, fps: int, start: str, end: str,
                       frame_times: list[str], seeds: list[int], source: str = "", model: str | None = None,
                       steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
-                      level: str = "normalised") -> dict:
+                      level: str = "normalised", spacing: str | None = None) -> dict:
         """A job on decoded frames: `count` uint8 RGB pictures of `height` x `width`, sampled at `fps` from start;
         `level` is how the WAVs are written ("normalised" or "raw", see engine/levels.py)."""
         header = {"format": FRAMES_FORMAT, "count": count, "width": width, "height": height, "fps": fps,
                   "start": str(start), "end": str(end), "frame_times": [str(t) for t in frame_times],
-                  "source": source, "level": level, **_params(seeds, model, steps, guidance, sampler)}
+                  "source": source, "level": level, **_params(seeds, model, steps, guidance, sampler, spacing)}
         body = json.dumps(header).encode() + b"\n" + bytes(rgb)
         return json.loads(self.request("POST", "/jobs", body, FRAMES_CONTENT_TYPE))
 
@@ -320,10 +320,12 @@ class EngineClient:
 
 
 def _params(seeds: list[int], model: str | None, steps: int | None, guidance: float | None,
-            sampler: str | None = None) -> dict:
+            sampler: str | None = None, spacing: str | None = None) -> dict:
     params: dict = {"seeds": [int(s) for s in seeds]}
     if sampler is not None:
         params["sampler"] = sampler
+    if spacing is not None:  # the timesteps are part of the sound: "fast" is trailing, the reference leading
+        params["spacing"] = spacing
     if model is not None:
         params["model"] = model
     if steps is not None:
@@ -368,3 +370,28 @@ def start_engine(command: list[str] | None = None, *, timeout: float = 120.0) ->
         time.sleep(0.2)
     process.terminate()
     raise EngineNotRunning(f"The engine did not start within {timeout:.0f} s; see {log_path}.")
+
+
+def format_eta(seconds: float) -> str:
+    """m:ss, or h:mm:ss from an hour on."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def progress_text(event: dict, bar: int = 0) -> str:
+    """One line for a progress event (engine `StepInfo` fields): window k/n, the variants (all of a window's
+    variants advance together), the stage's step k/n with a bar of `bar` characters, and the job's ETA; parts
+    whose fields the event lacks are left out."""
+    step, total, stage = event["step"], event["total"], event["stage"]
+    if bar:
+        stage = f"{stage:<7} [{'#' * int(bar * step / total if total else 0):<{bar}}]"
+    parts = [f"{stage} {step}/{total}"]
+    if "windows" in event:
+        parts.insert(0, f"window {event['window'] + 1}/{event['windows']}")
+    if "variants" in event:
+        count = event["variants"]
+        parts.insert(-1, "variant 1/1" if count == 1 else f"variants 1-{count}/{count}")
+    if "eta" in event:
+        parts.append(f"ETA {format_eta(event['eta'])}" if event["eta"] is not None else "ETA measuring")
+    return " · ".join(parts)

@@ -1,19 +1,25 @@
-"""`foley eval`: score foley for a labelled synthetic set — onset accuracy, AV-Align and a Fréchet distance."""
+"""`foley eval`: score foley for a labelled synthetic set — onset accuracy, AV-Align and a Fréchet distance — or
+any WAV's sync score against any clip."""
 
 import json
+import logging
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import soundfile
+import soxr
 
 from engine.config import SamplingConfig
 from engine.errors import InputVideoError
 from engine.generate import generate
-from engine.metrics import audio_onsets, av_align, frechet_distance, mel_features, onset_accuracy
+from engine.metrics import (audio_onsets, av_align, frechet_distance, mel_features, motion_curve, onset_accuracy,
+                            sync_score)
 from engine.models import Components
-from engine.video import EditFrames, EditSpan, decode_edit, probe_video
+from engine.video import EditFrames, EditSpan, decode_edit, decode_frames, probe_video
+
+logger = logging.getLogger(__name__)
 
 
 def clip_frames(video: Path, fps: int) -> np.ndarray:
@@ -59,3 +65,30 @@ def evaluate(set_dir: Path, audio_for: Callable[[Path, dict], np.ndarray]) -> di
         "frechet_mel": frechet_distance(np.array(generated), np.array(truth)) if len(rows) > 2 else None,
         "per_clip": rows,
     }
+
+
+def _wav_start(wav: Path, video: Path) -> Fraction:
+    """Where a WAV starts in `video`: its sidecar's range start when the sidecar names that video, else 0 s."""
+    sidecar = wav.with_suffix(".json")
+    if sidecar.is_file():
+        source = json.loads(sidecar.read_text()).get("source", {})
+        if Path(source.get("path", "")).resolve() == video.resolve():
+            return Fraction(source["start"])
+    return Fraction(0)
+
+
+def clip_sync_score(video: Path, wav: Path, rate: int, size: int) -> float:
+    """The sync score (`engine.metrics.sync_score`) of a WAV against the picture of `video` over the WAV's range,
+    the picture sampled at `rate` fps and fitted to `size` as a model sees it."""
+    if not wav.is_file():
+        raise InputVideoError(f"No such WAV file: {wav}. Check the path and try again.")
+    audio, sample_rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
+    if sample_rate != 16000:  # the onset detector's hop and window are set for 16 kHz
+        audio = soxr.resample(audio, sample_rate, 16000)
+    start = _wav_start(wav, video)
+    end = min(start + Fraction(len(audio), 16000), probe_video(video).duration)
+    if end <= start:
+        raise InputVideoError(f"{wav.name} starts at {float(start):.3f} s, after the end of {video.name}.")
+    frames = decode_frames(video, start, end, rate=rate, size=size)
+    return sync_score(motion_curve(frames.rgb), rate, audio)

@@ -13,7 +13,9 @@ import torch
 
 from engine.config import SAMPLING_PRESETS, ModelConfig, SamplingConfig
 from engine.errors import FoleyError, UnsupportedRangeError
+from engine.metrics import motion_curve
 from engine.models import Components
+from engine.progress import JobClock
 from engine.sampling import SAMPLERS, TIMESTEP_SPACINGS, StepInfo, get_alphas_cumprod, row_noise
 from engine.unet import GuidedDenoiser
 from engine.vae import decode
@@ -52,6 +54,7 @@ class Generation:
     joins: tuple[Fraction, ...]  # centres of the crossfades between windows (range seconds)
     sampling: SamplingConfig
     timesteps: tuple[int, ...]
+    motion: np.ndarray  # the picture's mean optical-flow magnitude at each frame time, for `metrics.sync_score`
 
 
 def range_samples(start: Fraction, end: Fraction, sample_rate: int) -> int:
@@ -113,14 +116,17 @@ def _generate_window(part: Frames, components: Components, sampling: SamplingCon
     report("encode", 0, 1)
     pixels = torch.from_numpy(part.model_input())
     context = encode_frames(components.modules["vision"], pixels.to(components.device)).to(components.device)
+    report("encode", 1, 1)
     # 3. Sample one latent per seed
     latents = _sample_latents(components, context, sampling, timesteps, seeds, report)
     # 4. Decode latents to log-mel
     report("vae", 0, 1)
     mel = decode(components.modules["vae"], latents, components.scale_factor)
+    report("vae", 1, 1)
     # 5. Vocode, and cut to the window's exact length
     report("vocode", 0, 1)
     waves = vocode(components.modules["vocoder"], mel).float().cpu().numpy()
+    report("vocode", 1, 1)
     return waves[:, : range_samples(part.start, part.end, components.config.sample_rate)]
 
 
@@ -151,12 +157,15 @@ def generate(
     config = components.config
     rate = config.sample_rate
     state = {"window": 0, "windows": estimate_windows(frames.end - frames.start, config.window_seconds, frames.rate)}
+    clock = JobClock(sampling.steps)
 
-    def report(stage: str, step: int, total: int, variant: int = 0) -> None:
+    def report(stage: str, step: int, total: int) -> None:
         if cancel is not None and cancel.is_set():
             raise JobCancelled("The job was cancelled.")
+        window, windows = state["window"], state["windows"]
+        eta = clock.tick(stage, step, window, windows)
         if callback is not None:
-            callback(StepInfo(stage, step, total, variant, len(seeds), state["window"], state["windows"]))
+            callback(StepInfo(stage, step, total, 0, len(seeds), window, windows, eta))
 
     # 1. Check inputs
     check_request(frames.start, frames.end, config, sampling, seeds)
@@ -164,13 +173,17 @@ def generate(
     out = np.zeros((len(seeds), range_samples(frames.start, frames.end, rate)), np.float32)
     times: list[Fraction] = []
     joins: list[Fraction] = []
-    start, fade_in = frames.start, 0
+    motion: list[np.ndarray] = []
+    start, fade_in, motion_before = frames.start, 0, None
     while True:
+        state["windows"] = max(state["windows"], state["window"] + 1)  # cuts can make more windows than estimated
         end = min(start + config.window_seconds, frames.end)
+        report("decode", 0, 1)
         part = frames.window(start, end)
         if end < frames.end:  # end at a shot cut when one falls in the window's second half
             end = window_end(part, config.window_seconds)
             part = part.window(start, end)
+        report("decode", 1, 1)
         check_frames(part, config)
         window_seeds = [seed + state["window"] * WINDOW_SEED_STRIDE for seed in seeds]
         # 2.-5. per window
@@ -181,11 +194,15 @@ def generate(
                                                              frames.rate)
         fade_out = range_samples(following, end, rate)
         crossfade_add(out, range_samples(frames.start, start, rate), waves, fade_in, fade_out)
-        times.extend(part.window(start, following).times)
+        kept = part.window(start, following)
+        times.extend(kept.times)
+        motion.append(motion_curve(kept.rgb, motion_before))  # from the frames already decoded, for sync scores
+        motion_before = kept.rgb[-1]
         if last:
             break
         joins.append((following + end) / 2 - frames.start)
         start, fade_in = following, fade_out
         state["window"] += 1
     variants = tuple(Variant(seed, out[i]) for i, seed in enumerate(seeds))
-    return Generation(variants, rate, frames.start, frames.end, tuple(times), tuple(joins), sampling, tuple(timesteps))
+    return Generation(variants, rate, frames.start, frames.end, tuple(times), tuple(joins), sampling, tuple(timesteps),
+                      np.concatenate(motion))

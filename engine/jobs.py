@@ -65,6 +65,7 @@ class JobSpec:
         return {
             "model": self.model,
             "sampler": self.sampling.sampler,
+            "spacing": self.sampling.spacing,
             "steps": self.sampling.steps,
             "guidance": self.sampling.guidance,
             "seeds": list(self.seeds),
@@ -278,11 +279,12 @@ class JobRunner:
             generation = generate(frames, components=components, sampling=spec.sampling, seeds=spec.seeds,
                                   callback=report, cancel=job.cancel)
             paths = write_variants(generation, components, spec.source, staging, spec.level)
+            scores = [json.loads(path.with_suffix(".json").read_text())["sync_score"] for path in paths]
             os.replace(staging, self.results / job.id)
             job.variants = [
-                {"number": n, "seed": seed, "wav": path.name, "json": path.with_suffix(".json").name,
-                 "samples": len(generation.variants[0].audio), "sample_rate": generation.sample_rate}
-                for n, (seed, path) in enumerate(zip(spec.seeds, paths), start=1)
+                {"number": n, "seed": variant.seed, "wav": path.name, "json": path.with_suffix(".json").name,
+                 "samples": len(variant.audio), "sample_rate": generation.sample_rate, "sync_score": score}
+                for n, (variant, path, score) in enumerate(zip(generation.variants, paths, scores), start=1)
             ]
             state, error = "done", None
         except JobCancelled:
@@ -303,6 +305,7 @@ class JobRunner:
             report(StepInfo("load", 0, 1, 0, variants))
             self._loaded = None
             self._loaded = place(load_model(name), self.device, self.precision)
+            report(StepInfo("load", 1, 1, 0, variants))
         return self._loaded
 
     def _decode(self, spec: JobSpec, components: Components, report) -> Frames | EditFrames:
@@ -310,7 +313,9 @@ class JobRunner:
         rate, size = components.config.frame_rate, components.config.vision.image_size
         if spec.legacy_frames:
             report(StepInfo("decode", 0, 1, 0, len(spec.seeds)))
-            return decode_frames(spec.edit[0].media, spec.start, spec.end, rate=rate, size=size, legacy=True)
+            frames = decode_frames(spec.edit[0].media, spec.start, spec.end, rate=rate, size=size, legacy=True)
+            report(StepInfo("decode", 1, 1, 0, len(spec.seeds)))
+            return frames
         return EditFrames(spec.edit, spec.start, spec.end, rate, size)
 
     # -- bookkeeping (call with the lock held) --------------------------------------------------------------

@@ -48,19 +48,60 @@ def optical_flow(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
     return cv2.calcOpticalFlowFarneback(previous, current, None, 0.5, 3, 15, 3, 5, 1.2, 0)
 
 
-def flow_peaks(frames: np.ndarray, fps: float) -> np.ndarray:
-    """AV-Align's video peaks: times of strict local maxima above 0.1 px of the mean optical-flow magnitude."""
-    grey = [(np.asarray(f, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.uint8) for f in frames]
+def _grey(frame: np.ndarray) -> np.ndarray:
+    return (np.asarray(frame, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.uint8)
+
+
+def motion_curve(frames: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+    """Mean optical-flow magnitude (px) at each RGB frame, from the frame before it: `previous` precedes the first
+    (a window continuing a range); without it the first frame repeats the first pair, as AV-Align does."""
+    grey = [_grey(f) for f in ([] if previous is None else [previous])] + [_grey(f) for f in frames]
     motion = [float(np.linalg.norm(optical_flow(a, b), axis=2).mean()) for a, b in zip(grey, grey[1:])]
-    motion = motion[:1] + motion  # the first frame repeats the first pair, as the definition does
+    if previous is None:
+        motion = (motion[:1] or [0.0]) + motion
+    return np.array(motion)
+
+
+def motion_peaks(motion: np.ndarray, fps: float) -> np.ndarray:
+    """AV-Align's video peaks: times of strict local maxima above 0.1 px of the mean optical-flow magnitude."""
     return np.array([i for i in range(1, len(motion) - 1)
                      if motion[i - 1] < motion[i] > motion[i + 1] and motion[i] > 0.1], float) / fps
+
+
+def motion_events(motion: np.ndarray, fps: float) -> np.ndarray:
+    """Times where the picture's motion changes abruptly (an impact stops a fall, a slide starts): peaks of the
+    frame-to-frame change of the mean flow magnitude, at least two frames apart, above 3x its median."""
+    change = np.abs(np.diff(motion, prepend=motion[:1]))
+    return pick_peaks(change, spacing=2, threshold=3.0) / fps
+
+
+def matched_iou(found: np.ndarray, expected: np.ndarray, tolerance: float) -> float:
+    """|matches| / |union| of two sets of times, each time matched at most once (nearest first) within
+    `tolerance`, so the result lies in [0, 1]."""
+    free = list(expected)
+    matches = 0
+    for time in found:
+        near = [t for t in free if abs(t - time) < tolerance]
+        if near:
+            free.remove(min(near, key=lambda t: abs(t - time)))
+            matches += 1
+    union = len(found) + len(expected) - matches
+    return matches / union if union else 1.0
+
+
+SYNC_TOLERANCE = 0.1  # seconds: sound within 100 ms of the picture reads as in sync (and at least one frame)
+
+
+def sync_score(motion: np.ndarray, fps: float, audio: np.ndarray, rate: int = 16000) -> float:
+    """How well the audio's onsets follow the picture's motion events, 0 (none) to 1 (one onset per event, each
+    within max(one frame, 0.1 s)): the one-to-one IoU of `audio_onsets` and `motion_events`."""
+    return matched_iou(audio_onsets(audio, rate), motion_events(motion, fps), max(1 / fps, SYNC_TOLERANCE))
 
 
 def av_align(frames: np.ndarray, fps: float, audio: np.ndarray, rate: int = 16000) -> float:
     """IoU of audio-onset peaks and video-motion peaks, an audio peak matching when it lies strictly within one
     frame of a video peak (1.0 = every peak matched)."""
-    audio_peaks, video_peaks = audio_onsets(audio, rate), flow_peaks(frames, fps)
+    audio_peaks, video_peaks = audio_onsets(audio, rate), motion_peaks(motion_curve(frames), fps)
     matched = sum(1 for a in audio_peaks if np.any(np.abs(video_peaks - a) < 1 / fps))
     union = len(audio_peaks) + len(video_peaks) - matched
     return matched / union if union else 1.0

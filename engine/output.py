@@ -16,6 +16,7 @@ import soundfile
 from engine import __version__
 from engine.generate import Generation
 from engine.levels import LevelMode, apply_gain, variant_level
+from engine.metrics import sync_score
 from engine.models import Components
 
 SIDECAR_FORMAT = "FoleySidecar.1"
@@ -26,16 +27,20 @@ def to_pcm16(audio: np.ndarray) -> np.ndarray:
     return np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
 
 
-def sidecar(generation: Generation, components: Components, source: str, seed: int, level: dict) -> dict:
-    """Everything needed to reproduce or credit one variant, and the gain its file was written with."""
+def sidecar(generation: Generation, components: Components, source: str, seed: int, level: dict,
+            sync: float) -> dict:
+    """Everything needed to reproduce or credit one variant, the gain its file was written with and its sync score
+    (`engine.metrics.sync_score`)."""
     return {
         "format": SIDECAR_FORMAT,
         "model": {"name": components.name, "preset": components.config.name, "trained": components.trained},
         "licences": list(components.licences),
         "sampler": generation.sampling.sampler,
+        "spacing": generation.sampling.spacing,
         "steps": generation.sampling.steps,
         "guidance": generation.sampling.guidance,
         "seed": seed,
+        "sync_score": round(sync, 4),
         "source": {
             "path": source,
             "start": str(generation.start),
@@ -71,10 +76,13 @@ def write_variants(generation: Generation, components: Components, source: str, 
             staged.append((wav_tmp, out_dir / f"{name}.wav"))
             gain = variant_level(variant.audio, generation.sample_rate, level)
             audio = apply_gain(variant.audio, gain.gain_db) if gain.gain_db else variant.audio
-            soundfile.write(wav_tmp, to_pcm16(audio), generation.sample_rate, subtype="PCM_16", format="WAV")
+            pcm = to_pcm16(audio)
+            soundfile.write(wav_tmp, pcm, generation.sample_rate, subtype="PCM_16", format="WAV")
+            # scored as written (read back as x / 32768), so `foley eval` of the file gives the same score
+            sync = sync_score(generation.motion, components.config.frame_rate, pcm / 32768.0, generation.sample_rate)
             json_tmp = out_dir / f".{name}.json.part"
             staged.append((json_tmp, out_dir / f"{name}.json"))
-            record = sidecar(generation, components, source, variant.seed, asdict(gain))
+            record = sidecar(generation, components, source, variant.seed, asdict(gain), sync)
             json_tmp.write_text(json.dumps(record, indent=2))
         for tmp, final in staged:
             os.replace(tmp, final)

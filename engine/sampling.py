@@ -17,8 +17,9 @@ from engine.config import SchedulerConfig
 
 @dataclass(frozen=True)
 class StepInfo:
-    """Progress of one job: `step` of `total` in `stage`, for variant `variant` of `variants`, in window
-    `window` of about `windows` (long ranges are generated window by window)."""
+    """Progress of one job: `step` of `total` in `stage`, for the `variants` that advance together from variant
+    `variant` on, in window `window` of about `windows` (long ranges are generated window by window), and the
+    job's remaining seconds `eta` (None until measured)."""
 
     stage: str
     step: int
@@ -27,6 +28,7 @@ class StepInfo:
     variants: int = 1
     window: int = 0
     windows: int = 1
+    eta: float | None = None
 
 
 def get_alphas_cumprod(config: SchedulerConfig) -> torch.Tensor:

@@ -38,7 +38,7 @@ from engine.config import SAMPLING_PRESETS, SamplingConfig
 from engine.errors import FoleyError
 from engine.jobs import FINAL_STATES, JobNotDone, JobRunner, JobSpec, QueueFull, UnknownJob
 from engine.levels import LEVEL_MODES, LevelMode
-from engine.sampling import SAMPLERS
+from engine.sampling import SAMPLERS, TIMESTEP_SPACINGS
 from engine.models import EMBEDDED, best_installed, list_models, model_config, model_manifest
 from engine.video import EditSpan, Frames, fit_frames
 
@@ -83,12 +83,15 @@ def _sampling(payload: dict) -> SamplingConfig:
     sampler = payload.get("sampler", sampling.sampler)
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler '{sampler}' is not available; this engine offers {', '.join(SAMPLERS)}.")
+    spacing = payload.get("spacing", sampling.spacing)
+    if spacing not in TIMESTEP_SPACINGS:
+        raise ValueError(f"spacing '{spacing}' is unknown; use one of {', '.join(TIMESTEP_SPACINGS)}.")
     steps, guidance = payload.get("steps", sampling.steps), payload.get("guidance", sampling.guidance)
     if not isinstance(steps, int) or isinstance(steps, bool):
         raise ValueError(f"'steps' must be a whole number; got {steps!r}.")
     if not isinstance(guidance, (int, float)) or isinstance(guidance, bool):
         raise ValueError(f"'guidance' must be a number; got {guidance!r}.")
-    return replace(sampling, sampler=sampler, steps=steps, guidance=float(guidance))
+    return replace(sampling, sampler=sampler, steps=steps, guidance=float(guidance), spacing=spacing)
 
 
 def _seeds(payload: dict) -> tuple[int, ...]:

@@ -19,7 +19,9 @@ class EngineProcess:
         self.home = home
         env = {**os.environ, "FOLEY_HOME": str(home)}
         self.log = open(home.parent / f"{home.name}-engine.log", "ab")
-        self.process = subprocess.Popen([FOLEY, "-v", "serve", *args], env=env, stdout=self.log, stderr=self.log)
+        # the running interpreter with -m, so the engine runs the code under test (the checkout, not an install)
+        self.process = subprocess.Popen([sys.executable, "-m", "ui.cli", "-v", "serve", *args], env=env,
+                                        stdout=self.log, stderr=self.log)
         discovery = home / "run" / "engine.json"
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

@@ -55,7 +55,7 @@ def test_variants_are_reproducible_and_distinct(clip, tiny):
     # alone, the seed-8 variant differs only by batch-size rounding in the decoders
     np.testing.assert_allclose(alone.variants[0].audio, result.variants[1].audio, rtol=0, atol=1e-4 * scale)
     stages = [info.stage for info in seen]
-    assert stages[0] == "encode" and stages[-1] == "vocode"
+    assert stages[0] == "decode" and stages[-1] == "vocode" and seen[-1].step == seen[-1].total
     steps = [(info.variant, info.step) for info in seen if info.stage == "sample"]
     assert steps == [(0, s) for s in range(0, 4)]  # both variants sample in one batch
 

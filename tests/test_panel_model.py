@@ -4,6 +4,7 @@ No Qt here: the test plays the worker's part with the same stdlib client calls a
 """
 
 from collections import defaultdict
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
@@ -26,7 +27,7 @@ def engine(tmp_path_factory):
 def run_like_the_worker(client, model, request, etas):
     job = client.submit_edit(request.edit, str(request.start), str(request.end), seeds=request.seeds,
                              source=request.source, model=request.model, steps=request.steps, guidance=request.guidance,
-                             sampler=request.sampler)
+                             sampler=request.sampler, spacing=request.spacing)
     model.job_submitted(request.key, job["id"])
 
     def on_event(event):
@@ -63,6 +64,15 @@ def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, monke
     run_like_the_worker(engine.client, model, request, etas)
     assert model.jobs[0].state == "done" and any(eta and eta > 0 for eta in etas)
     assert [v.seed for v in model.variants] == [7, 8] and model.chosen == 0
+    assert all(0 <= v.sync <= 1 for v in model.variants)  # from each variant's sidecar
+    model.choose(1)
+    chosen = model.variants[1]
+    model.variants[0] = replace(model.variants[0], sync=-0.5)  # make the order to sort unambiguous
+    model.sort_by_sync()
+    assert [v.seed for v in model.variants] == [8, 7] and model.variants[model.chosen] is chosen
+    assert seen["variants"][-1] is model.variants
+    model.variants.reverse()
+    model.choose(0)
     assert len(model.variants[0].audio) == 2 * 16000 and model.variants[0].peaks.max() > 0
     model.choose_next(1)
     assert model.chosen == 1

@@ -4,9 +4,9 @@ Views connect to `model.events`; generation is requested through `events.generat
 the worker calling `job_event`, `job_finished` or `job_failed`.
 """
 
+import json
 import logging
 import random
-import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +18,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from editor_plugin.contract import Placement, Selection, WriteReport, exact_rate, seconds, timeline_rate
 from editor_plugin.errors import HostError, SelectionError
+from engine.client import progress_text
 from engine.config import SAMPLING_PRESETS
 from editor_plugin.hosts import RESOLVE, Project, open_project
 from editor_plugin.project_files import restore
@@ -53,10 +54,17 @@ class JobRow:
     total: int = 0
     variant: int = 0
     variants: int = 1
+    window: int = 0
+    windows: int = 1
     engine_id: str | None = None
     error: str | None = None
-    sample_started: float | None = None
-    eta_seconds: float | None = None
+    eta_seconds: float | None = None  # the engine's estimate for the whole job
+
+    @property
+    def progress(self) -> str:
+        """What the queue row says while the job runs: window k/n, variants, stage k/n and the ETA."""
+        return progress_text({"stage": self.stage, "step": self.step, "total": self.total, "variants": self.variants,
+                              "window": self.window, "windows": self.windows, "eta": self.eta_seconds})
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class GenerateRequest:
     end: Fraction
     seeds: list[int]
     sampler: str
+    spacing: str
     steps: int
     guidance: float
     model: str | None
@@ -83,6 +92,7 @@ class VariantRow:
     audio: np.ndarray  # float32 mono
     peaks: np.ndarray  # THUMBNAIL_BINS peak values for the waveform thumbnail
     request: GenerateRequest  # what it was generated for (its range, edit and record position)
+    sync: float | None = None  # how well its onsets follow the picture's motion, 0-1 (from its sidecar)
 
     @property
     def record_start(self) -> RationalTime:
@@ -125,6 +135,12 @@ def thumbnail(audio: np.ndarray, bins: int = THUMBNAIL_BINS) -> np.ndarray:
         return np.zeros(bins, np.float32)
     edges = np.linspace(0, len(audio), bins + 1).astype(int)
     return np.array([np.abs(audio[a:b]).max(initial=0.0) for a, b in zip(edges, edges[1:])], np.float32)
+
+
+def sync_of(wav: Path) -> float | None:
+    """The sync score the engine wrote into a variant's sidecar (None without one, or from an older engine)."""
+    sidecar = wav.with_suffix(".json")
+    return json.loads(sidecar.read_text()).get("sync_score") if sidecar.is_file() else None
 
 
 class PanelModel:
@@ -219,7 +235,8 @@ class PanelModel:
             edit=[{"media": str(s.media), "record_start": str(s.record_start), "record_end": str(s.record_end),
                    "source_start": str(s.source_start)} for s in self.selection.edit()],
             start=start, end=end, seeds=[settings.seed + i for i in range(settings.variants)],
-            sampler=QUALITY[settings.quality].sampler, steps=QUALITY[settings.quality].steps,
+            sampler=QUALITY[settings.quality].sampler, spacing=QUALITY[settings.quality].spacing,
+            steps=QUALITY[settings.quality].steps,
             guidance=settings.guidance, model=settings.model,
             source=self.project_name, record_start=self.selection.record.start_time, label=self.selection.label,
         )
@@ -236,19 +253,16 @@ class PanelModel:
         return next(job for job in self.jobs if job.key == key)
 
     def job_event(self, key: int, event: dict) -> None:
-        """An engine event for job `key`: state changes and progress with an ETA from the sampling pace."""
+        """An engine event for job `key`: state changes, and progress with the engine's ETA for the whole job (its
+        measured pace times every step all windows have left, so it does not jump as windows start)."""
         job = self.job(key)
         if event["event"] == "state":
             job.state = event["state"]
         elif event["event"] == "progress":
             job.state, job.stage, job.step, job.total = "running", event["stage"], event["step"], event["total"]
             job.variant, job.variants = event["variant"], event["variants"]
-            if job.stage == "sample":  # all variants sample together, window after window
-                now = time.monotonic()
-                job.sample_started = job.sample_started or now
-                done = event["window"] * job.total + job.step
-                remaining = event["windows"] * job.total - done
-                job.eta_seconds = (now - job.sample_started) / done * remaining if done else None
+            job.window, job.windows = event.get("window", 0), event.get("windows", 1)
+            job.eta_seconds = event.get("eta", job.eta_seconds)
         self.events.jobs.emit(self.jobs)
 
     def job_submitted(self, key: int, engine_id: str) -> None:
@@ -260,7 +274,7 @@ class PanelModel:
         job.state, job.eta_seconds = "done", 0.0
         for wav, seed in zip(wavs, request.seeds):
             audio, rate = soundfile.read(str(wav), dtype="float32")
-            self.variants.append(VariantRow(wav, seed, rate, audio, thumbnail(audio), request))
+            self.variants.append(VariantRow(wav, seed, rate, audio, thumbnail(audio), request, sync_of(wav)))
         self.events.jobs.emit(self.jobs)
         self.events.variants.emit(self.variants)
         if self.chosen is None and self.variants:
@@ -287,6 +301,14 @@ class PanelModel:
         if 0 <= index < len(self.variants):
             self.chosen = index
             self.events.chosen.emit(index)
+
+    def sort_by_sync(self) -> None:
+        """Best-synchronised variants first (unscored last); the chosen variant stays chosen."""
+        chosen = self.variants[self.chosen] if self.chosen is not None else None
+        self.variants.sort(key=lambda v: -1.0 if v.sync is None else v.sync, reverse=True)
+        self.events.variants.emit(self.variants)
+        if chosen is not None:
+            self.choose(next(i for i, v in enumerate(self.variants) if v is chosen))  # rows hold arrays: no ==
 
     def choose_next(self, step: int) -> None:
         if self.variants:

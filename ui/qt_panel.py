@@ -331,12 +331,9 @@ class QtFoleyPanel(QWidget):
     def _update_jobs(self, jobs) -> None:
         self.jobs.clear()
         for job in jobs:
-            progress = f" {job.stage} {job.step}/{job.total}" if job.state == "running" else ""
-            if job.state == "running" and job.stage == "sample":
-                progress = f" variant {job.variant + 1}/{job.variants} sample {job.step}/{job.total}"
-            eta = f", about {job.eta_seconds:.0f} s left" if job.eta_seconds else ""
+            progress = f" {job.progress}" if job.state == "running" else ""
             error = f": {job.error}" if job.error else ""
-            self.jobs.addItem(f"{job.label} — {job.state}{progress}{eta}{error}")
+            self.jobs.addItem(f"{job.label} — {job.state}{progress}{error}")
 
     def _update_chosen(self, index: int) -> None:
         if self._player is not None and self._player.playing():

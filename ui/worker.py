@@ -48,7 +48,8 @@ class EngineWorker(QObject):
         try:
             job = self._client.submit_edit(request.edit, str(request.start), str(request.end), seeds=request.seeds,
                                            source=request.source, model=request.model, steps=request.steps,
-                                           guidance=request.guidance, sampler=request.sampler)
+                                           guidance=request.guidance, sampler=request.sampler,
+                                           spacing=request.spacing)
             self.submitted.emit(request.key, job["id"])
             self._client.wait(job["id"], on_event=lambda event: self.event.emit(request.key, event))
             paths = self._client.download(job["id"], self._output)

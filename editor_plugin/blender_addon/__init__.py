@@ -123,7 +123,7 @@ def run_job(client, request: Request, params: dict, out_dir: Path, progress: dic
 
     def note(event):
         if event["event"] == "progress":
-            progress["text"] = f"{request.name}: {event['stage']} {event['step']}/{event['total']}"
+            progress["text"] = f"{request.name}: {foley_client.progress_text(event)}"
 
     client.wait(job["id"], on_event=note)
     return client.download(job["id"], out_dir)
