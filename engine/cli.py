@@ -1,35 +1,27 @@
 """The engine's commands of `foley`: generate, demo, serve, and model management (the entry point is ui.cli)."""
 
+from __future__ import annotations
+
 import argparse
 import json
 import logging
 import os
 import random
 import sys
+import typing
 from dataclasses import asdict, dataclass, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
-import soundfile
-from safetensors.torch import load_file
-
-from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
 from engine.client import EngineClient, EngineError, read_discovery
-from engine.config import PRESETS, SAMPLING_PRESETS, SamplingConfig
-from engine.evaluate import evaluate, model_audio
-from engine.generate import check_request, generate
-from engine.models import (EMBEDDED, best_installed, list_models, load_model, model_folder, model_manifest, models_dir,
-                           place, remove_model)
-from engine.output import write_variants
-from engine.sample_video import make_demo_video
-from engine.sampling import SAMPLERS, StepInfo
-from engine.server import serve
-from engine.synthetic import make_clip, seeds_for, write_clip
-from engine.vae import ENCODER_FILE
-from engine.train import STAGE_RECIPES, save_trained, train_model, with_switches
-from engine.vision_encoder import export_onnx
-from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video
+from engine.config import PRESETS, SAMPLING_PRESETS, SamplerName, SamplingConfig
+
+if typing.TYPE_CHECKING:
+    from engine.sampling import StepInfo
+    from engine.video import EditFrames, EditSpan, Frames
+
+# Heavy modules (torch, diffusers, av, soundfile, the server) are imported inside the commands that use them,
+# so that `foley --help` and argument errors answer at once (bench/startup.py measures it).
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +59,8 @@ class ProgressBar:
 
 
 def _announce(name: str, licences, trained: bool, sampling: SamplingConfig, seeds: tuple[int, ...]) -> None:
+    from engine.models import EMBEDDED
+
     if not trained:
         print("note: this model is untrained (random weights): the pipeline runs end to end, but the sound means "
               "nothing.", file=sys.stderr)
@@ -91,6 +85,8 @@ class Source:
 
 def video_source(video: Path, start: Fraction, end: Fraction | None, args: argparse.Namespace) -> Source:
     """A range of one video file; without an end, up to the end of the video."""
+    from engine.video import EditSpan, check_range, probe_video
+
     info = probe_video(video)
     if end is None:
         end = info.duration
@@ -100,6 +96,8 @@ def video_source(video: Path, start: Fraction, end: Fraction | None, args: argpa
 
 def decode_source(source: Source, rate: int, size: int, legacy: bool) -> Frames | EditFrames:
     """Frames for `generate`: decoded window by window, or all at once by the reference's legacy rule."""
+    from engine.video import EditFrames, decode_frames
+
     if not legacy:
         return EditFrames(source.edit, source.start, source.end, rate, size)
     (span,) = source.edit
@@ -127,6 +125,11 @@ def run_generation(source: Source, args: argparse.Namespace) -> list[Path]:
 
 
 def _generate_here(source: Source, sampling: SamplingConfig, seeds: tuple[int, ...], args) -> list[Path]:
+    from engine.generate import check_request, generate
+    from engine.models import best_installed, load_model, place
+    from engine.output import write_variants
+    from engine.sampling import StepInfo
+
     components = load_model(args.model or best_installed(), Path(args.encoder) if args.encoder else None)
     components = place(components, args.device, args.precision)
     config = components.config
@@ -167,6 +170,8 @@ def _engine_model(client: EngineClient, name: str | None) -> dict:
 
 def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[int, ...], args) -> list[Path]:
     """Decode frames here, send them to the engine, follow its progress, then download the variants."""
+    from engine.sampling import StepInfo
+
     client = _engine_client(args.engine, args.token)
     model = _engine_model(client, args.model)
     _announce(model["name"], model["licences"], model["trained"], sampling, seeds)
@@ -201,6 +206,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    from engine.sample_video import make_demo_video
+
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     video = make_demo_video(out / "demo-bouncing-ball.mp4")
@@ -210,6 +217,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def cmd_synth(args: argparse.Namespace) -> None:
     """Write a synthetic foley set: video, sound and exact labels per clip."""
+    from engine.sampling import StepInfo
+    from engine.synthetic import make_clip, seeds_for, write_clip
+
     out = Path(args.output)
     bar = ProgressBar()
     seeds = seeds_for(args.split, args.count)
@@ -222,6 +232,12 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     """Score a model (or, with --reference, the set's own sound) on a labelled synthetic set."""
+    import numpy as np
+    import soundfile
+
+    from engine.evaluate import evaluate, model_audio
+    from engine.models import best_installed, load_model, place
+
     if args.reference:
         def audio_for(video: Path, labels: dict) -> np.ndarray:
             return soundfile.read(str(video.with_suffix(".wav")), dtype="float32")[0]
@@ -239,9 +255,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    import numpy as np
     import torch
+    from safetensors.torch import load_file
 
     from engine.dataset import clean, load_training_set
+    from engine.models import load_model, model_folder, models_dir
+    from engine.train import STAGE_RECIPES, save_trained, train_model, with_switches
+    from engine.vae import ENCODER_FILE
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -282,17 +303,25 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    from engine.server import serve
+
     serve(host=args.host, port=args.port, allow_remote=args.allow_remote,
           cache_dir=Path(args.cache) if args.cache else None, max_queue=args.max_queue,
           max_request_bytes=args.max_request_mb << 20, device=args.device, precision=args.precision)
 
 
 def cmd_models_import(args: argparse.Namespace) -> None:
+    from engine.checkpoint import import_snapshot
+    from engine.models import models_dir
+
     manifest = import_snapshot(args.folder, models_dir(), name=args.name, preset=args.preset, force=args.force)
     _print_installed(manifest)
 
 
 def cmd_models_pull(args: argparse.Namespace) -> None:
+    from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
+    from engine.models import models_dir
+
     repo = HUB_REPO if args.repo in ("vta-ldm", HUB_REPO) else args.repo
     folder = pull_snapshot(repo, args.revision)
     manifest = import_snapshot(folder, models_dir(), name=args.name, force=args.force)
@@ -300,6 +329,8 @@ def cmd_models_pull(args: argparse.Namespace) -> None:
 
 
 def _print_installed(manifest: dict) -> None:
+    from engine.models import models_dir
+
     print(f"installed '{manifest['name']}' ({manifest['preset']}) in {models_dir() / manifest['name']}")
     print("licences:")
     for item in manifest["licences"]:
@@ -307,12 +338,17 @@ def _print_installed(manifest: dict) -> None:
 
 
 def cmd_models_export_encoder(args: argparse.Namespace) -> None:
+    from engine.models import load_model
+    from engine.vision_encoder import export_onnx
+
     components = load_model(args.name)
     path = export_onnx(components.modules["vision"], Path(args.output), args.precision)
     print(f"{path} ({args.precision}); use it with `foley generate --encoder {path}`")
 
 
 def cmd_models_list(args: argparse.Namespace) -> None:
+    from engine.models import EMBEDDED, list_models, model_manifest
+
     licences = "; ".join(item["licence"] for item in model_manifest(EMBEDDED)["licences"])
     print(f"{EMBEDDED}: the built-in starter model (trained on synthetic scenes), always available, {licences}")
     for manifest in list_models():
@@ -321,6 +357,8 @@ def cmd_models_list(args: argparse.Namespace) -> None:
 
 
 def cmd_models_remove(args: argparse.Namespace) -> None:
+    from engine.models import remove_model
+
     remove_model(args.name)
     print(f"removed '{args.name}'")
 
@@ -331,7 +369,7 @@ def _add_generation_options(parser: argparse.ArgumentParser, default_output: str
     parser.add_argument("--model", help="installed model name, or 'builtin' (default: best installed)")
     parser.add_argument("--preset", choices=list(SAMPLING_PRESETS), default="reference",
                         help="reference: the published DDPM 300 steps; fast: DPM-Solver++(2M) 25 steps")
-    parser.add_argument("--sampler", choices=list(SAMPLERS), help="override the preset's sampler")
+    parser.add_argument("--sampler", choices=list(typing.get_args(SamplerName)), help="override the preset's sampler")
     parser.add_argument("--steps", type=int, help="override the preset's steps")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (reference: 3)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
@@ -393,11 +431,11 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     train.add_argument("--preset", choices=list(PRESETS), default="starter", help="model size to train from scratch")
     train.add_argument("--from", dest="base", metavar="MODEL", help="fine-tune this installed model (LoRA)")
     train.add_argument("--lora", type=int, default=8, help="LoRA rank when fine-tuning (default 8)")
-    train.add_argument("--steps", type=int, help=f"LDM (vision + UNet) steps (default {STAGE_RECIPES['ldm'].steps})")
-    train.add_argument("--vae-steps", type=int, help=f"default {STAGE_RECIPES['vae'].steps}")
-    train.add_argument("--vocoder-steps", type=int, help=f"default {STAGE_RECIPES['vocoder'].steps}")
+    train.add_argument("--steps", type=int, help="LDM (vision + UNet) steps (default: the LDM recipe's)")
+    train.add_argument("--vae-steps", type=int, help="default: the VAE recipe's")
+    train.add_argument("--vocoder-steps", type=int, help="default: the vocoder recipe's")
     train.add_argument("--batch", type=int, default=8)
-    train.add_argument("--lr", type=float, help=f"LDM learning rate (default {STAGE_RECIPES['ldm'].lr})")
+    train.add_argument("--lr", type=float, help="LDM learning rate (default: the LDM recipe's)")
     train.add_argument("--warmup", type=int, default=100)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-pe", action="store_true", help="ablation: no sinusoidal frame position table")
@@ -420,7 +458,7 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     imp.add_argument("--force", action="store_true", help="replace an installed model of the same name")
     imp.set_defaults(func=cmd_models_import)
     pull = models.add_parser("pull", help="download a model from the Hugging Face hub and import it")
-    pull.add_argument("repo", nargs="?", default="vta-ldm", help=f"'vta-ldm' ({HUB_REPO}) or a repo id")
+    pull.add_argument("repo", nargs="?", default="vta-ldm", help="'vta-ldm' (the published checkpoint) or a Hugging Face repo id")
     pull.add_argument("--revision")
     pull.add_argument("--name")
     pull.add_argument("--force", action="store_true")

@@ -18,6 +18,8 @@ import pyloudnorm
 import soundfile
 import soxr
 
+from export.errors import ExportError
+
 logger = logging.getLogger(__name__)
 
 STEM_RATE = 48000
@@ -25,10 +27,6 @@ LOUDNESS_PRESETS: dict[str, float | None] = {"broadcast": -23.0, "online": -16.0
 DEFAULT_CEILING = -1.0  # dBTP
 OVERSAMPLE = 4
 BEXT_FIXED = 602  # EBU Tech 3285 v2: bytes before the coding history
-
-
-class ExportError(Exception):
-    """A stem cannot be written; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from engine.cli import add_engine_commands
 from engine.client import EngineError
 from engine.errors import FoleyError
 from export.commands import add_export_commands
-from export.stems import ExportError
+from export.errors import ExportError
 
 
 def build_parser() -> argparse.ArgumentParser:
