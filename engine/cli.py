@@ -117,11 +117,24 @@ def run_generation(source: Source, args: argparse.Namespace) -> list[Path]:
         sampling = replace(sampling, guidance=args.guidance)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     seeds = tuple(seed + i for i in range(args.variants))
+    _check_seeds(args.variants, seeds)
     run = _generate_on_engine if args.engine else _generate_here
     paths = run(source, sampling, seeds, args)
     for path in paths:
         print(path)
     return paths
+
+
+def _check_seeds(variants: int, seeds: tuple[int, ...]) -> None:
+    """Refuse a bad --variants or --seed before any model loads (the engine checks the seeds again)."""
+    from engine.generate import MAX_SEED, MAX_VARIANTS
+
+    if not 1 <= variants <= MAX_VARIANTS:
+        raise ValueError(f"--variants {variants}: ask for 1 to {MAX_VARIANTS} variants.")
+    if not 0 <= seeds[0] <= seeds[-1] <= MAX_SEED:
+        more = f" (with {variants} variants the seeds run to seed + {variants - 1})" if variants > 1 else ""
+        raise ValueError(f"--seed {seeds[0]} is out of range; use a whole number from 0 to {MAX_SEED - variants + 1}"
+                         f"{more}.")
 
 
 def _generate_here(source: Source, sampling: SamplingConfig, seeds: tuple[int, ...], args) -> list[Path]:
@@ -133,8 +146,8 @@ def _generate_here(source: Source, sampling: SamplingConfig, seeds: tuple[int, .
     components = load_model(args.model or best_installed(), Path(args.encoder) if args.encoder else None)
     components = place(components, args.device, args.precision)
     config = components.config
-    _announce(components.name, components.licences, components.trained, sampling, seeds)
     check_request(source.start, source.end, config, sampling, seeds)
+    _announce(components.name, components.licences, components.trained, sampling, seeds)
     bar = ProgressBar()
     try:
         bar(StepInfo("decode", 0, 1, 0, len(seeds)))
