@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
-from engine.client import EngineClient, EngineError, read_discovery
+from engine.client import FINAL_STATES, EngineClient, EngineError, discovery_path, read_discovery
 from engine.config import PRESETS, SAMPLING_PRESETS, SamplerName, SamplingConfig
 
 if typing.TYPE_CHECKING:
@@ -158,10 +158,19 @@ def _generate_here(source: Source, sampling: SamplingConfig, seeds: tuple[int, .
     return write_variants(generation, components, source.name, Path(args.output))
 
 
+def announce_started(client: EngineClient, until: str) -> None:
+    """Say on stderr that an engine was started for us, where it logs, and when it stops."""
+    if client.started is not None:
+        print(f"started an engine at {client.url} (pid {client.started.pid}; log {client.started.log}); it stops "
+              f"{until} unless other clients have jobs on it", file=sys.stderr)
+
+
 def _engine_client(url: str, token: str | None) -> EngineClient:
     """`auto`: the discovered engine, started if needed; a URL: that engine, with the token given or discovered."""
     if url == "auto":
-        return EngineClient.connect(start=True)
+        client = EngineClient.connect(start=True)
+        announce_started(client, "when this command ends")
+        return client
     token = token or os.environ.get("FOLEY_ENGINE_TOKEN")
     discovered = read_discovery()
     if token is None and discovered is not None and discovered.url == url.rstrip("/"):
@@ -183,9 +192,17 @@ def _engine_model(client: EngineClient, name: str | None) -> dict:
 
 def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[int, ...], args) -> list[Path]:
     """Decode frames here, send them to the engine, follow its progress, then download the variants."""
+    client = _engine_client(args.engine, args.token)
+    try:
+        return _run_on_engine(client, source, sampling, seeds, args)
+    finally:
+        client.release()
+
+
+def _run_on_engine(client: EngineClient, source: Source, sampling: SamplingConfig, seeds: tuple[int, ...],
+                   args) -> list[Path]:
     from engine.sampling import StepInfo
 
-    client = _engine_client(args.engine, args.token)
     model = _engine_model(client, args.model)
     _announce(model["name"], model["licences"], model["trained"], sampling, seeds)
     rate, size = model["frame_rate"], model["image_size"]
@@ -323,6 +340,39 @@ def cmd_serve(args: argparse.Namespace) -> None:
           max_request_bytes=args.max_request_mb << 20, device=args.device, precision=args.precision)
 
 
+def _running_engine() -> EngineClient | None:
+    """The engine the discovery file names, when it answers."""
+    info = read_discovery()
+    client = EngineClient(info.url, info.token) if info is not None else None
+    return client if client is not None and client.alive() else None
+
+
+def cmd_engine_status(args: argparse.Namespace) -> None:
+    """Print the local engine's address, process, queue and log; exit 1 when none runs."""
+    client = _running_engine()
+    if client is None:
+        print(f"no engine is running (discovery file {discovery_path()}); `foley serve` starts one")
+        sys.exit(1)
+    info, health = read_discovery(), client.health()
+    unfinished = [job for job in client.jobs() if job["state"] not in FINAL_STATES]
+    print(f"engine {health['version']} at {info.url} (pid {info.pid}, device {health['device']}); "
+          f"{len(unfinished)} unfinished job(s), model loaded: {health['model_loaded'] or 'none'}")
+    print(f"log: {info.log or 'the terminal that ran `foley serve`'}; discovery file {discovery_path()}")
+
+
+def cmd_engine_stop(args: argparse.Namespace) -> None:
+    """Stop the local engine through its API (its running job is cancelled, queued ones are reported failed)."""
+    client = _running_engine()
+    if client is None:
+        print("no engine is running")
+        return
+    info = read_discovery()
+    unfinished = [job for job in client.jobs() if job["state"] not in FINAL_STATES]
+    client.shutdown()
+    print(f"stopped the engine at {info.url} (pid {info.pid})"
+          + (f"; {len(unfinished)} unfinished job(s) were interrupted" if unfinished else ""))
+
+
 def cmd_models_import(args: argparse.Namespace) -> None:
     from engine.checkpoint import import_snapshot
     from engine.models import models_dir
@@ -420,6 +470,11 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     srv.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                      help="UNet precision: auto = fp16 on GPUs, fp32 on CPUs")
     srv.set_defaults(func=cmd_serve)
+
+    engine = sub.add_parser("engine", help="the local engine: status, stop").add_subparsers(dest="action", required=True)
+    status = engine.add_parser("status", help="address, process, jobs and log of the running engine (exit 1: none)")
+    status.set_defaults(func=cmd_engine_status)
+    engine.add_parser("stop", help="stop the running engine cleanly").set_defaults(func=cmd_engine_stop)
 
     synth = sub.add_parser("synth", help="write a synthetic foley set with exact event labels (for training)")
     synth.add_argument("output")
