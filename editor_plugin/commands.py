@@ -105,6 +105,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
           flush=True)
     handle = project.handle
     name = str(handle.resolve()) if isinstance(handle, Path) else f"resolve:{project.read_timeline().name}"
+    if args.output is None:
+        args.output = str(project.foley_folder or engine_cli.DEFAULT_OUTPUT)
     wavs = run_generation(Source(tuple(selection.edit()), start, end, name), args)
     if args.place:
         place(project, wavs, selection.record.start_time, args.track)

@@ -40,7 +40,7 @@ def screenshot(widget, name: str, folder: Path) -> None:
 
 
 def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
-    monkeypatch.setitem(panel_model.QUALITY, "fast", SamplingConfig("dpmpp_2m", 3))
+    monkeypatch.setitem(panel_model.QUALITY, "Final", SamplingConfig("dpmpp_2m", 3))
     project = kdenlive_project(tmp_path, Fraction(25))
     model = PanelModel(tmp_path / "out")
     player = RecordingPlayer()

@@ -12,7 +12,7 @@ from ui.player import SoundDevicePlayer
 from ui.qt_panel import QtFoleyPanel
 
 
-def run_panel(project: str | None, engine: str | None, token: str | None, output: Path,
+def run_panel(project: str | None, engine: str | None, token: str | None, output: Path | None,
               sequence: str | None = None) -> int:
     """Run the panel until its window closes; an engine it started stops with it (see `EngineClient.release`)."""
     app = QApplication.instance() or QApplication(sys.argv)

@@ -1,7 +1,6 @@
 """The one worker thread that talks to the engine: connect, run jobs in order, report back with signals."""
 
 import logging
-from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -20,11 +19,10 @@ class EngineWorker(QObject):
     finished = Signal(int, object, list)  # job key, request, WAV paths
     failed = Signal(int, str, str)  # job key, message, state
 
-    def __init__(self, connect, output: Path):
+    def __init__(self, connect):
         super().__init__()
         self._connect = connect  # () -> EngineClient
         self._client: EngineClient | None = None
-        self._output = output
 
     @Slot()
     def connect_engine(self) -> None:
@@ -46,7 +44,7 @@ class EngineWorker(QObject):
                                            guidance=request.guidance, sampler=request.sampler)
             self.submitted.emit(request.key, job["id"])
             self._client.wait(job["id"], on_event=lambda event: self.event.emit(request.key, event))
-            paths = self._client.download(job["id"], self._output)
+            paths = self._client.download(job["id"], request.output)
         except JobCancelled as exc:
             self.failed.emit(request.key, str(exc), "cancelled")
             return
