@@ -193,7 +193,7 @@ def _engine_model(client: EngineClient, name: str | None) -> dict:
 
 
 def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[int, ...], args) -> list[Path]:
-    """Decode frames here, send them to the engine, follow its progress, then download the variants."""
+    """Generate on an engine server; one this command started stops at the end (`EngineClient.release`)."""
     client = _engine_client(args.engine, args.token)
     try:
         return _run_on_engine(client, source, sampling, seeds, args)
@@ -203,6 +203,7 @@ def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[i
 
 def _run_on_engine(client: EngineClient, source: Source, sampling: SamplingConfig, seeds: tuple[int, ...],
                    args) -> list[Path]:
+    """Decode frames here, send them to the engine, follow its progress, then download the variants."""
     from engine.sampling import StepInfo
 
     model = _engine_model(client, args.model)
