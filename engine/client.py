@@ -288,10 +288,11 @@ class EngineClient:
                 logger.info("leaving the engine at %s running: %d job(s) of other clients", self.url, len(others))
                 return False
             self.shutdown()
-        except EngineError as exc:  # gone already, or hung: it is ours, so a signal ends it
-            logger.warning("the engine at %s did not stop on request (%s); terminating pid %d", self.url, exc,
-                           self.started.pid)
-            self.started.process.terminate()
+        except EngineError as exc:
+            if self.started.process.poll() is None:  # hung, not gone (`foley engine stop` ends it too): it is ours
+                logger.warning("the engine at %s did not stop on request (%s); terminating pid %d", self.url, exc,
+                               self.started.pid)
+                self.started.process.terminate()
         self.started = None
         return True
 
