@@ -285,7 +285,8 @@ class EngineClient:
         try:
             others = [job for job in self.jobs() if job["state"] not in FINAL_STATES and job["id"] not in self._mine]
             if others:
-                logger.info("leaving the engine at %s running: %d job(s) of other clients", self.url, len(others))
+                logger.warning("leaving the engine at %s running for %d job(s) of other clients; `foley engine stop` "
+                               "stops it", self.url, len(others))
                 return False
             self.shutdown()
         except EngineError as exc:
