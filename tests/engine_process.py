@@ -12,7 +12,7 @@ from engine.client import EngineClient
 
 FOLEY = str(Path(sys.executable).with_name("foley"))
 ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 60.0
+START_TIMEOUT = 180.0  # torch loads slowly when the machine is busy
 
 
 def foley_env(home: Path) -> dict[str, str]:
