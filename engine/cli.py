@@ -214,6 +214,7 @@ def _run_on_engine(client: EngineClient, source: Source, sampling: SamplingConfi
         frames.rgb.tobytes(), count=len(frames.rgb), width=size, height=size, fps=rate, start=str(source.start),
         end=str(source.end), frame_times=[str(t) for t in frames.times], seeds=list(seeds), source=source.name,
         model=model["name"], steps=sampling.steps, guidance=sampling.guidance, sampler=sampling.sampler,
+        preset=args.preset,
     )
     bar = ProgressBar()
     step_fields = [f.name for f in fields(StepInfo)]

@@ -239,11 +239,14 @@ class EngineClient:
 
     def submit_frames(self, rgb: bytes, *, count: int, width: int, height: int, fps: int, start: str, end: str,
                       frame_times: list[str], seeds: list[int], source: str = "", model: str | None = None,
-                      steps: int | None = None, guidance: float | None = None, sampler: str | None = None) -> dict:
+                      steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
+                      preset: str | None = None) -> dict:
         """A job on decoded frames: `count` uint8 RGB pictures of `height` x `width`, sampled at `fps` from start."""
         header = {"format": FRAMES_FORMAT, "count": count, "width": width, "height": height, "fps": fps,
                   "start": str(start), "end": str(end), "frame_times": [str(t) for t in frame_times],
                   "source": source, **_params(seeds, model, steps, guidance, sampler)}
+        if preset is not None:  # the preset also sets what the overrides do not name (the timestep spacing)
+            header["preset"] = preset
         body = json.dumps(header).encode() + b"\n" + bytes(rgb)
         return self._submitted(json.loads(self.request("POST", "/jobs", body, FRAMES_CONTENT_TYPE)))
 
