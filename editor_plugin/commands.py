@@ -1,20 +1,26 @@
 """Host commands of `foley`: `generate --project` (timeline selection) and `place` (put WAVs on a timeline)."""
 
+from __future__ import annotations
+
 import argparse
 import logging
+import typing
 from fractions import Fraction
 from pathlib import Path
 
-import opentimelineio as otio
-import soundfile
-from opentimelineio.opentime import RationalTime, TimeRange
-
 from editor_plugin.blender import build_addon
-from editor_plugin.contract import Placement, Selection, exact_rate, timeline_rate
-from editor_plugin.hosts import Project, open_project
 from editor_plugin.errors import ProjectFormatError
 from engine import cli as engine_cli
 from engine.cli import Source, run_generation
+
+if typing.TYPE_CHECKING:
+    import opentimelineio as otio
+    from opentimelineio.opentime import RationalTime
+
+    from editor_plugin.contract import Placement, Selection
+    from editor_plugin.hosts import Project
+
+# OTIO, its adapters and the host bridges load inside the commands, so that `foley --help` answers at once.
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +31,10 @@ SEQUENCE_HELP = ("with a project holding several timelines (Kdenlive sequences, 
 def parse_position(text: str, timeline: otio.schema.Timeline) -> RationalTime:
     """A timeline position as the editor shows it: a frame number, a timecode (hh:mm:ss:ff, drop-frame with ';'),
     or seconds ("12.5s"). Timecodes on timelines that start at 01:00:00:00 count from that start."""
+    from opentimelineio.opentime import RationalTime
+
+    from editor_plugin.contract import exact_rate, timeline_rate
+
     rate = timeline_rate(timeline)
     if text.isdigit():
         return RationalTime(int(text), rate)
@@ -42,6 +52,8 @@ def parse_position(text: str, timeline: otio.schema.Timeline) -> RationalTime:
 
 
 def read_selection(project: Project, args: argparse.Namespace) -> Selection:
+    from opentimelineio.opentime import TimeRange
+
     record = None
     if args.in_point is not None or args.out_point is not None:
         if args.in_point is None or args.out_point is None:
@@ -53,6 +65,11 @@ def read_selection(project: Project, args: argparse.Namespace) -> Selection:
 
 
 def placements_for(wavs: list[Path], at: RationalTime) -> list[Placement]:
+    import soundfile
+    from opentimelineio.opentime import RationalTime
+
+    from editor_plugin.contract import Placement
+
     placements = []
     for wav in wavs:
         try:
@@ -72,6 +89,8 @@ def place(project: Project, wavs: list[Path], at: RationalTime, track: str) -> N
 
 
 def _open(args: argparse.Namespace) -> Project:
+    from editor_plugin.hosts import open_project
+
     return open_project(args.project, sequence=args.sequence, rate=None if args.rate is None else float(args.rate))
 
 
@@ -86,6 +105,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
           flush=True)
     handle = project.handle
     name = str(handle.resolve()) if isinstance(handle, Path) else f"resolve:{project.read_timeline().name}"
+    if args.output is None:
+        args.output = str(project.foley_folder or engine_cli.DEFAULT_OUTPUT)
     wavs = run_generation(Source(tuple(selection.edit()), start, end, name), args)
     if args.place:
         place(project, wavs, selection.record.start_time, args.track)

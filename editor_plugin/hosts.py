@@ -20,6 +20,7 @@ from editor_plugin.errors import HostError, ProjectFormatError
 logger = logging.getLogger(__name__)
 
 RESOLVE = "resolve"
+FOLEY_FOLDER = "Foley Desk"
 BRIDGES: dict[str, ModuleType] = {".kdenlive": mlt, ".mlt": mlt, ".xml": xmeml, ".aaf": aaf, ".fcpxml": fcpxml,
                                   ".fcpxmld": fcpxml, **{suffix: interchange for suffix in interchange.ADAPTERS}}
 
@@ -41,6 +42,12 @@ class Project:
     handle: object
     name: str
     options: dict = field(default_factory=dict)
+
+    @property
+    def foley_folder(self) -> Path | None:
+        """Where foley for this project goes unless the user says otherwise: `Foley Desk` beside the project file,
+        so it travels with the project (None for a live host such as Resolve)."""
+        return self.handle.resolve().parent / FOLEY_FOLDER if isinstance(self.handle, Path) else None
 
     def read_timeline(self) -> otio.schema.Timeline:
         return self._call(self.bridge.read_timeline)

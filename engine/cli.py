@@ -1,38 +1,31 @@
 """The engine's commands of `foley`: generate, demo, serve, and model management (the entry point is ui.cli)."""
 
+from __future__ import annotations
+
 import argparse
 import json
 import logging
 import os
 import random
 import sys
+import typing
 from dataclasses import asdict, dataclass, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
-import soundfile
-from safetensors.torch import load_file
+from engine.client import FINAL_STATES, EngineClient, EngineError, discovery_path, progress_text, read_discovery
+from engine.config import LEVEL_MODES, PRESETS, SAMPLING_PRESETS, SamplerName, SamplingConfig
 
-from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
-from engine.client import EngineClient, EngineError, progress_text, read_discovery
-from engine.config import PRESETS, SAMPLING_PRESETS, SamplingConfig
-from engine.evaluate import clip_sync_score, evaluate, model_audio
-from engine.generate import check_request, generate
-from engine.levels import LEVEL_MODES
-from engine.models import (EMBEDDED, best_installed, list_models, load_model, model_config, model_folder, model_manifest,
-                           models_dir, place, remove_model)
-from engine.output import write_variants
-from engine.sample_video import make_demo_video
-from engine.sampling import SAMPLERS, StepInfo
-from engine.server import serve
-from engine.synthetic import make_clip, seeds_for, write_clip
-from engine.vae import ENCODER_FILE
-from engine.train import STAGE_RECIPES, save_trained, train_model, with_switches
-from engine.vision_encoder import export_onnx
-from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video
+if typing.TYPE_CHECKING:
+    from engine.sampling import StepInfo
+    from engine.video import EditFrames, EditSpan, Frames
+
+# Heavy modules (torch, diffusers, av, soundfile, the server) are imported inside the commands that use them,
+# so that `foley --help` and argument errors answer at once (bench/startup.py measures it).
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_OUTPUT = "foley-out"  # generate without a project; with one, `Foley Desk` beside the project file
 
 
 def seconds(text: str) -> Fraction:
@@ -67,6 +60,8 @@ class ProgressBar:
 
 
 def _announce(name: str, licences, trained: bool, sampling: SamplingConfig, seeds: tuple[int, ...]) -> None:
+    from engine.models import EMBEDDED
+
     if not trained:
         print("note: this model is untrained (random weights): the pipeline runs end to end, but the sound means "
               "nothing.", file=sys.stderr)
@@ -91,6 +86,8 @@ class Source:
 
 def video_source(video: Path, start: Fraction, end: Fraction | None, args: argparse.Namespace) -> Source:
     """A range of one video file; without an end, up to the end of the video."""
+    from engine.video import EditSpan, check_range, probe_video
+
     info = probe_video(video)
     if end is None:
         end = info.duration
@@ -100,6 +97,8 @@ def video_source(video: Path, start: Fraction, end: Fraction | None, args: argpa
 
 def decode_source(source: Source, rate: int, size: int, legacy: bool) -> Frames | EditFrames:
     """Frames for `generate`: decoded window by window, or all at once by the reference's legacy rule."""
+    from engine.video import EditFrames, decode_frames
+
     if not legacy:
         return EditFrames(source.edit, source.start, source.end, rate, size)
     (span,) = source.edit
@@ -119,6 +118,7 @@ def run_generation(source: Source, args: argparse.Namespace) -> list[Path]:
         sampling = replace(sampling, guidance=args.guidance)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     seeds = tuple(seed + i for i in range(args.variants))
+    _check_seeds(args.variants, seeds)
     run = _generate_on_engine if args.engine else _generate_here
     paths = run(source, sampling, seeds, args)
     for path in paths:  # stdout stays one WAV path a line; the score goes beside it on stderr
@@ -128,12 +128,28 @@ def run_generation(source: Source, args: argparse.Namespace) -> list[Path]:
     return paths
 
 
+def _check_seeds(variants: int, seeds: tuple[int, ...]) -> None:
+    """Refuse a bad --variants or --seed before any model loads (the engine checks the seeds again)."""
+    from engine.generate import MAX_SEED, MAX_VARIANTS
+
+    if not 1 <= variants <= MAX_VARIANTS:
+        raise ValueError(f"--variants {variants}: ask for 1 to {MAX_VARIANTS} variants.")
+    if not 0 <= seeds[0] <= seeds[-1] <= MAX_SEED:
+        more = f" (with {variants} variants the seeds run to seed + {variants - 1})" if variants > 1 else ""
+        raise ValueError(f"--seed {seeds[0]} is out of range; use a whole number from 0 to {MAX_SEED - variants + 1}"
+                         f"{more}.")
+
+
 def _generate_here(source: Source, sampling: SamplingConfig, seeds: tuple[int, ...], args) -> list[Path]:
+    from engine.generate import check_request, generate
+    from engine.models import best_installed, load_model, place
+    from engine.output import write_variants
+
     components = load_model(args.model or best_installed(), Path(args.encoder) if args.encoder else None)
     components = place(components, args.device, args.precision)
     config = components.config
-    _announce(components.name, components.licences, components.trained, sampling, seeds)
     check_request(source.start, source.end, config, sampling, seeds)
+    _announce(components.name, components.licences, components.trained, sampling, seeds)
     bar = ProgressBar()
     try:
         frames = decode_source(source, config.frame_rate, config.vision.image_size, args.legacy_frames)
@@ -143,10 +159,19 @@ def _generate_here(source: Source, sampling: SamplingConfig, seeds: tuple[int, .
     return write_variants(generation, components, source.name, Path(args.output), args.level)
 
 
+def announce_started(client: EngineClient, until: str) -> None:
+    """Say on stderr that an engine was started for us, where it logs, and when it stops."""
+    if client.started is not None:
+        print(f"started an engine at {client.url} (pid {client.started.pid}; log {client.started.log}); it stops "
+              f"{until} unless other clients have jobs on it", file=sys.stderr)
+
+
 def _engine_client(url: str, token: str | None) -> EngineClient:
     """`auto`: the discovered engine, started if needed; a URL: that engine, with the token given or discovered."""
     if url == "auto":
-        return EngineClient.connect(start=True)
+        client = EngineClient.connect(start=True)
+        announce_started(client, "when this command ends")
+        return client
     token = token or os.environ.get("FOLEY_ENGINE_TOKEN")
     discovered = read_discovery()
     if token is None and discovered is not None and discovered.url == url.rstrip("/"):
@@ -167,8 +192,19 @@ def _engine_model(client: EngineClient, name: str | None) -> dict:
 
 
 def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[int, ...], args) -> list[Path]:
-    """Decode frames here, send them to the engine, follow its progress, then download the variants."""
+    """Generate on an engine server; one this command started stops at the end (`EngineClient.release`)."""
     client = _engine_client(args.engine, args.token)
+    try:
+        return _run_on_engine(client, source, sampling, seeds, args)
+    finally:
+        client.release()
+
+
+def _run_on_engine(client: EngineClient, source: Source, sampling: SamplingConfig, seeds: tuple[int, ...],
+                   args) -> list[Path]:
+    """Decode frames here, send them to the engine, follow its progress, then download the variants."""
+    from engine.sampling import StepInfo
+
     model = _engine_model(client, args.model)
     _announce(model["name"], model["licences"], model["trained"], sampling, seeds)
     rate, size = model["frame_rate"], model["image_size"]
@@ -201,10 +237,14 @@ def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[i
 def cmd_generate(args: argparse.Namespace) -> None:
     if args.video is None:
         raise ValueError("give a video file to generate from (or --project PROJECT for a timeline selection).")
+    if args.output is None:
+        args.output = DEFAULT_OUTPUT
     run_generation(video_source(Path(args.video), args.start, args.end, args), args)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    from engine.sample_video import make_demo_video
+
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     video = make_demo_video(out / "demo-bouncing-ball.mp4")
@@ -214,6 +254,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def cmd_synth(args: argparse.Namespace) -> None:
     """Write a synthetic foley set: video, sound and exact labels per clip."""
+    from engine.sampling import StepInfo
+    from engine.synthetic import make_clip, seeds_for, write_clip
+
     out = Path(args.output)
     bar = ProgressBar(job=False)
     seeds = seeds_for(args.split, args.count)
@@ -230,6 +273,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if Path(args.set).is_file() or args.wavs:
         _eval_clip(Path(args.set), [Path(w) for w in args.wavs], args.model)
         return
+    import numpy as np
+    import soundfile
+
+    from engine.evaluate import evaluate, model_audio
+    from engine.models import best_installed, load_model, place
+
     if args.reference:
         def audio_for(video: Path, labels: dict) -> np.ndarray:
             return soundfile.read(str(video.with_suffix(".wav")), dtype="float32")[0]
@@ -252,15 +301,23 @@ def _eval_clip(video: Path, wavs: list[Path], model: str | None) -> None:
     if not wavs or not video.is_file():
         raise ValueError("give a video file and the WAVs to score: foley eval CLIP.mp4 VARIANT.wav ... "
                          "(or a folder written by `foley synth`).")
+    from engine.evaluate import clip_sync_score
+    from engine.models import best_installed, model_config
+
     config = model_config(model or best_installed())
     for wav in wavs:
         print(f"{clip_sync_score(video, wav, config.frame_rate, config.vision.image_size):.3f}  {wav}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    import numpy as np
     import torch
+    from safetensors.torch import load_file
 
     from engine.dataset import clean, load_training_set
+    from engine.models import load_model, model_folder, models_dir
+    from engine.train import STAGE_RECIPES, save_trained, train_model, with_switches
+    from engine.vae import ENCODER_FILE
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -301,17 +358,58 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    from engine.server import serve
+
     serve(host=args.host, port=args.port, allow_remote=args.allow_remote,
           cache_dir=Path(args.cache) if args.cache else None, max_queue=args.max_queue,
           max_request_bytes=args.max_request_mb << 20, device=args.device, precision=args.precision)
 
 
+def _running_engine() -> EngineClient | None:
+    """The engine the discovery file names, when it answers."""
+    info = read_discovery()
+    client = EngineClient(info.url, info.token) if info is not None else None
+    return client if client is not None and client.alive() else None
+
+
+def cmd_engine_status(args: argparse.Namespace) -> None:
+    """Print the local engine's address, process, queue and log; exit 1 when none runs."""
+    client = _running_engine()
+    if client is None:
+        print(f"no engine is running (discovery file {discovery_path()}); `foley serve` starts one")
+        sys.exit(1)
+    info, health = read_discovery(), client.health()
+    unfinished = [job for job in client.jobs() if job["state"] not in FINAL_STATES]
+    print(f"engine {health['version']} at {info.url} (pid {info.pid}, device {health['device']}); "
+          f"{len(unfinished)} unfinished job(s), model loaded: {health['model_loaded'] or 'none'}")
+    print(f"log: {info.log or 'the terminal that ran `foley serve`'}; discovery file {discovery_path()}")
+
+
+def cmd_engine_stop(args: argparse.Namespace) -> None:
+    """Stop the local engine through its API (its running job is cancelled, queued ones are reported failed)."""
+    client = _running_engine()
+    if client is None:
+        print("no engine is running")
+        return
+    info = read_discovery()
+    unfinished = [job for job in client.jobs() if job["state"] not in FINAL_STATES]
+    client.shutdown()
+    print(f"stopped the engine at {info.url} (pid {info.pid})"
+          + (f"; {len(unfinished)} unfinished job(s) were interrupted" if unfinished else ""))
+
+
 def cmd_models_import(args: argparse.Namespace) -> None:
+    from engine.checkpoint import import_snapshot
+    from engine.models import models_dir
+
     manifest = import_snapshot(args.folder, models_dir(), name=args.name, preset=args.preset, force=args.force)
     _print_installed(manifest)
 
 
 def cmd_models_pull(args: argparse.Namespace) -> None:
+    from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
+    from engine.models import models_dir
+
     repo = HUB_REPO if args.repo in ("vta-ldm", HUB_REPO) else args.repo
     folder = pull_snapshot(repo, args.revision)
     manifest = import_snapshot(folder, models_dir(), name=args.name, force=args.force)
@@ -319,6 +417,8 @@ def cmd_models_pull(args: argparse.Namespace) -> None:
 
 
 def _print_installed(manifest: dict) -> None:
+    from engine.models import models_dir
+
     print(f"installed '{manifest['name']}' ({manifest['preset']}) in {models_dir() / manifest['name']}")
     print("licences:")
     for item in manifest["licences"]:
@@ -326,12 +426,17 @@ def _print_installed(manifest: dict) -> None:
 
 
 def cmd_models_export_encoder(args: argparse.Namespace) -> None:
+    from engine.models import load_model
+    from engine.vision_encoder import export_onnx
+
     components = load_model(args.name)
     path = export_onnx(components.modules["vision"], Path(args.output), args.precision)
     print(f"{path} ({args.precision}); use it with `foley generate --encoder {path}`")
 
 
 def cmd_models_list(args: argparse.Namespace) -> None:
+    from engine.models import EMBEDDED, list_models, model_manifest
+
     licences = "; ".join(item["licence"] for item in model_manifest(EMBEDDED)["licences"])
     print(f"{EMBEDDED}: the built-in starter model (trained on synthetic scenes), always available, {licences}")
     for manifest in list_models():
@@ -340,17 +445,20 @@ def cmd_models_list(args: argparse.Namespace) -> None:
 
 
 def cmd_models_remove(args: argparse.Namespace) -> None:
+    from engine.models import remove_model
+
     remove_model(args.name)
     print(f"removed '{args.name}'")
 
 
-def _add_generation_options(parser: argparse.ArgumentParser, default_output: str) -> None:
+def _add_generation_options(parser: argparse.ArgumentParser, default_output: str | None, output_help: str) -> None:
     parser.add_argument("--variants", type=int, default=1, help="number of variants (seeds seed, seed+1, ...)")
     parser.add_argument("--seed", type=int, help="first seed (random when omitted; always recorded)")
     parser.add_argument("--model", help="installed model name, or 'builtin' (default: best installed)")
-    parser.add_argument("--preset", choices=list(SAMPLING_PRESETS), default="reference",
-                        help="reference: the published DDPM 300 steps; fast: DPM-Solver++(2M) 25 steps")
-    parser.add_argument("--sampler", choices=list(SAMPLERS), help="override the preset's sampler")
+    parser.add_argument("--preset", choices=list(SAMPLING_PRESETS), default="fast",
+                        help="fast (default): DPM-Solver++(2M) 25 steps; reference: the published DDPM 300 steps "
+                             "(the same onset accuracy on the starter model, 12x the time)")
+    parser.add_argument("--sampler", choices=list(typing.get_args(SamplerName)), help="override the preset's sampler")
     parser.add_argument("--steps", type=int, help="override the preset's steps")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (reference: 3)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
@@ -361,7 +469,7 @@ def _add_generation_options(parser: argparse.ArgumentParser, default_output: str
     parser.add_argument("--level", choices=LEVEL_MODES, default="normalised",
                         help="normalised (default): -23 LUFS, true peak under -1 dBTP, by a gain the sidecar records; "
                         "raw: the model's output unchanged")
-    parser.add_argument("-o", "--output", default=default_output, help="output folder")
+    parser.add_argument("-o", "--output", default=default_output, help=output_help)
     parser.add_argument("--engine", metavar="URL",
                         help="run on an engine server: its URL, or 'auto' to use (or start) the local one")
     parser.add_argument("--token", help="the engine's token (default: FOLEY_ENGINE_TOKEN or the discovery file)")
@@ -373,11 +481,12 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     gen.add_argument("video", nargs="?", help="the video file (or use --project)")
     gen.add_argument("--start", type=seconds, default=Fraction(0), help="range start in seconds (default 0)")
     gen.add_argument("--end", type=seconds, help="range end in seconds (default: the end of the video)")
-    _add_generation_options(gen, "foley-out")
+    _add_generation_options(gen, None, f"output folder (default: {DEFAULT_OUTPUT}; with --project, 'Foley Desk' "
+                                       "beside the project file)")
     gen.set_defaults(func=cmd_generate)
 
     demo = sub.add_parser("demo", help="run the whole pipeline offline on a generated sample video")
-    _add_generation_options(demo, "foley-demo")
+    _add_generation_options(demo, "foley-demo", "output folder (default: foley-demo)")
     demo.set_defaults(func=cmd_demo)
 
     srv = sub.add_parser("serve", help="run the engine server that editors and add-ons talk to")
@@ -391,6 +500,11 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     srv.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                      help="UNet precision: auto = fp16 on GPUs, fp32 on CPUs")
     srv.set_defaults(func=cmd_serve)
+
+    engine = sub.add_parser("engine", help="the local engine: status, stop").add_subparsers(dest="action", required=True)
+    status = engine.add_parser("status", help="address, process, jobs and log of the running engine (exit 1: none)")
+    status.set_defaults(func=cmd_engine_status)
+    engine.add_parser("stop", help="stop the running engine cleanly").set_defaults(func=cmd_engine_stop)
 
     synth = sub.add_parser("synth", help="write a synthetic foley set with exact event labels (for training)")
     synth.add_argument("output")
@@ -417,11 +531,11 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     train.add_argument("--preset", choices=list(PRESETS), default="starter", help="model size to train from scratch")
     train.add_argument("--from", dest="base", metavar="MODEL", help="fine-tune this installed model (LoRA)")
     train.add_argument("--lora", type=int, default=8, help="LoRA rank when fine-tuning (default 8)")
-    train.add_argument("--steps", type=int, help=f"LDM (vision + UNet) steps (default {STAGE_RECIPES['ldm'].steps})")
-    train.add_argument("--vae-steps", type=int, help=f"default {STAGE_RECIPES['vae'].steps}")
-    train.add_argument("--vocoder-steps", type=int, help=f"default {STAGE_RECIPES['vocoder'].steps}")
+    train.add_argument("--steps", type=int, help="LDM (vision + UNet) steps (default: the LDM recipe's)")
+    train.add_argument("--vae-steps", type=int, help="default: the VAE recipe's")
+    train.add_argument("--vocoder-steps", type=int, help="default: the vocoder recipe's")
     train.add_argument("--batch", type=int, default=8)
-    train.add_argument("--lr", type=float, help=f"LDM learning rate (default {STAGE_RECIPES['ldm'].lr})")
+    train.add_argument("--lr", type=float, help="LDM learning rate (default: the LDM recipe's)")
     train.add_argument("--warmup", type=int, default=100)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-pe", action="store_true", help="ablation: no sinusoidal frame position table")
@@ -444,7 +558,7 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     imp.add_argument("--force", action="store_true", help="replace an installed model of the same name")
     imp.set_defaults(func=cmd_models_import)
     pull = models.add_parser("pull", help="download a model from the Hugging Face hub and import it")
-    pull.add_argument("repo", nargs="?", default="vta-ldm", help=f"'vta-ldm' ({HUB_REPO}) or a repo id")
+    pull.add_argument("repo", nargs="?", default="vta-ldm", help="'vta-ldm' (the published checkpoint) or a Hugging Face repo id")
     pull.add_argument("--revision")
     pull.add_argument("--name")
     pull.add_argument("--force", action="store_true")

@@ -7,9 +7,15 @@ media range, follow progress, cancel, and download the variants.
     job = client.submit_media("/footage/shot.mov", "12", "17.5", seeds=[1, 2])
     record = client.wait(job["id"], on_event=print)
     paths = client.download(job["id"], "/project/foley")
+    client.release()  # stops the engine if this client started it and no other client has jobs on it
+
+An engine is started with the running interpreter when it holds Foley Desk (`python -P -m ui.cli serve`, never a
+`foley` looked up on PATH); from another program's Python (Blender, Resolve) with FOLEY_ENGINE_COMMAND, else the
+`foley` on PATH.
 """
 
 import http.client
+import importlib.util
 import json
 import logging
 import os
@@ -90,6 +96,19 @@ class EngineInfo:
     pid: int
     version: str
     device: str
+    log: str | None = None  # the engine's log file, when a client started it
+
+
+@dataclass(frozen=True)
+class StartedEngine:
+    """An engine this process launched: its process and where it logs."""
+
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
 
 def read_discovery(path: Path | None = None) -> EngineInfo | None:
@@ -101,7 +120,13 @@ def read_discovery(path: Path | None = None) -> EngineInfo | None:
         return None
     if data.get("format") != DISCOVERY_FORMAT:
         return None
-    return EngineInfo(data["url"], data["token"], data["pid"], data["version"], data["device"])
+    return EngineInfo(data["url"], data["token"], data["pid"], data["version"], data["device"], data.get("log"))
+
+
+def _announced(url: str) -> bool:
+    """Whether the local discovery file still names the engine at `url` (it is withdrawn as a clean stop ends)."""
+    info = read_discovery()
+    return info is not None and info.url == url
 
 
 def _error_message(status: int, body: bytes) -> str:
@@ -124,10 +149,12 @@ class EngineClient:
         self.timeout = timeout
         self._host = parsed.hostname
         self._port = parsed.port or 80
+        self.started: StartedEngine | None = None  # set when this client launched the engine
+        self._mine: set[str] = set()  # jobs this client submitted
 
     @classmethod
     def connect(cls, *, start: bool = False, command: list[str] | None = None, timeout: float = 120.0) -> "EngineClient":
-        """The engine named by the discovery file; with `start`, launch `foley serve` when none answers."""
+        """The engine named by the discovery file; with `start`, launch one when none answers (`started` says so)."""
         info = read_discovery()
         if info is not None:
             client = cls(info.url, info.token)
@@ -199,7 +226,7 @@ class EngineClient:
         """A job on a media file the engine can read itself (local engines). Times are seconds as exact strings."""
         payload = {"media": str(path), "start": str(start), "end": str(end), "legacy_frames": legacy_frames,
                    **_params(seeds, model, steps, guidance, sampler, spacing)}
-        return self._json("POST", "/jobs", payload)
+        return self._submitted(self._json("POST", "/jobs", payload))
 
     def submit_edit(self, edit: list[dict], start: str, end: str, *, seeds: list[int], source: str = "",
                     model: str | None = None, steps: int | None = None, guidance: float | None = None,
@@ -208,7 +235,7 @@ class EngineClient:
         `{"media", "record_start", "record_end", "source_start"}` (seconds as exact strings) that must not overlap."""
         payload = {"edit": edit, "start": str(start), "end": str(end), "source": source,
                    **_params(seeds, model, steps, guidance, sampler, spacing)}
-        return self._json("POST", "/jobs", payload)
+        return self._submitted(self._json("POST", "/jobs", payload))
 
     def submit_frames(self, rgb: bytes, *, count: int, width: int, height: int, fps: int, start: str, end: str,
                       frame_times: list[str], seeds: list[int], source: str = "", model: str | None = None,
@@ -220,7 +247,11 @@ class EngineClient:
                   "start": str(start), "end": str(end), "frame_times": [str(t) for t in frame_times],
                   "source": source, "level": level, **_params(seeds, model, steps, guidance, sampler, spacing)}
         body = json.dumps(header).encode() + b"\n" + bytes(rgb)
-        return json.loads(self.request("POST", "/jobs", body, FRAMES_CONTENT_TYPE))
+        return self._submitted(json.loads(self.request("POST", "/jobs", body, FRAMES_CONTENT_TYPE)))
+
+    def _submitted(self, record: dict) -> dict:
+        self._mine.add(record["id"])
+        return record
 
     def job(self, job_id: str) -> dict:
         return self._json("GET", f"/jobs/{job_id}")
@@ -230,6 +261,43 @@ class EngineClient:
 
     def cancel(self, job_id: str) -> dict:
         return self._json("POST", f"/jobs/{job_id}/cancel")
+
+    def shutdown(self, timeout: float = 90.0) -> None:
+        """Ask the engine to stop (its running job is cancelled) and wait until it has: its process has exited
+        when this client started it, else it no longer answers nor is announced."""
+        self._json("POST", "/shutdown")
+        deadline = time.monotonic() + timeout
+        if self.started is not None:
+            try:
+                self.started.process.wait(timeout)
+                return
+            except subprocess.TimeoutExpired:
+                raise EngineError(f"The engine at {self.url} did not stop within {timeout:.0f} s.") from None
+        while self.alive() or _announced(self.url):
+            if time.monotonic() > deadline:
+                raise EngineError(f"The engine at {self.url} did not stop within {timeout:.0f} s.")
+            time.sleep(0.2)
+
+    def release(self) -> bool:
+        """Done with the engine: stop it if this client started it and no other client has unfinished jobs on it.
+
+        Jobs this client left unfinished go with it. Returns whether the engine was stopped."""
+        if self.started is None:
+            return False
+        try:
+            others = [job for job in self.jobs() if job["state"] not in FINAL_STATES and job["id"] not in self._mine]
+            if others:
+                logger.warning("leaving the engine at %s running for %d job(s) of other clients; `foley engine stop` "
+                               "stops it", self.url, len(others))
+                return False
+            self.shutdown()
+        except EngineError as exc:
+            if self.started.process.poll() is None:  # hung, not gone (`foley engine stop` ends it too): it is ours
+                logger.warning("the engine at %s did not stop on request (%s); terminating pid %d", self.url, exc,
+                               self.started.pid)
+                self.started.process.terminate()
+        self.started = None
+        return True
 
     def delete(self, job_id: str) -> None:
         self.request("DELETE", f"/jobs/{job_id}")
@@ -335,28 +403,45 @@ def _params(seeds: list[int], model: str | None, steps: int | None, guidance: fl
     return params
 
 
-def engine_command() -> list[str]:
-    """How to start an engine: `FOLEY_ENGINE_COMMAND`, else `foley serve` from PATH."""
+def _package_root() -> Path | None:
+    """The folder holding this Foley Desk's `engine` and `ui` packages, when this module is the package's own
+    (a copy inside the Blender add-on is not)."""
+    root = Path(__file__).resolve().parent.parent
+    if __name__ == "engine.client" and (root / "ui" / "cli.py").is_file():
+        return root
+    return None
+
+
+def engine_command() -> tuple[list[str], dict[str, str]]:
+    """How to start an engine, and the environment to add: `FOLEY_ENGINE_COMMAND`; else this interpreter running
+    this copy of Foley Desk; else (another program's Python) the `foley` on PATH."""
     configured = os.environ.get("FOLEY_ENGINE_COMMAND")
     if configured:
-        return shlex.split(configured)
+        return shlex.split(configured), {}
+    root = _package_root()
+    if root is not None and importlib.util.find_spec("uvicorn") is not None:
+        # -P: the working folder must not shadow the packages; PYTHONPATH: the engine runs the same code as we do
+        path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+        return [sys.executable, "-P", "-m", "ui.cli", "serve"], {"PYTHONPATH": path}
     foley = shutil.which("foley")
     if foley is None:
         raise EngineNotRunning(
-            "No engine is running and the `foley` command is not on PATH. Install Foley Desk "
-            "(`pip install foley-desk`) or set FOLEY_ENGINE_COMMAND to the command that starts it."
+            f"No engine is running, and this Python ({sys.executable}) does not hold Foley Desk. Start one with "
+            "`foley serve`, or set FOLEY_ENGINE_COMMAND to the command that starts it (for example "
+            "'/path/to/.venv/bin/foley serve')."
         )
-    return [foley, "serve"]
+    return [foley, "serve"], {}
 
 
 def start_engine(command: list[str] | None = None, *, timeout: float = 120.0) -> EngineClient:
-    """Launch an engine in the background (log in the runtime dir) and wait until it answers."""
-    command = command or engine_command()
+    """Launch an engine in the background (log in the runtime dir), wait until it answers, and say so."""
+    command, env = (command, {}) if command else engine_command()
     folder = runtime_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = folder / "engine.log"
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                   env={**os.environ, **env, "FOLEY_ENGINE_LOG": str(log_path)})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -366,6 +451,8 @@ def start_engine(command: list[str] | None = None, *, timeout: float = 120.0) ->
         if info is not None and info.pid == process.pid:
             client = EngineClient(info.url, info.token)
             if client.alive():
+                client.started = StartedEngine(process, log_path)
+                logger.info("started an engine at %s (pid %d); log %s", info.url, process.pid, log_path)
                 return client
         time.sleep(0.2)
     process.terminate()

@@ -9,6 +9,8 @@ from fractions import Fraction
 from typing import Literal
 
 SamplerName = Literal["ddpm", "ddim", "dpmpp_2m", "unipc"]
+LevelMode = Literal["normalised", "raw"]  # how variant WAVs are written (engine/levels.py)
+LEVEL_MODES: tuple[LevelMode, ...] = ("normalised", "raw")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 MAX_VARIANTS = 16
 MAX_STEPS = 1000
+MAX_SEED = 2**32 - 1  # the range most tools' seed fields take; window offsets stay far inside torch's
 MAX_SECONDS = 3 * 3600
 WINDOW_SEED_STRIDE = 104_729  # window k of seed s samples with seed s + k * stride (window 0 keeps s)
 
@@ -73,6 +74,9 @@ def check_request(start: Fraction, end: Fraction, config: ModelConfig, sampling:
         raise ValueError(f"steps={sampling.steps} is out of range; use 1 to {MAX_STEPS} (the reference uses 300).")
     if not 1 <= len(seeds) <= MAX_VARIANTS:
         raise ValueError(f"{len(seeds)} variants requested; ask for 1 to {MAX_VARIANTS}.")
+    for seed in seeds:
+        if not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"seed {seed} is out of range; use a whole number from 0 to {MAX_SEED}.")
     if sampling.guidance < 1.0:
         raise ValueError(f"guidance={sampling.guidance} is below 1; use 1 (no guidance) or more (reference: 3).")
 

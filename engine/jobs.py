@@ -14,10 +14,9 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from engine.config import SamplingConfig
+from engine.config import LevelMode, SamplingConfig
 from engine.errors import FoleyError
 from engine.generate import JobCancelled, check_frames, check_request, generate
-from engine.levels import LevelMode
 from engine.models import Components, load_model, model_config, place, resolve_device
 from engine.output import write_variants
 from engine.sampling import StepInfo

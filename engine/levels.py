@@ -7,17 +7,16 @@ gain, never a limiter, so the model's dynamics are kept (its peaky takes usually
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pyloudnorm
 import soxr
 
+from engine.config import LevelMode
+
 OVERSAMPLE = 4
 VARIANT_TARGET_LUFS = -23.0
 VARIANT_CEILING_DBTP = -1.0
-LevelMode = Literal["normalised", "raw"]
-LEVEL_MODES: tuple[LevelMode, ...] = ("normalised", "raw")
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,15 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 
 
 def resolve_device(device: str) -> str:
-    """'auto' picks CUDA, then Apple's MPS, then the CPU."""
+    """'auto' picks CUDA, then Apple's MPS, then the CPU; a device this torch cannot use is refused."""
+    kind = device.split(":")[0]
+    if kind not in ("auto", "cuda", "mps", "cpu"):
+        raise ValueError(f"device '{device}' is unknown; use auto, cuda (or cuda:N), mps or cpu.")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{device}': this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu "
+                         "(or auto), or install a CUDA build of torch on a machine with an NVIDIA GPU.")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device '{device}': Apple's MPS is not available here; use --device cpu (or auto).")
     if device != "auto":
         return device
     if torch.cuda.is_available():

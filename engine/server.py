@@ -9,6 +9,7 @@ Routes (all under /v1; every route but /v1/health needs `Authorization: Bearer <
   GET  /jobs/{id}/events               Server-Sent Events: state, progress, then done | failed | cancelled
   POST /jobs/{id}/cancel               cancel; DELETE /jobs/{id} removes a job and its files
   GET  /jobs/{id}/variants/{n}.wav     a variant's audio; .json its sidecar
+  POST /shutdown                       stop the engine cleanly (the running job is cancelled), as Ctrl+C does
 """
 
 import asyncio
@@ -20,6 +21,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -34,10 +36,9 @@ from starlette.concurrency import run_in_threadpool
 
 from engine import __version__
 from engine.client import API, DISCOVERY_FORMAT, FRAMES_CONTENT_TYPE, FRAMES_FORMAT, EngineClient, discovery_path, read_discovery
-from engine.config import SAMPLING_PRESETS, SamplingConfig
+from engine.config import LEVEL_MODES, SAMPLING_PRESETS, LevelMode, SamplingConfig
 from engine.errors import FoleyError
 from engine.jobs import FINAL_STATES, JobNotDone, JobRunner, JobSpec, QueueFull, UnknownJob
-from engine.levels import LEVEL_MODES, LevelMode
 from engine.sampling import SAMPLERS, TIMESTEP_SPACINGS
 from engine.models import EMBEDDED, best_installed, list_models, model_config, model_manifest
 from engine.video import EditSpan, Frames, fit_frames
@@ -223,8 +224,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(runner: JobRunner, token: str, *, max_request_bytes: int, lifespan=None) -> FastAPI:
-    """The /v1 API over `runner`, guarded by `token`; `lifespan` wraps the server's start and stop."""
+def create_app(runner: JobRunner, token: str, *, max_request_bytes: int, lifespan=None,
+               shutdown: Callable[[], None] | None = None) -> FastAPI:
+    """The /v1 API over `runner`, guarded by `token`; `lifespan` wraps the server's start and stop, `shutdown`
+    ends the server (POST /v1/shutdown)."""
     app = FastAPI(title="Foley Desk engine", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
     expected = f"Bearer {token}".encode()
@@ -341,6 +344,13 @@ def create_app(runner: JobRunner, token: str, *, max_request_bytes: int, lifespa
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
+    @app.post(f"{API}/shutdown", status_code=202)
+    def stop():
+        if shutdown is None:
+            raise ValueError("this engine cannot be stopped over the API; stop its process.")
+        shutdown()
+        return {"stopping": True, "pid": os.getpid()}
+
     @app.get(f"{API}/jobs/{{job_id}}/variants/{{number}}.{{kind}}")
     def variant(job_id: str, number: int, kind: str):
         if kind not in ("wav", "json"):
@@ -357,7 +367,7 @@ def write_discovery(url: str, token: str, device: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     data = {"format": DISCOVERY_FORMAT, "url": url, "token": token, "pid": os.getpid(), "version": __version__,
-            "device": device}
+            "device": device, "log": os.environ.get("FOLEY_ENGINE_LOG")}  # set by a client that starts the engine
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle)
@@ -403,7 +413,10 @@ def serve(*, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False,
         remove_discovery()
         await asyncio.to_thread(runner.stop)
 
-    app = create_app(runner, token, max_request_bytes=max_request_bytes, lifespan=lifespan)
+    def shutdown() -> None:
+        server.should_exit = True  # uvicorn's own clean stop, as on SIGTERM: the lifespan's cleanup runs
+
+    app = create_app(runner, token, max_request_bytes=max_request_bytes, lifespan=lifespan, shutdown=shutdown)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5))
     with sock:
         server.run(sockets=[sock])

@@ -69,6 +69,8 @@ class EditFrames:
 
 
 def _open(path: Path) -> av.container.InputContainer:
+    if path.is_dir():
+        raise InputVideoError(f"{path} is a folder, not a video file; give the path of a video inside it.")
     if not path.is_file():
         raise InputVideoError(f"No such video file: {path}. Check the path and try again.")
     if path.stat().st_size == 0:

@@ -4,14 +4,13 @@ import argparse
 from fractions import Fraction
 from pathlib import Path
 
-from opentimelineio.opentime import RationalTime
-
-from export.package import export_package, stem_input
-from export.stems import DEFAULT_CEILING, LOUDNESS_PRESETS, MAX_LIMITING_DB
+# OTIO, numpy and the loudness meters load inside the command, so that `foley --help` answers at once.
 
 
 def timecode_seconds(text: str, rate: Fraction) -> Fraction:
     """A timecode (hh:mm:ss:ff, or hh:mm:ss;ff drop-frame) at `rate`, or plain seconds, as exact seconds."""
+    from opentimelineio.opentime import RationalTime
+
     if ":" not in text:
         return Fraction(text)
     frames = RationalTime.from_timecode(text, float(rate)).value  # OTIO counts drop-frame timecode correctly
@@ -19,11 +18,17 @@ def timecode_seconds(text: str, rate: Fraction) -> Fraction:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    from export.package import export_package, stem_input
+    from export.stems import DEFAULT_CEILING, LOUDNESS_PRESETS, MAX_LIMITING_DB
+
+    if args.loudness not in LOUDNESS_PRESETS:
+        raise ValueError(f"--loudness {args.loudness} is not a target; use one of {', '.join(LOUDNESS_PRESETS)}.")
+    ceiling = DEFAULT_CEILING if args.ceiling is None else args.ceiling
     rate = Fraction(args.rate)
     if args.at is not None and len(args.wav) != 1:
         raise ValueError("--at places one WAV; give one WAV, or leave --at out and let the sidecars say.")
     inputs = [stem_input(Path(w), Fraction(args.at) if args.at is not None else None) for w in args.wav]
-    manifest = export_package(inputs, Path(args.output), loudness=args.loudness, ceiling=args.ceiling,
+    manifest = export_package(inputs, Path(args.output), loudness=args.loudness, ceiling=ceiling,
                               timeline_start=timecode_seconds(args.timeline_start, rate), rate=rate,
                               video=Path(args.mux) if args.mux else None, keep_original_audio=not args.replace_audio)
     print(f"{args.output}: {len(manifest['stems'])} stem(s), mixdown, stems.json, stems.otio"
@@ -49,9 +54,9 @@ def add_export_commands(sub) -> None:
     export.add_argument("wav", nargs="+", help="generated foley WAVs (their .json sidecars give the positions); of "
                         "several takes of one range, the first listed goes into the mixdown, the rest are alternates")
     export.add_argument("-o", "--output", required=True, help="new folder for the package")
-    export.add_argument("--loudness", choices=list(LOUDNESS_PRESETS), default="broadcast",
+    export.add_argument("--loudness", default="broadcast",  # checked by the command, which loads the meters
                         help="EBU R128 target: broadcast -23 LUFS, online -16 LUFS, or none")
-    export.add_argument("--ceiling", type=float, default=DEFAULT_CEILING, help="true-peak ceiling in dBTP (-1)")
+    export.add_argument("--ceiling", type=float, help="true-peak ceiling in dBTP (default -1)")
     export.add_argument("--timeline-start", default="0", help="timecode of the timeline start, e.g. 01:00:00:00")
     export.add_argument("--rate", default="25", help="timeline frame rate (e.g. 25, 30000/1001)")
     export.add_argument("--at", help="record position in seconds for a WAV without a sidecar")

@@ -20,6 +20,7 @@ import soxr
 
 from engine.levels import apply_gain, integrated_lufs, true_peak_dbtp
 from export.limiter import limit
+from export.errors import ExportError
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +29,6 @@ LOUDNESS_PRESETS: dict[str, float | None] = {"broadcast": -23.0, "online": -16.0
 DEFAULT_CEILING = -1.0  # dBTP
 MAX_LIMITING_DB = 12.0  # deeper limiting audibly flattens impacts; past it the target is missed and reported
 BEXT_FIXED = 602  # EBU Tech 3285 v2: bytes before the coding history
-
-
-class ExportError(Exception):
-    """A stem cannot be written; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,21 @@ from pathlib import Path
 from engine.client import EngineClient
 
 FOLEY = str(Path(sys.executable).with_name("foley"))
-START_TIMEOUT = 60.0
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 180.0  # torch loads slowly when the machine is busy
+
+
+def foley_env(home: Path) -> dict[str, str]:
+    """The environment of a `foley` process under test: its own FOLEY_HOME, the venv NOT on PATH (as after
+    `python3 -m venv .venv && .venv/bin/pip install -e .`), and this tree's code ahead of the installed one."""
+    return {"FOLEY_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+            "HOME": os.environ.get("HOME", "/tmp")}
 
 
 class EngineProcess:
     def __init__(self, home: Path, *args: str):
         self.home = home
-        env = {**os.environ, "FOLEY_HOME": str(home)}
+        env = {**os.environ, **foley_env(home)}
         self.log = open(home.parent / f"{home.name}-engine.log", "ab")
         # the running interpreter with -m, so the engine runs the code under test (the checkout, not an install)
         self.process = subprocess.Popen([sys.executable, "-m", "ui.cli", "-v", "serve", *args], env=env,

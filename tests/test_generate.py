@@ -145,15 +145,24 @@ def test_cli_imported_model_licences_reach_the_sidecar(clip, tmp_path, capsys):
         (["{clip}", "--end", "13"], "goes past the end"),
         (["{clip}", "--model", "vta-ldm-clip4clip-v-large"], "foley models pull vta-ldm"),
         (["{clip}", "--steps", "0"], "steps=0 is out of range"),
-        (["{clip}", "--variants", "0"], "0 variants requested"),
+        (["{clip}", "--variants", "0"], "--variants 0: ask for 1 to 16 variants"),
+        (["{clip}", "--variants", "-1"], "--variants -1: ask for 1 to 16 variants"),
+        (["{clip}", "--seed", "99999999999999999999"], "--seed 99999999999999999999 is out of range; use a whole number from 0 to 4294967295."),
+        (["{clip}", "--seed", "-1"], "--seed -1 is out of range"),
+        (["{clip}", "--seed", "4294967295", "--variants", "2"], "from 0 to 4294967294 (with 2 variants"),
+        (["{clip}", "--device", "cuda"], "sees no CUDA GPU; use --device cpu"),
+        (["{clip}", "--device", "tpu"], "device 'tpu' is unknown"),
+        (["{media}"], "is a folder, not a video file"),
     ],
 )
 def test_cli_bad_input_fails_clearly_and_writes_nothing(clip, tmp_path, capsys, args, message):
     out = tmp_path / "out"
     # --steps 1 first keeps the runs short; a case's own --steps comes later and wins (argparse: last one counts)
-    code = main(["generate", "--steps", "1", *[a.format(clip=clip) for a in args], "-o", str(out)])
+    code = main(["generate", "--steps", "1", *[a.format(clip=clip, media=clip.parent) for a in args], "-o", str(out)])
     assert code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err  # one line, no traceback
     assert not out.exists() or not any(out.iterdir())
 
 

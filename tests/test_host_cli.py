@@ -2,6 +2,7 @@
 
 import json
 from fractions import Fraction
+from pathlib import Path
 from types import SimpleNamespace
 
 import opentimelineio as otio
@@ -98,3 +99,16 @@ def test_a_fault_inside_a_bridge_is_one_line_not_a_traceback(tmp_path):
         project.read_timeline()
     assert str(caught.value).startswith("edit.test: the Test host bridge cannot handle this timeline (KeyError: 'tracks')")
     assert caught.value.__cause__ is None and "nothing was written" in str(caught.value)
+
+
+def test_generate_for_a_project_writes_beside_it_not_in_the_current_folder(tmp_path, capsys, monkeypatch):
+    (tmp_path / "film").mkdir()
+    project = kdenlive_project(tmp_path / "film", Fraction(25))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code = main(["generate", "--project", str(project), "--steps", "1", "--seed", "3"])
+    assert code == 0, capsys.readouterr().err
+    wavs = [Path(line) for line in capsys.readouterr().out.splitlines() if line.endswith(".wav")]
+    assert [w.parent for w in wavs] == [project.parent / "Foley Desk"] and wavs[0].is_file()
+    assert not any(elsewhere.iterdir())

@@ -39,7 +39,7 @@ def run_like_the_worker(client, model, request, etas):
 
 
 def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, monkeypatch):
-    monkeypatch.setitem(panel_model.QUALITY, "fast", SamplingConfig("dpmpp_2m", 3))  # a short loop keeps it quick
+    monkeypatch.setitem(panel_model.QUALITY, "Final", SamplingConfig("dpmpp_2m", 3))  # a short loop keeps it quick
     project = kdenlive_project(tmp_path, Fraction(25))
     original = project.read_bytes()
     model = PanelModel(tmp_path / "out")
@@ -103,7 +103,7 @@ def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, monke
 
 
 def test_variants_are_grouped_by_their_range_and_placing_one_elsewhere_says_so(engine, tmp_path, monkeypatch):
-    monkeypatch.setitem(panel_model.QUALITY, "fast", SamplingConfig("dpmpp_2m", 3))
+    monkeypatch.setitem(panel_model.QUALITY, "Final", SamplingConfig("dpmpp_2m", 3))
     project = kdenlive_project(tmp_path, Fraction(25))
     model = PanelModel(tmp_path / "out")
     messages = []
@@ -128,3 +128,21 @@ def test_variants_are_grouped_by_their_range_and_placing_one_elsewhere_says_so(e
     assert messages[-1].startswith("Placed ") and model.other_range_warning(2) in messages[-1]
     model.choose(0)
     assert model.other_range_warning(0) is None
+
+
+def test_variants_go_beside_the_project_unless_a_folder_was_chosen(tmp_path):
+    model = PanelModel()
+    assert model.output == panel_model.DEFAULT_OUTPUT  # nothing open yet
+    (tmp_path / "film").mkdir()
+    project = kdenlive_project(tmp_path / "film", Fraction(25))
+    model.open_project(project)
+    assert model.output == project.parent.resolve() / "Foley Desk"
+    assert PanelModel(tmp_path / "chosen").output == tmp_path / "chosen"
+
+
+def test_quality_choices_are_in_an_editors_words_with_the_fast_method_by_default():
+    assert list(panel_model.QUALITY) == ["Draft", "Final", "Published method (slow)"]
+    assert panel_model.Settings().quality == "Final"
+    final, published = panel_model.QUALITY["Final"], panel_model.QUALITY["Published method (slow)"]
+    assert (final.sampler, final.steps) == ("dpmpp_2m", 25) and (published.sampler, published.steps) == ("ddpm", 300)
+    assert panel_model.QUALITY["Draft"].steps < final.steps

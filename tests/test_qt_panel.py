@@ -34,7 +34,7 @@ def engine(tmp_path_factory):
 
 
 def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
-    monkeypatch.setitem(panel_model.QUALITY, "fast", SamplingConfig("dpmpp_2m", 3))
+    monkeypatch.setitem(panel_model.QUALITY, "Final", SamplingConfig("dpmpp_2m", 3))
     decoded_on = []
 
     def decode_and_note_thread(request):  # the real decode, noting the thread it runs on

@@ -12,7 +12,7 @@ from engine.cli import add_engine_commands
 from engine.client import EngineError
 from engine.errors import FoleyError
 from export.commands import add_export_commands
-from export.stems import ExportError
+from export.errors import ExportError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     panel.add_argument("--sequence", help="the timeline of the project to open when it holds several")
     panel.add_argument("--engine", help="engine URL (default: the local engine, started if needed)")
     panel.add_argument("--token", help="the engine's token, for --engine")
-    panel.add_argument("-o", "--output", default="foley-panel", help="folder for generated variants and stems")
+    panel.add_argument("-o", "--output", help="folder for generated variants and stems (default: 'Foley Desk' "
+                                              "beside the project file, else ./foley-panel)")
     panel.set_defaults(func=cmd_panel)
     return parser
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_panel(args: argparse.Namespace) -> None:
     from ui.app import run_panel  # Qt only loads for the panel
 
-    sys.exit(run_panel(args.project, args.engine, args.token, Path(args.output), args.sequence))
+    sys.exit(run_panel(args.project, args.engine, args.token, Path(args.output) if args.output else None, args.sequence))
 
 
 def _not_pyaaf2_chatter(record: logging.LogRecord) -> bool:

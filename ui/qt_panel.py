@@ -98,7 +98,7 @@ class QtFoleyPanel(QWidget):
         self._loop = False
         self._build()
         self._thread = QThread(self)
-        self.worker = EngineWorker(connect, model.output)
+        self.worker = EngineWorker(connect)
         self.worker.moveToThread(self._thread)
         self.request_job.connect(self.worker.run)
         self.request_connect.connect(self.worker.connect_engine)
@@ -187,8 +187,11 @@ class QtFoleyPanel(QWidget):
         self.lock_seed = QCheckBox("Lock")
         self.shuffle_button = QPushButton("Shuffle")
         self.quality = QComboBox()
-        for name, sampling in QUALITY.items():
-            self.quality.addItem(f"{name} ({sampling.sampler}, {sampling.steps} steps)", name)
+        recipes = {name: f"{sampling.sampler} sampler, {sampling.steps} steps" for name, sampling in QUALITY.items()}
+        for index, (name, recipe) in enumerate(recipes.items()):
+            self.quality.addItem(name, name)
+            self.quality.setItemData(index, recipe, Qt.ToolTipRole)
+        self.quality.setToolTip("\n".join(f"{name}: {recipe}" for name, recipe in recipes.items()))
         self.guidance = QDoubleSpinBox()
         self.guidance.setRange(1.0, 20.0)
         self.guidance.setSingleStep(0.5)

@@ -25,11 +25,10 @@ class EngineWorker(QObject):
     finished = Signal(int, object, list)  # job key, request, WAV paths
     failed = Signal(int, str, str)  # job key, message, state
 
-    def __init__(self, connect, output: Path):
+    def __init__(self, connect):
         super().__init__()
         self._connect = connect  # () -> EngineClient
         self._client: EngineClient | None = None
-        self._output = output
 
     @Slot()
     def connect_engine(self) -> None:
@@ -52,7 +51,7 @@ class EngineWorker(QObject):
                                            spacing=request.spacing)
             self.submitted.emit(request.key, job["id"])
             self._client.wait(job["id"], on_event=lambda event: self.event.emit(request.key, event))
-            paths = self._client.download(job["id"], self._output)
+            paths = self._client.download(job["id"], request.output)
         except JobCancelled as exc:
             self.failed.emit(request.key, str(exc), "cancelled")
             return
