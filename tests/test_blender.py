@@ -55,3 +55,15 @@ def test_addon_generates_for_selected_strip_and_preview_range(tmp_path):
     plateau = level[expected - 4800 : expected - 48].mean()
     change = expected - 4800 + int(np.argmax(np.abs(level[expected - 4800 :] - plateau) > 0.005))
     assert abs(change - expected) <= 48
+
+
+def test_the_addon_starts_engines_with_the_python_foley_desk_is_installed_in(tmp_path):
+    import sys
+    import zipfile
+
+    with zipfile.ZipFile(build_addon(tmp_path / "foley_desk.zip")) as archive:
+        command = json.loads(archive.read("foley_desk/engine_command.json"))
+    assert command == [sys.executable, "-P", "-m", "ui.cli", "serve"]  # not a `foley` looked up on PATH
+    help_run = subprocess.run([*command[:-1], "--help"], capture_output=True, text=True, cwd=tmp_path,
+                              env={"PATH": "/usr/bin:/bin"})
+    assert help_run.returncode == 0 and "serve" in help_run.stdout

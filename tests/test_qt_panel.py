@@ -67,7 +67,11 @@ def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
     qtbot.waitUntil(lambda: len(model.variants) == 2, timeout=120000)
     (group,) = [panel.variants.topLevelItem(i) for i in range(panel.variants.topLevelItemCount())]
     assert group.text(0).startswith("shot   00:00:04:10 – 00:00:08:10") and group.childCount() == 2
-    assert [group.child(i).text(3) for i in range(2)] == ["—", "—"]  # no sync score yet
+    scores = [variant.sync for variant in model.variants]
+    assert all(score is not None for score in scores)  # from each variant's sidecar
+    assert [group.child(i).text(3) for i in range(2)] == [f"{score:.2f}" for score in scores]
+    panel.variants.header().sectionClicked.emit(3)  # a click on "Sync": the best-synchronised first
+    assert [variant.sync for variant in model.variants] == sorted(scores, reverse=True)
     assert "done" in panel.jobs.item(0).text()
     qtbot.waitUntil(lambda: not panel.picture.pixmap().isNull(), timeout=20000)  # the preview arrives
     assert decoded_on and threading.get_ident() not in decoded_on

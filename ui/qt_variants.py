@@ -10,14 +10,14 @@ from ui.qt_audio import QtWaveform
 
 COLUMNS = ("Variant", "Waveform (dBFS)", "Seed", "Sync", "Length")
 WAVEFORM_COLUMN = 1
+SYNC_COLUMN = 3
 ROW_HEIGHT = 56
 NO_SCORE = "—"
 
 
 def sync_text(variant: VariantRow) -> str:
     """The variant's sync score, or a dash until it has one."""
-    score = getattr(variant, "sync_score", None)
-    return NO_SCORE if score is None else f"{score:.2f}"
+    return NO_SCORE if variant.sync is None else f"{variant.sync:.2f}"
 
 
 class QtVariants(QTreeWidget):
@@ -28,13 +28,15 @@ class QtVariants(QTreeWidget):
         self.model = model
         self.setColumnCount(len(COLUMNS))
         self.setHeaderLabels(COLUMNS)
-        self.headerItem().setToolTip(3, "How well the variant's onsets follow the picture's motion (higher is "
-                                        "better)")
+        self.headerItem().setToolTip(SYNC_COLUMN, "How well the variant's onsets follow the picture's motion "
+                                                  "(higher is better); click to put the best first")
         header = self.header()
         header.setStretchLastSection(False)
         for column in range(len(COLUMNS)):
             header.setSectionResizeMode(column, QHeaderView.ResizeToContents)
         header.setSectionResizeMode(WAVEFORM_COLUMN, QHeaderView.Stretch)
+        header.setSectionsClickable(True)
+        header.sectionClicked.connect(self._on_header_clicked)
         self.setRootIsDecorated(False)
         self.setIndentation(0)
         self.setUniformRowHeights(False)
@@ -42,6 +44,10 @@ class QtVariants(QTreeWidget):
         self.currentItemChanged.connect(self._on_current)
         model.events.variants.connect(self._update_variants)
         model.events.chosen.connect(self._update_chosen)
+
+    def _on_header_clicked(self, column: int) -> None:
+        if column == SYNC_COLUMN:
+            self.model.sort_by_sync()
 
     def paintEvent(self, event) -> None:
         super().paintEvent(event)

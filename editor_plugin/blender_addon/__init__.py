@@ -5,6 +5,8 @@ Runs inside Blender's own Python: bpy plus the standard library only. `foley_cli
 engine's `engine/client.py` and `engine/edit.py`, copied into the add-on zip by `foley blender-addon`.
 """
 
+import json
+import os
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -107,7 +109,16 @@ def requests_for(scene) -> list[Request]:
 def connect(settings):
     if settings.engine_url:
         return foley_client.EngineClient(settings.engine_url, settings.engine_token)
-    return foley_client.EngineClient.connect(start=True)
+    return foley_client.EngineClient.connect(start=True, command=engine_command())
+
+
+def engine_command() -> list[str] | None:
+    """FOLEY_ENGINE_COMMAND when set, else the command `foley blender-addon` recorded: the Python Foley Desk is
+    installed in (never a `foley` looked up on PATH)."""
+    recorded = Path(__file__).with_name("engine_command.json")
+    if os.environ.get("FOLEY_ENGINE_COMMAND") or not recorded.is_file():
+        return None  # the client reads the variable itself
+    return json.loads(recorded.read_text())
 
 
 def output_dir(settings) -> Path:
