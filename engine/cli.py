@@ -25,9 +25,9 @@ from engine.output import write_variants
 from engine.sample_video import make_demo_video
 from engine.sampling import SAMPLERS, StepInfo
 from engine.server import serve
-from engine.synthetic import make_clip, seeds_for, write_clip
+from engine.synthetic import HELD_OUT_KINDS, load_backgrounds, make_clip, plan, write_clip
 from engine.vae import ENCODER_FILE
-from engine.train import STAGE_RECIPES, save_trained, train_model, with_switches
+from engine.train import STAGE_RECIPES, save_trained, train_model, training_source, with_switches
 from engine.vision_encoder import export_onnx
 from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video
 
@@ -211,13 +211,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_synth(args: argparse.Namespace) -> None:
     """Write a synthetic foley set: video, sound and exact labels per clip."""
     out = Path(args.output)
+    clips = plan(args.split, args.count, args.kinds.split(",") if args.kinds else None)
+    backgrounds = load_backgrounds(Path(args.backgrounds)) if args.backgrounds else None
     bar = ProgressBar()
-    seeds = seeds_for(args.split, args.count)
-    for number, seed in enumerate(seeds, start=1):
-        write_clip(make_clip(seed, seconds=args.seconds), out)
-        bar(StepInfo("synth", number, len(seeds)))
+    for number, (seed, kind) in enumerate(clips, start=1):
+        write_clip(make_clip(seed, seconds=args.seconds, kind=kind, backgrounds=backgrounds), out)
+        bar(StepInfo("synth", number, len(clips)))
     bar.close()
-    print(f"{len(seeds)} {args.split} clips in {out}")
+    kinds = sorted({kind for _, kind in clips})
+    print(f"{len(clips)} {args.split} clips in {out} (scene kinds: {', '.join(kinds)})")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -232,8 +234,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
     result = evaluate(Path(args.set), audio_for)
     what = "reference sound" if args.reference else f"model {args.model or best_installed()}"
     print(f"{what} on {result['clips']} clips: onset accuracy (±1 frame) {result['onset_accuracy']:.3f}, "
-          f"AV-Align {result['av_align']:.3f}, Fréchet distance (mel features) "
+          f"false onsets per 4 s {result['false_onsets_per_4s']:.2f}, AV-Align {result['av_align']:.3f}, "
+          "Fréchet distance (mel features) "
           + (f"{result['frechet_mel']:.2f}" if result["frechet_mel"] is not None else "n/a (needs 3 clips)"))
+    if len(result["per_kind"]) > 1:
+        for kind, scores in result["per_kind"].items():
+            print(f"  {kind}: {scores['clips']} clips, onset accuracy {scores['onset_accuracy']:.3f}, "
+                  f"false onsets per 4 s {scores['false_onsets_per_4s']:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
 
@@ -273,7 +280,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     result = train_model(dataset, config, work, recipes, base=base, encoder_state=encoder)
     licences = list(base.licences) if base else [
         {"component": "all", "licence": "Foley Desk starter model (trained by `foley train`)", "source": "engine"}]
-    facts = {"training": {"data": str(Path(args.data).resolve()), "windows": len(dataset), "base": args.base,
+    facts = {"training": {"data": training_source(Path(args.data)), "windows": len(dataset), "base": args.base,
                           "recipes": {k: asdict(v) for k, v in recipes.items()},
                           "final_loss": {k: float(np.mean(v[-50:])) for k, v in result["losses"].items() if v}}}
     folder = save_trained(models_dir(), args.name, config, result, licences, facts)
@@ -373,6 +380,9 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     synth.add_argument("--count", type=int, default=100)
     synth.add_argument("--split", choices=["train", "held-out"], default="train")
     synth.add_argument("--seconds", type=float, default=4.0)
+    synth.add_argument("--kinds", help="comma-separated scene kinds, in turn (default: every kind the split allows; "
+                       "training never takes the held-out kinds " + ",".join(HELD_OUT_KINDS) + ")")
+    synth.add_argument("--backgrounds", metavar="DIR", help="a folder of videos whose frames become backgrounds")
     synth.set_defaults(func=cmd_synth)
 
     evaluation = sub.add_parser("eval", help="score foley on a labelled synthetic set (onsets, AV-Align, Fréchet)")
