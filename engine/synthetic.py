@@ -16,7 +16,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal, get_args
@@ -266,7 +266,7 @@ def _pan_scene(rng: np.random.Generator, seconds: float, width: float) -> Scene:
         x, y = begin + (end - begin) * min(1.0, time / seconds)
         return float(x), float(y)
 
-    return _with(_floor_scene(rng, seconds, width, "pan"), camera=camera)
+    return replace(_floor_scene(rng, seconds, width, "pan"), camera=camera)
 
 
 def _shake_scene(rng: np.random.Generator, seconds: float, width: float) -> Scene:
@@ -279,7 +279,7 @@ def _shake_scene(rng: np.random.Generator, seconds: float, width: float) -> Scen
         kick = sum(0.04 * math.exp(-(time - j) / 0.1) for j in jolts if time >= j)
         return float(wobble[0] + wobble[1] + kick), float(wobble[2] + wobble[3])
 
-    return _with(_floor_scene(rng, seconds, width, "shake"), camera=camera)
+    return replace(_floor_scene(rng, seconds, width, "shake"), camera=camera)
 
 
 def _occlusion_scene(rng: np.random.Generator, seconds: float, width: float) -> Scene:
@@ -287,17 +287,13 @@ def _occlusion_scene(rng: np.random.Generator, seconds: float, width: float) -> 
     scene = _floor_scene(rng, seconds, width, "occlusion")
     x = scene.bodies[0].path(seconds / 2)[0]
     half = rng.uniform(0.15, 0.5)
-    return _with(scene, occluder=(x - half, x + half, rng.uniform(0.4, 0.9)))
+    return replace(scene, occluder=(x - half, x + half, rng.uniform(0.4, 0.9)))
 
 
 def _distractor_scene(rng: np.random.Generator, seconds: float, width: float) -> Scene:
     scene = _floor_scene(rng, seconds, width, "distractor")
     movers = tuple(_distractor(rng, width) for _ in range(int(rng.integers(1, 3))))
-    return _with(scene, bodies=scene.bodies + movers)
-
-
-def _with(scene: Scene, **changes) -> Scene:
-    return Scene(**{**scene.__dict__, **changes})
+    return replace(scene, bodies=scene.bodies + movers)
 
 
 SCENE_KINDS: dict[str, Callable[[np.random.Generator, float, float], Scene]] = {
@@ -486,7 +482,7 @@ def make_clip(seed: int, seconds: float = 4.0, fps: int | None = None, size: int
     randomise = kind != "drop"
     look = _look(rng, 0.15 if kind in ("pan", "shake") else 0.0, backgrounds, randomise)
     if fps is not None:
-        look = Look(**{**look.__dict__, "fps": Fraction(fps)})
+        look = replace(look, fps=Fraction(fps))
     scene = SCENE_KINDS[kind](rng, seconds, SCENE_METRES * look.aspect)
     frames = _render(scene, look, seconds, rng)
     if size != look.height:

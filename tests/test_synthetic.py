@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from engine.metrics import audio_onsets, av_align, frechet_distance, onset_accuracy, optional_metric
+from engine.metrics import audio_onsets, av_align, false_onsets, frechet_distance, onset_accuracy, optional_metric
 from engine.synthetic import (FRAME_RATES, HELD_OUT_KINDS, HELD_OUT_SEEDS, SCENE_KINDS, SCENE_METRES, make_clip,
                               plan, seeds_for)
 from engine.video import probe_video
@@ -92,6 +92,10 @@ def test_foley_synth_writes_video_sound_and_labels(tmp_path, capsys):
     assert probe_video(videos[0]).frame_count == 50 and soundfile.info(videos[0].with_suffix(".wav")).frames == 32000
 
 
+def test_false_onsets_count_only_onsets_far_from_every_impact():
+    assert false_onsets(np.array([1.0, 1.05, 2.0, 3.5]), [1.0, 2.02], seconds=8.0) == 0.5  # 3.5 s, per 4 s
+
+
 def test_frechet_distance_is_zero_for_one_distribution_and_grows_with_a_shift():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(200, 4)), rng.normal(size=(200, 4))
@@ -106,6 +110,7 @@ def test_foley_eval_scores_the_reference_and_a_model(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "set"), "--reference", "--json", str(tmp_path / "ref.json")]) == 0
     reference = json.loads((tmp_path / "ref.json").read_text())
     assert reference["clips"] == 3 and reference["onset_accuracy"] >= 0.9 and reference["frechet_mel"] < 1e-6
+    assert set(reference["per_kind"]) == {"drop", "floor", "multi"} and reference["false_onsets_per_4s"] <= 1
     assert main(["eval", str(tmp_path / "set"), "--model", "builtin", "--steps", "1", "--json", str(tmp_path / "m.json")]) == 0
     starter = json.loads((tmp_path / "m.json").read_text())
     assert "model builtin on 3 clips" in capsys.readouterr().out

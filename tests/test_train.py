@@ -164,6 +164,8 @@ def test_train_command_installs_a_model_that_generates_and_fine_tunes(tmp_path, 
     assert done.returncode == 0, done.stderr
     manifest = json.loads((foley_home / "models" / "mine" / "manifest.json").read_text())
     assert manifest["config"]["frame_rate"] == 25 and manifest["training"]["windows"] == 2
+    assert manifest["training"]["data"] == "data (foley synth, scene kinds drop)"  # no machine path
+    assert str(tmp_path) not in json.dumps(manifest)
     assert "[ldm] step 2/2" in done.stderr
     out = subprocess.run([sys.executable, "-m", "ui.cli", "generate", str(data / "0000001.mp4"), "--model", "mine",
                           "--preset", "fast", "--steps", "2", "--seed", "3", "-o", str(tmp_path / "out")],
