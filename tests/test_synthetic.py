@@ -110,7 +110,7 @@ def test_foley_eval_scores_the_reference_and_a_model(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "set"), "--reference", "--json", str(tmp_path / "ref.json")]) == 0
     reference = json.loads((tmp_path / "ref.json").read_text())
     assert reference["clips"] == 3 and reference["onset_accuracy"] >= 0.9 and reference["frechet_mel"] < 1e-6
-    assert set(reference["per_kind"]) == {"drop", "floor", "multi"} and reference["false_onsets_per_4s"] <= 1
+    assert set(reference["per_kind"]) == {"drop", "floor", "multi"} and 0 <= reference["false_onsets_per_4s"] < 2
     assert main(["eval", str(tmp_path / "set"), "--model", "builtin", "--steps", "1", "--json", str(tmp_path / "m.json")]) == 0
     starter = json.loads((tmp_path / "m.json").read_text())
     assert "model builtin on 3 clips" in capsys.readouterr().out
