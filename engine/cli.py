@@ -255,16 +255,18 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_synth(args: argparse.Namespace) -> None:
     """Write a synthetic foley set: video, sound and exact labels per clip."""
     from engine.sampling import StepInfo
-    from engine.synthetic import make_clip, seeds_for, write_clip
+    from engine.synthetic import load_backgrounds, make_clip, plan, write_clip
 
     out = Path(args.output)
+    clips = plan(args.split, args.count, args.kinds.split(",") if args.kinds else None)
+    backgrounds = load_backgrounds(Path(args.backgrounds)) if args.backgrounds else None
     bar = ProgressBar(job=False)
-    seeds = seeds_for(args.split, args.count)
-    for number, seed in enumerate(seeds, start=1):
-        write_clip(make_clip(seed, seconds=args.seconds), out)
-        bar(StepInfo("synth", number, len(seeds)))
+    for number, (seed, kind) in enumerate(clips, start=1):
+        write_clip(make_clip(seed, seconds=args.seconds, kind=kind, backgrounds=backgrounds), out)
+        bar(StepInfo("synth", number, len(clips)))
     bar.close()
-    print(f"{len(seeds)} {args.split} clips in {out}")
+    kinds = sorted({kind for _, kind in clips})
+    print(f"{len(clips)} {args.split} clips in {out} (scene kinds: {', '.join(kinds)})")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -289,8 +291,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
     result = evaluate(Path(args.set), audio_for)
     what = "reference sound" if args.reference else f"model {args.model or best_installed()}"
     print(f"{what} on {result['clips']} clips: onset accuracy (±1 frame) {result['onset_accuracy']:.3f}, "
-          f"AV-Align {result['av_align']:.3f}, Fréchet distance (mel features) "
+          f"false onsets per 4 s {result['false_onsets_per_4s']:.2f}, AV-Align {result['av_align']:.3f}, "
+          "Fréchet distance (mel features) "
           + (f"{result['frechet_mel']:.2f}" if result["frechet_mel"] is not None else "n/a (needs 3 clips)"))
+    if len(result["per_kind"]) > 1:
+        for kind, scores in result["per_kind"].items():
+            print(f"  {kind}: {scores['clips']} clips, onset accuracy {scores['onset_accuracy']:.3f}, "
+                  f"false onsets per 4 s {scores['false_onsets_per_4s']:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
 
@@ -316,7 +323,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from engine.dataset import clean, load_training_set
     from engine.models import load_model, model_folder, models_dir
-    from engine.train import STAGE_RECIPES, save_trained, train_model, with_switches
+    from engine.train import STAGE_RECIPES, save_trained, train_model, training_source, with_switches
     from engine.vae import ENCODER_FILE
 
     if args.threads:
@@ -349,8 +356,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     result = train_model(dataset, config, work, recipes, base=base, encoder_state=encoder)
     licences = list(base.licences) if base else [  # weights trained from scratch on the user's data are the user's
         {"component": "all", "licence": "yours: trained with `foley train` on your own data", "source": "foley train"}]
-    # the folder's name only: a manifest is shared with the model and must not carry machine paths
-    facts = {"training": {"data": Path(args.data).resolve().name, "windows": len(dataset), "base": args.base,
+    facts = {"training": {"data": training_source(Path(args.data)), "windows": len(dataset), "base": args.base,
                           "recipes": {k: asdict(v) for k, v in recipes.items()},
                           "final_loss": {k: float(np.mean(v[-50:])) for k, v in result["losses"].items() if v}}}
     folder = save_trained(models_dir(), args.name, config, result, licences, facts)
@@ -511,6 +517,9 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     synth.add_argument("--count", type=int, default=100)
     synth.add_argument("--split", choices=["train", "held-out"], default="train")
     synth.add_argument("--seconds", type=float, default=4.0)
+    synth.add_argument("--kinds", help="comma-separated scene kinds, in turn (default: every kind the split allows; "
+                       "the training split never takes the held-out kinds)")
+    synth.add_argument("--backgrounds", metavar="DIR", help="a folder of videos whose frames become backgrounds")
     synth.set_defaults(func=cmd_synth)
 
     evaluation = sub.add_parser("eval", help="score foley: a labelled synthetic set (onsets, AV-Align, Fréchet), or "

@@ -14,8 +14,8 @@ import soxr
 from engine.config import SamplingConfig
 from engine.errors import InputVideoError
 from engine.generate import generate
-from engine.metrics import (audio_onsets, av_align, frechet_distance, mel_features, motion_curve, onset_accuracy,
-                            sync_score)
+from engine.metrics import (audio_onsets, av_align, false_onsets, frechet_distance, mel_features, motion_curve,
+                            onset_accuracy, sync_score)
 from engine.models import Components
 from engine.video import EditFrames, EditSpan, decode_edit, decode_frames, probe_video
 
@@ -54,17 +54,25 @@ def evaluate(set_dir: Path, audio_for: Callable[[Path, dict], np.ndarray]) -> di
         video = path.with_suffix(".mp4")
         audio = audio_for(video, labels)
         impacts = [e["time"] for e in labels["events"] if e["kind"] == "impact"]
-        rows.append({"seed": labels["seed"], "onset_accuracy": onset_accuracy(audio_onsets(audio), impacts, labels["fps"]),
+        onsets = audio_onsets(audio)
+        rows.append({"seed": labels["seed"], "kind": labels.get("kind", "drop"),
+                     "onset_accuracy": onset_accuracy(onsets, impacts, labels["fps"]),
+                     "false_onsets_per_4s": false_onsets(onsets, impacts, len(audio) / labels["sample_rate"]),
                      "av_align": av_align(clip_frames(video, labels["fps"]), labels["fps"], audio)})
         generated.append(mel_features(audio))
         truth.append(mel_features(soundfile.read(str(path.with_suffix(".wav")), dtype="float32")[0]))
     return {
-        "clips": len(rows),
-        "onset_accuracy": float(np.mean([r["onset_accuracy"] for r in rows])),
-        "av_align": float(np.mean([r["av_align"] for r in rows])),
+        **_means(rows),
         "frechet_mel": frechet_distance(np.array(generated), np.array(truth)) if len(rows) > 2 else None,
+        "per_kind": {kind: _means([r for r in rows if r["kind"] == kind]) for kind in sorted({r["kind"] for r in rows})},
         "per_clip": rows,
     }
+
+
+def _means(rows: list[dict]) -> dict:
+    """Clip count and the mean of each per-clip score."""
+    scores = ("onset_accuracy", "false_onsets_per_4s", "av_align")
+    return {"clips": len(rows), **{name: float(np.mean([r[name] for r in rows])) for name in scores}}
 
 
 def _wav_start(wav: Path, video: Path) -> Fraction:

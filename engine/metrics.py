@@ -43,6 +43,13 @@ def onset_accuracy(onsets: np.ndarray, events: list[float], fps: float) -> float
     return float(np.mean([np.any(np.abs(onsets - t) <= 1 / fps) for t in events]))
 
 
+def false_onsets(onsets: np.ndarray, events: list[float], seconds: float, far: float = 0.1) -> float:
+    """Detected onsets farther than `far` seconds from every labelled event, per 4 s of sound."""
+    labelled = np.asarray(events, float)
+    stray = sum(1 for onset in onsets if not labelled.size or np.min(np.abs(labelled - onset)) > far)
+    return 4.0 * stray / seconds
+
+
 def optical_flow(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
     """Dense optical flow [H, W, 2] between two grey uint8 frames (Farneback, with AV-Align's parameters)."""
     return cv2.calcOpticalFlowFarneback(previous, current, None, 0.5, 3, 15, 3, 5, 1.2, 0)

@@ -13,6 +13,7 @@ timesteps, noise and augmentation from a generator seeded by (seed, step)):
            projections (LoRA) and merges them into the saved weights.
 """
 
+import json
 import logging
 import math
 import os
@@ -359,6 +360,17 @@ def save_trained(models_dir: Path, name: str, config: ModelConfig, result: dict,
                 "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **facts}
     encoder = {k: v.detach().contiguous() for k, v in result["encoder"].items()}
     return write_model(models_dir, name, tensors, manifest, {ENCODER_FILE: encoder})
+
+
+def training_source(folder: Path) -> str:
+    """What a model was trained on, for its manifest: the folder's name and, for a `foley synth` set, its scene
+    kinds. Never a machine path (manifests are shipped and shared)."""
+    kinds = set()
+    for path in folder.glob("*.json"):
+        labels = json.loads(path.read_text())
+        if labels.get("format") == "FoleyLabels.1":
+            kinds.add(labels.get("kind", "drop"))
+    return f"{folder.name} (foley synth, scene kinds {', '.join(sorted(kinds))})" if kinds else folder.name
 
 
 def with_switches(config: ModelConfig, *, pe: bool, flow_grid: int, aligned: int) -> ModelConfig:

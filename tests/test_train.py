@@ -164,7 +164,8 @@ def test_train_command_installs_a_model_that_generates_and_fine_tunes(tmp_path, 
     assert done.returncode == 0, done.stderr
     manifest = json.loads((foley_home / "models" / "mine" / "manifest.json").read_text())
     assert manifest["config"]["frame_rate"] == 25 and manifest["training"]["windows"] == 2
-    assert manifest["training"]["data"] == "data" and str(tmp_path) not in json.dumps(manifest)  # no machine paths
+    assert manifest["training"]["data"] == "data (foley synth, scene kinds drop)"  # no machine path
+    assert str(tmp_path) not in json.dumps(manifest)
     assert manifest["licences"][0]["licence"].startswith("yours")
     assert "[ldm] step 2/2" in done.stderr
     out = subprocess.run([sys.executable, "-m", "ui.cli", "generate", str(data / "0000001.mp4"), "--model", "mine",
