@@ -182,7 +182,7 @@ def quiet_generation() -> Generation:
     t = np.arange(3 * 16000) / 16000
     variants = (Variant(5, (0.008 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)),
                 Variant(6, impacts(4.0, 3.0).astype(np.float32)))
-    return Generation(variants, 16000, Fraction(1), Fraction(4), (), (), SAMPLING_PRESETS["fast"], ())
+    return Generation(variants, 16000, Fraction(1), Fraction(4), (), (), SAMPLING_PRESETS["fast"], (), np.zeros(0))
 
 
 def test_variants_are_written_at_the_documented_level_and_raw_on_request(tmp_path, builtin):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from engine.client import (
 )
 from engine.config import SAMPLING_PRESETS
 from engine.generate import generate, range_samples
+from engine.levels import apply_gain, variant_level
 from engine.models import load_model, place
 from engine.output import to_pcm16
 from engine.video import decode_frames
@@ -297,9 +298,12 @@ def test_one_seed_one_sound_through_the_engine_and_in_process(engine, clip, tmp_
     for name, job in (("uploaded", uploaded), ("decoded", decoded)):
         engine.client.wait(job["id"])
         wavs = engine.client.download(job["id"], tmp_path / name)
-        for wav, variant in zip(wavs, here.variants, strict=True):
-            assert np.array_equal(soundfile.read(wav, dtype="int16")[0], to_pcm16(variant.audio)), (name, wav.name)
         sidecars = [json.loads(wav.with_suffix(".json").read_text()) for wav in wavs]
+        for wav, variant, sidecar in zip(wavs, here.variants, sidecars, strict=True):
+            # the same samples as here, written at the same level (the gain is a function of the samples)
+            assert sidecar["level"] == asdict(variant_level(variant.audio, here.sample_rate)), (name, wav.name)
+            expected = to_pcm16(apply_gain(variant.audio, sidecar["level"]["gain_db"]))
+            assert np.array_equal(soundfile.read(wav, dtype="int16")[0], expected), (name, wav.name)
         assert all(sidecar["spacing"] == sampling.spacing for sidecar in sidecars)
         # the job's result carries each variant's sync score, as its sidecar does
         scores = [item["sync_score"] for item in engine.client.job(job["id"])["variants"]]
