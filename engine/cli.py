@@ -243,12 +243,18 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from engine.sample_video import make_demo_video
+    from engine.models import EMBEDDED, best_installed
+    from engine.sample_video import demo_impacts, make_demo_video
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     video = make_demo_video(out / "demo-bouncing-ball.mp4")
     print(f"sample video: {video}", file=sys.stderr)
+    if (args.model or best_installed()) == EMBEDDED:
+        print(f"you will hear the built-in starter model: synthetic knocks on each of the ball's "
+              f"{len(demo_impacts())} floor impacts "
+              "(it knows simple objects hitting floors and walls); for realistic sound on real footage run "
+              "`foley models pull vta-ldm`", file=sys.stderr)
     run_generation(video_source(video, Fraction(0), None, args), args)
 
 
@@ -323,7 +329,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from engine.dataset import clean, load_training_set
     from engine.models import load_model, model_folder, models_dir
-    from engine.train import STAGE_RECIPES, save_trained, train_model, training_source, with_switches
+    from engine.train import STAGE_RECIPES, grown, save_trained, train_model, training_source, with_switches
     from engine.vae import ENCODER_FILE
 
     if args.threads:
@@ -335,6 +341,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         config = with_switches(config, pe=not args.no_pe,
                                flow_grid=config.vision.flow_grid if args.flow is None else args.flow,
                                aligned=config.unet.aligned_channels if args.aligned is None else args.aligned)
+    if args.motion is not None and args.motion != config.vision.motion_kernel:
+        config = replace(config, vision=replace(config.vision, motion_kernel=args.motion))
+        base = grown(base, config) if base else None
     dataset = load_training_set(Path(args.data), config, args.limit)
     if args.clean is not None:
         dataset = clean(dataset, config.frame_rate, config.sample_rate, args.clean)
@@ -551,6 +560,10 @@ def add_engine_commands(sub) -> argparse.ArgumentParser:
     train.add_argument("--flow", type=int, metavar="GRID",
                        help="optical-flow features on a GRIDxGRID layout (0: none; default: the preset's)")
     train.add_argument("--aligned", type=int, help="frame-aligned conditioning channels (0: cross-attention only)")
+    train.add_argument("--motion", type=int, metavar="KERNEL",
+                       help="event features (camera-compensated flow, its change, picture change) through a "
+                            "temporal convolution of KERNEL frames (0: none; default: the preset's). With --from, "
+                            "the model grows the branch, starting at zero, and keeps every other weight")
     train.add_argument("--concat", action="store_true", help="concat augmentation (splice two clips at 25-75 %%)")
     train.add_argument("--clean", type=float, metavar="AV_ALIGN", help="drop training windows below this AV-Align")
     train.add_argument("--limit", type=int, help="use only the first N videos")

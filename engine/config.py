@@ -28,10 +28,17 @@ class VisionConfig:
     frame_pe: bool = False  # sinusoidal frame position table added to image_embeds (off in the release)
     pe_max_frames: int = 30
     flow_grid: int = 0  # optical-flow auxiliary features: a grid x grid field of (dx, dy) joins each image_embeds
+    # event features (ours; needs flow_grid): camera-compensated flow, its change from frame to frame and the
+    # picture's change per grid cell, through a temporal convolution of this kernel (frames) added to each token
+    motion_kernel: int = 0
 
     @property
     def flow_features(self) -> int:
         return 2 * self.flow_grid**2
+
+    @property
+    def motion_features(self) -> int:
+        return 5 * self.flow_grid**2  # compensated flow (2), its change (2), picture change (1) per cell
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Procedural test and demo videos written with PyAV (no files shipped, nothing downloaded)."""
 
+import math
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -8,6 +9,7 @@ import av
 import numpy as np
 
 TIME_BASE = Fraction(1, 90000)
+DEMO_PERIOD = 1.2  # seconds between the demo ball's floor impacts (the first is at 0)
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], times: Iterable[Fraction], rate: Fraction) -> Path:
@@ -36,19 +38,24 @@ def bouncing_ball_frames(seconds: float, rate: Fraction, size: tuple[int, int] =
     width, height = size
     count = int(seconds * rate)
     yy, xx = np.mgrid[0:height, 0:width]
-    floor, radius, period = height - 30, 14, 1.2
+    floor, radius, period = height - 30, 14, DEMO_PERIOD
     images = []
     for index in range(count):
         t = index / float(rate)
         phase = (t % period) / period  # 0 at an impact, falls back to the floor at 1
         y = floor - radius - (floor - 2 * radius - 10) * 4 * phase * (1 - phase)
-        x = 30 + (width - 60) * (t / seconds)
+        x = (width - height) / 2 + 40 + (height - 80) * (t / seconds)  # inside the centre square models see
         image = np.full((height, width, 3), (40, 44, 52), np.uint8)
         image[floor:] = (200, 200, 90) if phase < 0.06 else (110, 90, 70)
         ball = (xx - x) ** 2 + (yy - y) ** 2 <= radius**2
         image[ball] = (220, 60, 50)
         images.append(image)
     return images
+
+
+def demo_impacts(seconds: float = 8.0) -> list[float]:
+    """When the demo ball hits the floor (s)."""
+    return [round(k * DEMO_PERIOD, 6) for k in range(math.ceil(seconds / DEMO_PERIOD))]
 
 
 def make_demo_video(path: str | Path, seconds: float = 8.0, rate: Fraction = Fraction(25)) -> Path:

@@ -149,7 +149,7 @@ def _drop(rng: np.random.Generator, seconds: float, material: str, radius: float
     """A drop with bounces (restitution by material), then an optional slide. `periodic`: an elastic ball already
     bouncing when the clip starts, the same height every time (the demo clip's motion)."""
     restitution = 1.0 if periodic else MATERIALS[material][2]
-    height = rng.uniform(0.5, 1.6) if periodic else rng.uniform(0.8, 1.8)
+    height = rng.uniform(0.5, 1.85) if periodic else rng.uniform(0.8, 1.8)  # periods 0.64-1.23 s
     period = 2 * math.sqrt(2 * height / GRAVITY)
     start = -rng.uniform(0, period) if periodic else rng.uniform(0.1, 0.8)
     x0 = rng.uniform(*x_range)

@@ -373,6 +373,21 @@ def training_source(folder: Path) -> str:
     return f"{folder.name} (foley synth, scene kinds {', '.join(sorted(kinds))})" if kinds else folder.name
 
 
+def grown(base: Components, config: ModelConfig) -> Components:
+    """`base` rebuilt as `config`, which may only add the event branch (`vision.motion_kernel`): every weight of
+    the base is kept and the new branch starts at zero, so the grown model starts out sounding as the base."""
+    modules = build_modules(config)
+    for name, module in modules.items():
+        ours, theirs = module.state_dict(), base.modules[name].state_dict()
+        foreign = [key for key in ours if not key.startswith("motion.") and
+                   (key not in theirs or theirs[key].shape != ours[key].shape)] + [key for key in theirs if key not in ours]
+        if foreign:
+            raise ValueError(f"'{base.name}' cannot grow into this architecture: its {name} differs in "
+                             f"{', '.join(foreign[:3])}; train from scratch instead.")
+        module.load_state_dict(theirs, strict=False)
+    return replace(base, config=config, modules=modules)
+
+
 def with_switches(config: ModelConfig, *, pe: bool, flow_grid: int, aligned: int) -> ModelConfig:
     """The config with the paper's architecture switches set (frame PE, optical-flow grid) and ours (aligned)."""
     vision = replace(config.vision, frame_pe=pe, flow_grid=flow_grid)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -46,6 +47,12 @@ class VideoFeatureExtractor(nn.Module):
         self.linear_layer = nn.Linear(config.projection_dim + config.flow_features, config.embedding_dim)
         pe = sinusoidal_table(config.pe_max_frames, config.projection_dim) if config.frame_pe else None
         self.register_buffer("frame_pe", pe, persistent=False)
+        if config.motion_kernel:
+            if not config.flow_grid:
+                raise ValueError("motion_kernel needs flow_grid > 0 (the event features are built from the flow).")
+            self.motion = MotionEvents(config.flow_grid, config.motion_kernel, config.embedding_dim)
+        else:
+            self.motion = None
 
     def forward(self, pixels: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
         """Frames [T, 3, S, S] (or clips [B, T, 3, S, S]) in [0, 1] -> context tokens [T, embedding_dim] (or
@@ -60,7 +67,48 @@ class VideoFeatureExtractor(nn.Module):
                 clips = pixels.reshape(-1, *pixels.shape[-4:])
                 flow = torch.stack([flow_features(clip, self.flow_grid) for clip in clips]).reshape(*shape, -1)
             embeds = torch.cat([embeds, flow.to(embeds)], dim=-1)
-        return self.linear_layer(embeds)
+        tokens = self.linear_layer(embeds)
+        if self.motion is not None:
+            tokens = tokens + self.motion(pixels, flow.to(tokens))
+        return tokens
+
+
+class MotionEvents(nn.Module):
+    """Event evidence per frame, added to the tokens (ours, not the paper's). An impact is a sudden change of an
+    object's motion, so per grid cell it takes the flow with the picture's mean flow removed (the camera's
+    pan or shake), that flow's change from the frame before, and how much the picture changed (a flash, a
+    contact), compresses them (signed log) and runs two temporal convolutions over the frames. The last one
+    starts at zero, so a model grown from one without this branch starts out unchanged."""
+
+    def __init__(self, grid: int, kernel: int, width: int):
+        super().__init__()
+        self.grid = grid
+        self.conv_in = nn.Conv1d(5 * grid**2, width, kernel, padding=kernel // 2)
+        self.conv_out = nn.Conv1d(width, width, kernel, padding=kernel // 2)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, pixels: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """Frames [..., T, 3, S, S] in [0, 1] and their flow features [..., T, 2 * grid**2] -> [..., T, width]."""
+        features = event_features(pixels.reshape(-1, *pixels.shape[-4:]), flow.reshape(-1, *flow.shape[-2:]), self.grid)
+        hidden = F.gelu(self.conv_in(features.transpose(1, 2)))
+        return self.conv_out(hidden).transpose(1, 2).reshape(*pixels.shape[:-3], -1)
+
+
+def event_features(pixels: torch.Tensor, flow: torch.Tensor, grid: int) -> torch.Tensor:
+    """Clips [N, T, 3, S, S] and flow [N, T, 2 * grid**2] -> [N, T, 5 * grid**2]: per cell the flow less the
+    picture's mean flow, its change from the frame before, and the mean absolute change of the picture (x10),
+    each compressed as sign(x) log(1 + |x|). The first frame has no change (zeros)."""
+    cells = flow.unflatten(-1, (grid * grid, 2))
+    moving = cells - cells.mean(dim=2, keepdim=True)
+    change = torch.cat([torch.zeros_like(moving[:, :1]), moving[:, 1:] - moving[:, :-1]], dim=1)
+    grey = pixels.mean(dim=2)  # [N, T, S, S]
+    difference = torch.cat([torch.zeros_like(grey[:, :1]), (grey[:, 1:] - grey[:, :-1]).abs()], dim=1)
+    size = grey.shape[-1] // grid
+    cropped = difference[..., : size * grid, : size * grid].unflatten(-1, (grid, size)).unflatten(-3, (grid, size))
+    picture = cropped.mean(dim=(-3, -1)).flatten(-2)  # [N, T, grid * grid]
+    features = torch.cat([moving.flatten(2), change.flatten(2), 10 * picture], dim=-1)
+    return features.sign() * torch.log1p(features.abs())
 
 
 def flow_features(pixels: torch.Tensor, grid: int) -> torch.Tensor:

@@ -92,6 +92,11 @@ def test_foley_synth_writes_video_sound_and_labels(tmp_path, capsys):
     assert probe_video(videos[0]).frame_count == 50 and soundfile.info(videos[0].with_suffix(".wav")).frames == 32000
 
 
+def test_an_onset_one_frame_early_on_the_10_ms_grid_counts_as_within_one_frame():
+    assert onset_accuracy(np.array([1.16, 2.44]), [1.2, 2.4], 25) == 1.0  # 0.04000000000000004 s is one frame
+    assert onset_accuracy(np.array([1.15, 2.46]), [1.2, 2.4], 25) == 0.0
+
+
 def test_false_onsets_count_only_onsets_far_from_every_impact():
     assert false_onsets(np.array([1.0, 1.05, 2.0, 3.5]), [1.0, 2.02], seconds=8.0) == 0.5  # 3.5 s, per 4 s
 

@@ -227,3 +227,36 @@ def _strings(value):
             yield from _strings(item)
     elif isinstance(value, str):
         yield value
+
+
+def test_event_features_rise_at_impacts_floor_and_wall_alike():
+    """The event branch's input: the change of (camera-compensated) flow is highest within two frames of an
+    impact, for a drop on the floor, a slide into a wall and under a shaking camera."""
+    from engine.vision_encoder import event_features, flow_features
+
+    for kind in ("drop", "wall", "shake"):
+        clip = make_clip(3, kind=kind, fps=25)
+        pixels = torch.from_numpy(fit_frames(clip.frames, 64)).permute(0, 3, 1, 2).float() / 255
+        grid = STARTER.vision.flow_grid
+        features = event_features(pixels[None], flow_features(pixels, grid)[None], grid)[0]
+        change = features[:, 2 * grid**2: 4 * grid**2].abs().amax(dim=1)
+        frames = [event.time * 25 for event in clip.events if event.kind == "impact"]
+        near = torch.zeros(len(change), dtype=torch.bool)
+        for frame in frames:
+            near[max(0, int(frame) - 2): int(frame) + 4] = True
+        assert float(change[near].max()) > 2 * float(change[~near].median()), kind
+
+
+def test_a_grown_model_starts_as_its_base_and_refuses_other_shapes():
+    """`foley train --from MODEL --motion K` adds the event branch at zero: the same tokens as the base; any other
+    architectural change is refused naming the weights that differ."""
+    from engine.train import grown
+
+    base = untrained(STARTER)
+    config = replace(STARTER, vision=replace(STARTER.vision, motion_kernel=5))
+    bigger = grown(base, config)
+    pixels = torch.rand(12, 3, 64, 64)
+    assert bigger.modules["vision"].motion is not None
+    torch.testing.assert_close(bigger.modules["vision"](pixels), base.modules["vision"](pixels), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="cannot grow"):
+        grown(base, replace(config, vision=replace(config.vision, projection_dim=32)))
