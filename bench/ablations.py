@@ -17,12 +17,13 @@ import torch
 from safetensors.torch import load_file
 
 from engine.config import SAMPLING_PRESETS
-from engine.dataset import clean, load_training_set, with_flow
-from engine.evaluate import evaluate, model_audio
-from engine.models import build_modules, load_model, model_folder, models_dir
-from engine.vae import ENCODER_FILE
-from engine.train import Recipe, VAETrainer, rebuilt_unet, latents_of, mels_of, train_ldm, with_switches
-from engine.unet import build_unet
+from engine.models import load_model, model_folder, models_dir
+from engine.training.dataset import clean, load_training_set, with_flow
+from engine.training.evaluate import evaluate, model_audio
+from engine.training.train import Recipe, VAETrainer, latents_of, mels_of, rebuilt_unet, train_ldm, with_switches
+from engine.vta_ldm.stages import build_modules
+from engine.vta_ldm.unet import build_unet
+from engine.vta_ldm.vae import ENCODER_FILE
 
 FLOW_GRID = 4
 CLEAN_THRESHOLD = 0.2

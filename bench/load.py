@@ -13,8 +13,9 @@ CHILD = """
 import json, resource, sys, time
 import torch
 from safetensors.torch import load_file
-from engine.models import build_modules, load_model
-from engine.config import VTA_LDM
+from engine.models import load_model
+from engine.vta_ldm.stages import build_modules
+from engine.vta_ldm.config import VTA_LDM
 started = time.perf_counter()
 if sys.argv[1] == "meta":
     load_model("vta-ldm-clip4clip-v-large")
@@ -33,8 +34,9 @@ def main() -> None:
         os.environ["FOLEY_HOME"] = home
         from safetensors.torch import save_file
 
-        from engine.config import VTA_LDM
-        from engine.models import build_modules, models_dir
+        from engine.models import models_dir
+        from engine.vta_ldm.config import VTA_LDM
+        from engine.vta_ldm.stages import build_modules
 
         folder = models_dir() / VTA_LDM.name
         folder.mkdir(parents=True)

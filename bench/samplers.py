@@ -7,13 +7,13 @@ from fractions import Fraction
 import torch
 
 from engine.config import SamplingConfig
-from engine.generate import _sample_latents
+from engine.core.generate import _sample_latents
+from engine.core.sampling import TIMESTEP_SPACINGS
 from engine.models import embedded_default
-from engine.sample_video import make_demo_video
-from engine.sampling import TIMESTEP_SPACINGS
-from engine.vae import decode
+from engine.training.sample_video import make_demo_video
 from engine.video import decode_frames
-from engine.vision_encoder import encode_frames
+from engine.vta_ldm.vae import decode
+from engine.vta_ldm.vision_encoder import encode_frames
 
 
 def mel_of(components, context, sampler: str, steps: int, spacing: str) -> torch.Tensor:

@@ -29,11 +29,11 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="foley-bench-"))
     os.environ["FOLEY_HOME"] = str(home)
 
-    from engine.client import EngineClient, read_discovery, start_engine
     from engine.config import SAMPLING_PRESETS
-    from engine.generate import generate
+    from engine.core.generate import generate
     from engine.models import embedded_default
-    from engine.sample_video import make_demo_video
+    from engine.serving.client import EngineClient, read_discovery, start_engine
+    from engine.training.sample_video import make_demo_video
     from engine.video import decode_frames
 
     components = embedded_default()

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import torch
 
-from engine.config import SAMPLING_PRESETS, VTA_LDM
-from engine.models import build_modules
-from engine.sampling import get_alphas_cumprod, get_timesteps_leading, sample_ddpm
-from engine.unet import GuidedDenoiser, build_unet
-from engine.vae import decode
-from engine.vision_encoder import OnnxVisionEncoder, encode_frames, export_onnx
-from engine.vocoder import vocode
+from engine.config import SAMPLING_PRESETS
+from engine.core.sampling import get_alphas_cumprod, get_timesteps_leading, sample_ddpm
+from engine.vta_ldm.config import VTA_LDM
+from engine.vta_ldm.stages import build_modules
+from engine.vta_ldm.unet import GuidedDenoiser, build_unet
+from engine.vta_ldm.vae import decode
+from engine.vta_ldm.vision_encoder import OnnxVisionEncoder, encode_frames, export_onnx
+from engine.vta_ldm.vocoder import vocode
 
 FRAMES = 21  # 10.24 s at 2 fps
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from engine.evaluate import clip_sync_score
 from engine.models import model_config
-from engine.synthetic import make_clip, write_clip
+from engine.training.evaluate import clip_sync_score
+from engine.training.synthetic import make_clip, write_clip
 
 
 def main() -> None:

@@ -14,10 +14,10 @@ import numpy as np
 import soundfile
 import torch
 
-from engine.mel import HOP, N_FFT, log_mel, mel_filterbank
 from engine.metrics import audio_onsets, onset_accuracy
 from engine.models import load_model
-from engine.vocoder import vocode
+from engine.vta_ldm.mel import HOP, N_FFT, log_mel, mel_filterbank
+from engine.vta_ldm.vocoder import vocode
 
 
 def griffin_lim(mel: torch.Tensor, iterations: int) -> torch.Tensor:

@@ -6,8 +6,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-import engine.client
-import engine.edit
+import editor_plugin.edit
+import engine.serving.client
 
 ADDON = Path(__file__).with_name("blender_addon") / "__init__.py"
 PACKAGE = "foley_desk"
@@ -20,8 +20,8 @@ def build_addon(out: Path) -> Path:
     part = out.with_name(f".{out.name}.part")
     with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.write(ADDON, f"{PACKAGE}/__init__.py")
-        archive.write(engine.client.__file__, f"{PACKAGE}/foley_client.py")
-        archive.write(engine.edit.__file__, f"{PACKAGE}/foley_edit.py")
+        archive.write(engine.serving.client.__file__, f"{PACKAGE}/foley_client.py")
+        archive.write(editor_plugin.edit.__file__, f"{PACKAGE}/foley_edit.py")
         # -P: the folder Blender runs in must not shadow the installed packages
         archive.writestr(f"{PACKAGE}/{ENGINE_COMMAND}", json.dumps([sys.executable, "-P", "-m", "ui.cli", "serve"]))
     part.replace(out)

@@ -26,8 +26,8 @@ from typing import Protocol, TypeVar
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
+from editor_plugin.edit import Layered, visible
 from editor_plugin.errors import MissingMediaError, SelectionError, UnsupportedClipError
-from engine.edit import Layered, visible
 from engine.video import EditSpan
 
 T = TypeVar("T")

@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
-from engine.client import FINAL_STATES, EngineClient, EngineError, discovery_path, progress_text, read_discovery
-from engine.config import LEVEL_MODES, PRESETS, SAMPLING_PRESETS, SamplerName, SamplingConfig
+from engine.config import LEVEL_MODES, SAMPLING_PRESETS, SamplerName, SamplingConfig
+from engine.serving.client import FINAL_STATES, EngineClient, EngineError, discovery_path, progress_text, read_discovery
+from engine.vta_ldm.config import PRESETS
 
 if typing.TYPE_CHECKING:
-    from engine.sampling import StepInfo
+    from engine.core.sampling import StepInfo
     from engine.video import EditFrames, EditSpan, Frames
 
 # Heavy modules (torch, diffusers, av, soundfile, the server) are imported inside the commands that use them,
@@ -130,7 +131,7 @@ def run_generation(source: Source, args: argparse.Namespace) -> list[Path]:
 
 def _check_seeds(variants: int, seeds: tuple[int, ...]) -> None:
     """Refuse a bad --variants or --seed before any model loads (the engine checks the seeds again)."""
-    from engine.generate import MAX_SEED, MAX_VARIANTS
+    from engine.core.generate import MAX_SEED, MAX_VARIANTS
 
     if not 1 <= variants <= MAX_VARIANTS:
         raise ValueError(f"--variants {variants}: ask for 1 to {MAX_VARIANTS} variants.")
@@ -141,9 +142,9 @@ def _check_seeds(variants: int, seeds: tuple[int, ...]) -> None:
 
 
 def _generate_here(source: Source, sampling: SamplingConfig, seeds: tuple[int, ...], args) -> list[Path]:
-    from engine.generate import check_request, generate
+    from engine.core.generate import check_request, generate
+    from engine.core.output import write_variants
     from engine.models import best_installed, load_model, place
-    from engine.output import write_variants
 
     components = load_model(args.model or best_installed(), Path(args.encoder) if args.encoder else None)
     components = place(components, args.device, args.precision)
@@ -203,7 +204,7 @@ def _generate_on_engine(source: Source, sampling: SamplingConfig, seeds: tuple[i
 def _run_on_engine(client: EngineClient, source: Source, sampling: SamplingConfig, seeds: tuple[int, ...],
                    args) -> list[Path]:
     """Decode frames here, send them to the engine, follow its progress, then download the variants."""
-    from engine.sampling import StepInfo
+    from engine.core.sampling import StepInfo
 
     model = _engine_model(client, args.model)
     _announce(model["name"], model["licences"], model["trained"], sampling, seeds)
@@ -244,7 +245,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from engine.models import EMBEDDED, best_installed
-    from engine.sample_video import demo_impacts, make_demo_video
+    from engine.training.sample_video import demo_impacts, make_demo_video
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -260,8 +261,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def cmd_synth(args: argparse.Namespace) -> None:
     """Write a synthetic foley set: video, sound and exact labels per clip."""
-    from engine.sampling import StepInfo
-    from engine.synthetic import load_backgrounds, make_clip, plan, write_clip
+    from engine.core.sampling import StepInfo
+    from engine.training.synthetic import load_backgrounds, make_clip, plan, write_clip
 
     out = Path(args.output)
     clips = plan(args.split, args.count, args.kinds.split(",") if args.kinds else None)
@@ -284,8 +285,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     import numpy as np
     import soundfile
 
-    from engine.evaluate import evaluate, model_audio
     from engine.models import best_installed, load_model, place
+    from engine.training.evaluate import evaluate, model_audio
 
     if args.reference:
         def audio_for(video: Path, labels: dict) -> np.ndarray:
@@ -314,8 +315,8 @@ def _eval_clip(video: Path, wavs: list[Path], model: str | None) -> None:
     if not wavs or not video.is_file():
         raise ValueError("give a video file and the WAVs to score: foley eval CLIP.mp4 VARIANT.wav ... "
                          "(or a folder written by `foley synth`).")
-    from engine.evaluate import clip_sync_score
     from engine.models import best_installed, model_config
+    from engine.training.evaluate import clip_sync_score
 
     config = model_config(model or best_installed())
     for wav in wavs:
@@ -327,10 +328,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
     from safetensors.torch import load_file
 
-    from engine.dataset import clean, load_training_set
     from engine.models import load_model, model_folder, models_dir
-    from engine.train import STAGE_RECIPES, grown, save_trained, train_model, training_source, with_switches
-    from engine.vae import ENCODER_FILE
+    from engine.training.dataset import clean, load_training_set
+    from engine.training.train import STAGE_RECIPES, grown, save_trained, train_model, training_source, with_switches
+    from engine.vta_ldm.vae import ENCODER_FILE
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -373,7 +374,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from engine.server import serve
+    from engine.serving.server import serve
 
     serve(host=args.host, port=args.port, allow_remote=args.allow_remote,
           cache_dir=Path(args.cache) if args.cache else None, max_queue=args.max_queue,
@@ -414,16 +415,16 @@ def cmd_engine_stop(args: argparse.Namespace) -> None:
 
 
 def cmd_models_import(args: argparse.Namespace) -> None:
-    from engine.checkpoint import import_snapshot
     from engine.models import models_dir
+    from engine.vta_ldm.checkpoint import import_snapshot
 
     manifest = import_snapshot(args.folder, models_dir(), name=args.name, preset=args.preset, force=args.force)
     _print_installed(manifest)
 
 
 def cmd_models_pull(args: argparse.Namespace) -> None:
-    from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
     from engine.models import models_dir
+    from engine.vta_ldm.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
 
     repo = HUB_REPO if args.repo in ("vta-ldm", HUB_REPO) else args.repo
     folder = pull_snapshot(repo, args.revision)
@@ -442,7 +443,7 @@ def _print_installed(manifest: dict) -> None:
 
 def cmd_models_export_encoder(args: argparse.Namespace) -> None:
     from engine.models import load_model
-    from engine.vision_encoder import export_onnx
+    from engine.vta_ldm.vision_encoder import export_onnx
 
     components = load_model(args.name)
     path = export_onnx(components.modules["vision"], Path(args.output), args.precision)

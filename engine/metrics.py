@@ -1,8 +1,9 @@
 """Alignment metrics: audio onsets, onset accuracy against labels, and AV-Align (optical-flow peaks vs audio
 onset peaks, IoU within one video frame, as defined by Yariv et al. 2023 and used by VTA-LDM)."""
 
-import cv2
 import numpy as np
+
+from engine.flow import optical_flow
 
 HOP = 160  # 10 ms at 16 kHz
 WINDOW = 512
@@ -49,11 +50,6 @@ def false_onsets(onsets: np.ndarray, events: list[float], seconds: float, far: f
     labelled = np.asarray(events, float)
     stray = sum(1 for onset in onsets if not labelled.size or np.min(np.abs(labelled - onset)) > far)
     return 4.0 * stray / seconds
-
-
-def optical_flow(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
-    """Dense optical flow [H, W, 2] between two grey uint8 frames (Farneback, with AV-Align's parameters)."""
-    return cv2.calcOpticalFlowFarneback(previous, current, None, 0.5, 3, 15, 3, 5, 1.2, 0)
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:

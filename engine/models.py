@@ -13,12 +13,10 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from engine.config import PRESETS, ModelConfig, config_from_dict
 from engine.errors import CheckpointError, ModelNotInstalledError
-from engine.unet import build_unet
-from engine.vae import VAEDecoder
-from engine.vision_encoder import OnnxVisionEncoder, VideoFeatureExtractor, sinusoidal_table
-from engine.vocoder import build_vocoder
+from engine.vta_ldm.config import PRESETS, ModelConfig, config_from_dict
+from engine.vta_ldm.stages import build_modules, rebuild_unsaved_buffers
+from engine.vta_ldm.vision_encoder import OnnxVisionEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +43,6 @@ def models_dir() -> Path:
     home = os.environ.get("FOLEY_HOME")
     base = Path(home) if home else Path(platformdirs.user_data_dir("foley-desk"))
     return base / "models"
-
-
-def build_modules(config: ModelConfig) -> dict[str, nn.Module]:
-    """Random-initialised inference modules of `config` (no text tower, no VAE encoder)."""
-    return {
-        "vision": VideoFeatureExtractor(config.vision).eval(),
-        "unet": build_unet(config.unet),
-        "vae": VAEDecoder(config.vae).eval(),
-        "vocoder": build_vocoder(config.vocoder, config.sample_rate),
-    }
 
 
 def read_manifest(folder: Path) -> dict:
@@ -135,22 +123,8 @@ def _load(name: str) -> Components:
         prefix = part + "."
         weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         module.load_state_dict(weights, strict=True, assign=True)
-    _rebuild_unsaved_buffers(modules, config)
+    rebuild_unsaved_buffers(modules, config)
     return Components(name, config, modules, manifest["scale_factor"], tuple(manifest["licences"]), manifest["trained"])
-
-
-def _rebuild_unsaved_buffers(modules: dict[str, nn.Module], config: ModelConfig) -> None:
-    """Buffers a checkpoint does not hold (CLIP's position ids, the frame position table) are computed again."""
-    vision = modules["vision"]
-    embeddings = vision.clip_vision.vision_model.embeddings
-    positions = torch.arange(embeddings.num_positions).expand((1, -1))
-    embeddings.register_buffer("position_ids", positions, persistent=False)
-    if config.vision.frame_pe:
-        table = sinusoidal_table(config.vision.pe_max_frames, config.vision.projection_dim)
-        vision.register_buffer("frame_pe", table, persistent=False)
-    for part, module in modules.items():
-        left = [n for n, t in (*module.named_parameters(), *module.named_buffers()) if t.is_meta]
-        assert not left, f"{part} kept tensors on the meta device: {left[:3]}"
 
 
 def embedded_default() -> Components:

@@ -14,7 +14,7 @@ import numpy as np
 import soxr
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
-from engine.levels import OVERSAMPLE, true_peak_dbtp
+from engine.core.levels import OVERSAMPLE, true_peak_dbtp
 
 logger = logging.getLogger(__name__)
 

@@ -21,10 +21,19 @@ import soundfile
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from engine import __version__
-from engine.levels import integrated_lufs, true_peak_dbtp
+from engine.core.levels import integrated_lufs, true_peak_dbtp
 from export.mux import FOLEY_RATE, decoded_foley, mux
-from export.stems import (DEFAULT_CEILING, LOUDNESS_PRESETS, STEM_RATE, ExportError, Loudness, normalise, read_48k,
-                          write_bwf, write_stem)
+from export.stems import (
+    DEFAULT_CEILING,
+    LOUDNESS_PRESETS,
+    STEM_RATE,
+    ExportError,
+    Loudness,
+    normalise,
+    read_48k,
+    write_bwf,
+    write_stem,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import numpy as np
 import soundfile
 import soxr
 
-from engine.levels import apply_gain, integrated_lufs, true_peak_dbtp
-from export.limiter import limit
+from engine.core.levels import apply_gain, integrated_lufs, true_peak_dbtp
 from export.errors import ExportError
+from export.limiter import limit
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import TINY
-from engine.models import Components, build_modules
-from engine.sample_video import write_video
+from engine.models import Components
+from engine.training.sample_video import write_video
+from engine.vta_ldm.config import TINY
+from engine.vta_ldm.stages import build_modules
 
 DEBIAN_PACKAGES = {"melt": "melt frei0r-plugins", "ffmpeg": "ffmpeg", "blender": "blender"}
 CODE_BITS = 9

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.client import EngineClient
+from engine.serving.client import EngineClient
 
 FOLEY = str(Path(sys.executable).with_name("foley"))
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +70,7 @@ class EngineProcess:
 def engine_with_test_model(home: Path, *args: str) -> EngineProcess:
     """An engine whose FOLEY_HOME holds the test-sized imported checkpoint ("tiny": the published layout at 2 fps,
     224x224), which is then its default model."""
-    from engine.checkpoint import import_snapshot
+    from engine.vta_ldm.checkpoint import import_snapshot
     from tests.published_layout import build_snapshot
 
     build_snapshot(home.parent / f"{home.name}-snapshot")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from engine.client import EngineClient
+from engine.serving.client import EngineClient
 from tests.engine_process import EngineProcess
 from tests.fakes.player import RecordingPlayer
 from tests.projects import kdenlive_project

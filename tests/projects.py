@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from engine.sample_video import make_demo_video
+from engine.training.sample_video import make_demo_video
 from tests.conftest import installed
 
 MELT_TIMEOUT = 120

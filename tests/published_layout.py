@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from engine.config import TINY, ModelConfig
-from engine.unet import build_unet
-from engine.vision_encoder import VideoFeatureExtractor
+from engine.vta_ldm.config import TINY, ModelConfig
+from engine.vta_ldm.unet import build_unet
+from engine.vta_ldm.vision_encoder import VideoFeatureExtractor
 
 
 def _conv(shapes: dict, name: str, cout: int, cin: int, k: int, dims: int = 2) -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import soundfile
 
 from editor_plugin.blender import build_addon
-from engine.checkpoint import import_snapshot
-from engine.sample_video import make_demo_video
+from engine.training.sample_video import make_demo_video
+from engine.vta_ldm.checkpoint import import_snapshot
 from tests.conftest import installed
 from tests.engine_process import EngineProcess
 from tests.published_layout import build_snapshot

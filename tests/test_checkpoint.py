@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from engine.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
-from engine.config import TINY
 from engine.errors import CheckpointError, ModelNotInstalledError
 from engine.models import list_models, load_model, models_dir, remove_model
-from engine.vae import ENCODER_FILE, VAEEncoder, decode
+from engine.vta_ldm.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
+from engine.vta_ldm.config import TINY
+from engine.vta_ldm.vae import ENCODER_FILE, VAEEncoder, decode
 from tests.published_layout import build_snapshot
 
 

@@ -15,7 +15,6 @@ from editor_plugin.contract import CONTRACT, Capabilities, Placement, has_featur
 from editor_plugin.hosts import BRIDGES
 from tests.projects import burst, kdenlive_project
 
-
 BRIDGE_MODULES = sorted({*BRIDGES.values(), resolve}, key=lambda module: module.__name__)
 
 

@@ -2,7 +2,7 @@
 
 from fractions import Fraction as F
 
-from engine.edit import Layered, visible
+from editor_plugin.edit import Layered, visible
 
 
 def test_top_layer_wins_and_the_lower_clip_resumes_with_its_source_trimmed():

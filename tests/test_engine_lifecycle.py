@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.client import EngineClient, read_discovery
-from engine.sample_video import make_demo_video
+from engine.serving.client import EngineClient, read_discovery
+from engine.training.sample_video import make_demo_video
 from tests.engine_process import FOLEY, EngineProcess, foley_env
 
 

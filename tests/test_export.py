@@ -13,12 +13,12 @@ import pytest
 import soundfile
 
 from engine.config import SAMPLING_PRESETS
-from engine.generate import Generation, Variant
+from engine.core.generate import Generation, Variant
+from engine.core.output import to_pcm16, write_variants
 from engine.models import load_model
-from engine.output import to_pcm16, write_variants
+from engine.training.sample_video import make_demo_video
 from export.package import export_package, stem_input
 from export.stems import ExportError, read_time_reference
-from engine.sample_video import make_demo_video
 from tests.projects import burst
 from tests.test_stems import ffmpeg_loudness, impacts, lufs, true_peak_4x
 from ui.cli import main

@@ -13,14 +13,14 @@ import pytest
 import soundfile
 import torch
 
-from ui.cli import main
 from engine.config import SAMPLING_PRESETS
+from engine.core.generate import JobCancelled, generate, range_samples
 from engine.errors import UnsupportedRangeError
-from engine.generate import JobCancelled, generate, range_samples
-from engine.sample_video import make_demo_video
+from engine.training.sample_video import make_demo_video
 from engine.video import decode_frames
 from tests.conftest import coded_video
 from tests.published_layout import build_snapshot
+from ui.cli import main
 
 FAST = replace(SAMPLING_PRESETS["reference"], steps=3)
 
@@ -185,7 +185,7 @@ def test_import_contracts_hold():
 
 
 def test_pcm_conversion_clips_instead_of_wrapping():
-    from engine.output import to_pcm16
+    from engine.core.output import to_pcm16
 
     pcm = to_pcm16(np.array([0.0, 0.5, 1.0, 1.5, -1.0, -2.0], np.float32))
     assert pcm.tolist() == [0, 16384, 32767, 32767, -32767, -32767]

@@ -11,7 +11,13 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from editor_plugin import mlt
 from editor_plugin.contract import Placement
-from editor_plugin.errors import MissingMediaError, ProjectFormatError, ProjectWriteError, SelectionError, UnsupportedClipError
+from editor_plugin.errors import (
+    MissingMediaError,
+    ProjectFormatError,
+    ProjectWriteError,
+    SelectionError,
+    UnsupportedClipError,
+)
 from tests.projects import TONE_LEVEL, burst, kdenlive_project, render_audio, shotcut_project
 
 RATES = [Fraction(25), Fraction(30000, 1001), Fraction(24000, 1001)]

@@ -17,7 +17,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from editor_plugin import mlt
 from editor_plugin.contract import Placement
 from editor_plugin.errors import MissingMediaError, ProjectFormatError, SelectionError, UnsupportedClipError
-from engine.sample_video import make_demo_video
+from engine.training.sample_video import make_demo_video
 from tests.projects import burst, real_project, render_audio, render_tractor_audio, tone_file
 
 SAMPLE_RATE = 48000

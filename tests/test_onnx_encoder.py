@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from engine.config import STARTER
-from engine.vision_encoder import OnnxVisionEncoder, encode_frames, export_onnx, flow_features
+from engine.vta_ldm.config import STARTER
+from engine.vta_ldm.vision_encoder import OnnxVisionEncoder, encode_frames, export_onnx, flow_features
 from tests.conftest import untrained
 from ui.cli import main
 
@@ -32,7 +32,7 @@ def test_onnx_encoder_matches_torch(exports, tiny, frames):
 
 
 def test_generate_with_the_onnx_encoder(exports, tmp_path, capsys):
-    from engine.sample_video import make_demo_video
+    from engine.training.sample_video import make_demo_video
 
     video = make_demo_video(tmp_path / "clip.mp4", seconds=2.0)
     assert main(["models", "export-encoder", "builtin", "--precision", "int8", "-o", str(tmp_path / "e.onnx")]) == 0

@@ -5,10 +5,10 @@ from dataclasses import asdict, replace
 from fractions import Fraction
 
 from engine.config import SAMPLING_PRESETS
-from engine.client import progress_text
-from engine.generate import generate
+from engine.core.generate import generate
 from engine.progress import WINDOW_STAGES, JobClock
-from engine.sample_video import make_demo_video
+from engine.serving.client import progress_text
+from engine.training.sample_video import make_demo_video
 from engine.video import EditFrames, EditSpan
 from ui.cli import main
 from ui.panel_model import JobRow, PanelModel

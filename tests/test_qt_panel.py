@@ -15,11 +15,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
 from editor_plugin import mlt  # noqa: E402
-from engine.client import EngineClient  # noqa: E402
+from engine.config import SamplingConfig
+from engine.serving.client import EngineClient
 from tests.engine_process import engine_with_test_model  # noqa: E402
 from tests.fakes.player import RecordingPlayer  # noqa: E402
 from tests.projects import kdenlive_project  # noqa: E402
-from engine.config import SamplingConfig  # noqa: E402
 from ui import panel_model, worker  # noqa: E402
 from ui.panel_model import PanelModel  # noqa: E402
 from ui.qt_panel import RULER_HEIGHT, TRACK_HEIGHT, QtExportDialog, QtFoleyPanel  # noqa: E402

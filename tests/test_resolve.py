@@ -10,7 +10,7 @@ from opentimelineio.opentime import RationalTime
 from editor_plugin import resolve as bridge
 from editor_plugin.contract import Placement, seconds
 from editor_plugin.errors import HostError, HostNotRunningError, HostVersionError, SelectionError, UnsupportedClipError
-from engine.sample_video import make_demo_video
+from engine.training.sample_video import make_demo_video
 from tests.fakes.resolve import FakeResolve, FakeScriptModule, FakeTimeline
 from tests.projects import burst
 from ui.cli import main

@@ -19,7 +19,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from editor_plugin import interchange
 from editor_plugin.contract import Placement, exact_rate, seconds, timeline_rate
 from editor_plugin.errors import MissingMediaError, ProjectWriteError, SelectionError, UnsupportedClipError
-from engine.sample_video import make_demo_video
+from engine.training.sample_video import make_demo_video
 from tests.projects import burst, otio_timeline
 from ui.cli import main
 

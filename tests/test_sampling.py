@@ -1,12 +1,21 @@
 """Samplers: schedule, one closed-form DDPM step, and full loops against diffusers' own schedulers."""
 
 import numpy as np
-import torch
 import pytest
+import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
-from engine.config import SchedulerConfig
-from engine.sampling import ddpm_step, get_alphas_cumprod, get_timesteps_leading, get_timesteps_trailing, sample_ddim, sample_ddpm, sample_dpmpp_2m, sample_unipc
+from engine.core.sampling import (
+    ddpm_step,
+    get_alphas_cumprod,
+    get_timesteps_leading,
+    get_timesteps_trailing,
+    sample_ddim,
+    sample_ddpm,
+    sample_dpmpp_2m,
+    sample_unipc,
+)
+from engine.vta_ldm.config import SchedulerConfig
 
 CONFIG = SchedulerConfig()
 

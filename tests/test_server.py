@@ -15,8 +15,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from ui.cli import main
-from engine.client import (
+from engine.config import SAMPLING_PRESETS
+from engine.core.generate import generate, range_samples
+from engine.core.levels import apply_gain, variant_level
+from engine.core.output import to_pcm16
+from engine.models import load_model, place
+from engine.serving.client import (
     FRAMES_CONTENT_TYPE,
     EngineClient,
     EngineConnectionLost,
@@ -24,14 +28,10 @@ from engine.client import (
     JobCancelled,
     read_discovery,
 )
-from engine.config import SAMPLING_PRESETS
-from engine.generate import generate, range_samples
-from engine.levels import apply_gain, variant_level
-from engine.models import load_model, place
-from engine.output import to_pcm16
+from engine.training.sample_video import make_demo_video
 from engine.video import decode_frames
-from engine.sample_video import make_demo_video
 from tests.engine_process import FOLEY, EngineProcess, engine_with_test_model
+from ui.cli import main
 
 JOB_TIMEOUT = 120  # seconds; every wait in these tests is bounded
 
@@ -379,7 +379,7 @@ def test_binding_beyond_loopback_needs_a_flag(tmp_path):
 
 def test_client_imports_with_the_standard_library_only():
     root = Path(__file__).parents[1]
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import engine.client; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import engine.serving.client; "
             "print(sorted(m for m in ('numpy', 'torch', 'fastapi') if m in sys.modules))")
     run = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(root)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
@@ -387,7 +387,7 @@ def test_client_imports_with_the_standard_library_only():
 
 
 def test_a_job_says_how_its_wavs_are_levelled_and_an_unknown_level_is_refused():
-    from engine.server import parse_media_job
+    from engine.serving.server import parse_media_job
 
     job = {"media": "/shots/a.mov", "start": "0", "end": "1", "seeds": [1]}
     assert parse_media_job(json.dumps(job).encode()).level == "normalised"

@@ -2,12 +2,12 @@
 
 import torch
 
-from engine.config import TINY, VTA_LDM
-from engine.sampling import get_alphas_cumprod
-from engine.unet import GuidedDenoiser, build_unet
-from engine.vae import decode
-from engine.vision_encoder import encode_frames, sinusoidal_table
-from engine.vocoder import vocode
+from engine.core.sampling import get_alphas_cumprod
+from engine.vta_ldm.config import TINY, VTA_LDM
+from engine.vta_ldm.unet import GuidedDenoiser, build_unet
+from engine.vta_ldm.vae import decode
+from engine.vta_ldm.vision_encoder import encode_frames, sinusoidal_table
+from engine.vta_ldm.vocoder import vocode
 
 
 def test_config_sizes_match_the_published_model():
@@ -67,7 +67,7 @@ def test_vae_and_vocoder_shapes(tiny):
 
 def test_published_preset_has_the_published_parameter_counts():
     """Counted on the meta device (no memory): the numbers of reference notes 1.3, 1.5, 1.7, 1.8 and 2.3."""
-    from engine.models import build_modules
+    from engine.vta_ldm.stages import build_modules
 
     with torch.device("meta"):
         modules = build_modules(VTA_LDM)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from engine.synthetic import make_clip, write_clip
+from engine.training.synthetic import make_clip, write_clip
 from ui.cli import main
 
 SHIFT = 0.3  # seconds

@@ -7,8 +7,16 @@ import pytest
 import soundfile
 
 from engine.metrics import audio_onsets, av_align, false_onsets, frechet_distance, onset_accuracy, optional_metric
-from engine.synthetic import (FRAME_RATES, HELD_OUT_KINDS, HELD_OUT_SEEDS, SCENE_KINDS, SCENE_METRES, make_clip,
-                              plan, seeds_for)
+from engine.training.synthetic import (
+    FRAME_RATES,
+    HELD_OUT_KINDS,
+    HELD_OUT_SEEDS,
+    SCENE_KINDS,
+    SCENE_METRES,
+    make_clip,
+    plan,
+    seeds_for,
+)
 from engine.video import probe_video
 from ui.cli import main
 
@@ -53,7 +61,7 @@ def test_held_out_kinds_never_reach_the_training_split():
 
 
 def test_foley_synth_draws_kinds_and_real_backgrounds(tmp_path, capsys):
-    from engine.sample_video import make_demo_video
+    from engine.training.sample_video import make_demo_video
 
     footage = tmp_path / "footage"
     footage.mkdir()

@@ -12,16 +12,26 @@ import pytest
 import soundfile
 import torch
 
-from engine.config import STARTER, TINY
-from engine.dataset import TrainingSet, clean, load_training_set
 from engine.errors import InputVideoError
-from engine.mel import log_mel, mel_filterbank
 from engine.models import load_model
-from engine.synthetic import make_clip, write_clip
-from engine.train import (LoRALinear, Recipe, VAETrainer, add_lora, mels_of, merge_lora, splice, train_ldm,
-                          train_vae, with_switches)
-from engine.unet import aligned_features, build_unet
+from engine.training.dataset import TrainingSet, clean, load_training_set
+from engine.training.synthetic import make_clip, write_clip
+from engine.training.train import (
+    LoRALinear,
+    Recipe,
+    VAETrainer,
+    add_lora,
+    mels_of,
+    merge_lora,
+    splice,
+    train_ldm,
+    train_vae,
+    with_switches,
+)
 from engine.video import fit_frames
+from engine.vta_ldm.config import STARTER, TINY
+from engine.vta_ldm.mel import log_mel, mel_filterbank
+from engine.vta_ldm.unet import aligned_features, build_unet
 from tests.conftest import installed, untrained
 
 # a starter-shaped model small enough for unit tests: 25 fps, 4 s windows, aligned conditioning
@@ -188,10 +198,10 @@ def test_the_shipped_starter_model_times_impacts_to_the_pictures(tmp_path):
     """The built-in model, on held-out synthetic clips it never saw: its sound's onsets land on the impacts
     (within one video frame), and the same sound shifted by 0.2 s does not."""
     from engine.config import SAMPLING_PRESETS
-    from engine.evaluate import model_audio
     from engine.metrics import audio_onsets, onset_accuracy
     from engine.models import embedded_default
-    from engine.synthetic import seeds_for
+    from engine.training.evaluate import model_audio
+    from engine.training.synthetic import seeds_for
 
     components = embedded_default()
     assert components.trained and components.config.frame_rate == 25
@@ -232,7 +242,7 @@ def _strings(value):
 def test_event_features_rise_at_impacts_floor_and_wall_alike():
     """The event branch's input: the change of (camera-compensated) flow is highest within two frames of an
     impact, for a drop on the floor, a slide into a wall and under a shaking camera."""
-    from engine.vision_encoder import event_features, flow_features
+    from engine.vta_ldm.vision_encoder import event_features, flow_features
 
     for kind in ("drop", "wall", "shake"):
         clip = make_clip(3, kind=kind, fps=25)
@@ -250,7 +260,7 @@ def test_event_features_rise_at_impacts_floor_and_wall_alike():
 def test_a_grown_model_starts_as_its_base_and_refuses_other_shapes():
     """`foley train --from MODEL --motion K` adds the event branch at zero: the same tokens as the base; any other
     architectural change is refused naming the weights that differ."""
-    from engine.train import grown
+    from engine.training.train import grown
 
     base = untrained(STARTER)
     config = replace(STARTER, vision=replace(STARTER.vision, motion_kernel=5))

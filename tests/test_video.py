@@ -10,7 +10,7 @@ import pytest
 import soundfile
 
 from engine.errors import InputVideoError
-from engine.sample_video import write_video
+from engine.training.sample_video import write_video
 from engine.video import EditSpan, decode_edit, decode_frames, probe_video, target_times
 from tests.conftest import coded_video, read_code
 

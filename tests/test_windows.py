@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from engine.config import SAMPLING_PRESETS
-from engine.generate import JobCancelled, generate, range_samples
-from engine.sample_video import write_video
+from engine.core.generate import JobCancelled, generate, range_samples
+from engine.core.windows import crossfade_add, estimate_windows, seam_report
+from engine.training.sample_video import write_video
 from engine.video import EditFrames, EditSpan
-from engine.windows import crossfade_add, estimate_windows, seam_report
 
 ONE_STEP = replace(SAMPLING_PRESETS["reference"], steps=1)
 

@@ -19,7 +19,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from editor_plugin import commands, hosts, xmeml
 from editor_plugin.contract import Placement, seconds
 from editor_plugin.errors import HostError, ProjectFormatError, SelectionError, UnsupportedClipError
-from engine.sample_video import make_demo_video
+from engine.training.sample_video import make_demo_video
 from tests.projects import burst
 
 FIXTURES = Path(__file__).parent / "fixtures" / "xmeml"

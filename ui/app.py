@@ -6,7 +6,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QApplication
 
 from engine.cli import announce_started
-from engine.client import EngineClient
+from engine.serving.client import EngineClient
 from ui.panel_model import PanelModel
 from ui.player import SoundDevicePlayer
 from ui.qt_panel import QtFoleyPanel

@@ -9,8 +9,8 @@ from editor_plugin.commands import add_host_commands
 from editor_plugin.errors import HostError
 from engine import __version__
 from engine.cli import add_engine_commands
-from engine.client import EngineError
 from engine.errors import FoleyError
+from engine.serving.client import EngineError
 from export.commands import add_export_commands
 from export.errors import ExportError
 

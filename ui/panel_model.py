@@ -18,10 +18,10 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from editor_plugin.contract import Placement, Selection, WriteReport, exact_rate, seconds, timeline_rate
 from editor_plugin.errors import HostError, SelectionError
-from engine.client import progress_text
-from engine.config import SAMPLING_PRESETS
 from editor_plugin.hosts import RESOLVE, Project, open_project
 from editor_plugin.project_files import restore
+from engine.config import SAMPLING_PRESETS
+from engine.serving.client import progress_text
 from export.package import export_package, stem_input
 from export.stems import ExportError
 from ui.events import Events

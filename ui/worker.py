@@ -8,8 +8,8 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from engine.client import EngineClient, EngineError, JobCancelled
 from engine.errors import InputVideoError
+from engine.serving.client import EngineClient, EngineError, JobCancelled
 from engine.video import EditSpan, decode_edit
 from ui.panel_model import GenerateRequest
 

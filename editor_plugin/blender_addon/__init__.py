@@ -2,7 +2,7 @@
 on a Foley Desk engine and add the variants as sound strips at the exact frame.
 
 Runs inside Blender's own Python: bpy plus the standard library only. `foley_client` and `foley_edit` are the
-engine's `engine/client.py` and `engine/edit.py`, copied into the add-on zip by `foley blender-addon`.
+engine's `engine/serving/client.py` and `editor_plugin/edit.py`, copied into the add-on zip by `foley blender-addon`.
 """
 
 import json

@@ -1,6 +1,6 @@
 """Output: variants as 16-bit WAV files with JSON sidecars, written atomically (all or nothing).
 
-The level is an output step: each file gets the gain `engine.levels.variant_level` chose (recorded in the
+The level is an output step: each file gets the gain `engine.core.levels.variant_level` chose (recorded in the
 sidecar), while the generation's own arrays stay as the model made them.
 """
 
@@ -14,8 +14,8 @@ import numpy as np
 import soundfile
 
 from engine import __version__
-from engine.generate import Generation
-from engine.levels import LevelMode, apply_gain, variant_level
+from engine.core.generate import Generation
+from engine.core.levels import LevelMode, apply_gain, variant_level
 from engine.metrics import sync_score
 from engine.models import Components
 

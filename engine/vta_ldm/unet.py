@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import AttnProcessor2_0
 
-from engine.config import ModelConfig, UNetConfig
+from engine.vta_ldm.config import ModelConfig, UNetConfig
 
 
 class ZeroContextCrossAttention:

@@ -11,18 +11,19 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from engine.config import SAMPLING_PRESETS, ModelConfig, SamplingConfig
+from engine.config import SAMPLING_PRESETS, SamplingConfig
+from engine.core.sampling import SAMPLERS, TIMESTEP_SPACINGS, StepInfo, get_alphas_cumprod, row_noise
+from engine.core.windows import OVERLAP, crossfade_add, estimate_windows, window_end
 from engine.errors import FoleyError, UnsupportedRangeError
 from engine.metrics import motion_curve
 from engine.models import Components
 from engine.progress import JobClock
-from engine.sampling import SAMPLERS, TIMESTEP_SPACINGS, StepInfo, get_alphas_cumprod, row_noise
-from engine.unet import GuidedDenoiser
-from engine.vae import decode
 from engine.video import EditFrames, Frames
-from engine.windows import OVERLAP, crossfade_add, estimate_windows, window_end
-from engine.vision_encoder import encode_frames
-from engine.vocoder import vocode
+from engine.vta_ldm.config import ModelConfig
+from engine.vta_ldm.unet import GuidedDenoiser
+from engine.vta_ldm.vae import decode
+from engine.vta_ldm.vision_encoder import encode_frames
+from engine.vta_ldm.vocoder import vocode
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The engine's job queue: one worker thread runs jobs in order with a warm model; results live in a cache
-directory whose index survives restarts. No HTTP here (see `engine.server`)."""
+directory whose index survives restarts. No HTTP here (see `engine.serving.server`)."""
 
 import json
 import logging
@@ -15,11 +15,11 @@ from fractions import Fraction
 from pathlib import Path
 
 from engine.config import LevelMode, SamplingConfig
+from engine.core.generate import JobCancelled, check_frames, check_request, generate
+from engine.core.output import write_variants
+from engine.core.sampling import StepInfo
 from engine.errors import FoleyError
-from engine.generate import JobCancelled, check_frames, check_request, generate
 from engine.models import Components, load_model, model_config, place, resolve_device
-from engine.output import write_variants
-from engine.sampling import StepInfo
 from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video, target_times
 
 logger = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from engine.config import VisionConfig
-from engine.metrics import optical_flow
+from engine.flow import optical_flow
+from engine.vta_ldm.config import VisionConfig
 
 logger = logging.getLogger(__name__)
 

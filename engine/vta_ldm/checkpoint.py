@@ -22,10 +22,10 @@ from safetensors.torch import save_file
 from torch import nn
 
 from engine import __version__
-from engine.config import PRESETS, UNET_CONFIG_FILES, ModelConfig
 from engine.errors import CheckpointError
-from engine.models import build_modules
-from engine.vae import ENCODER_FILE, VAEEncoder
+from engine.vta_ldm.config import PRESETS, UNET_CONFIG_FILES, ModelConfig
+from engine.vta_ldm.stages import build_modules
+from engine.vta_ldm.vae import ENCODER_FILE, VAEEncoder
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 import torch
 from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
-from engine.config import VocoderConfig
+from engine.vta_ldm.config import VocoderConfig
 
 
 def build_vocoder(config: VocoderConfig, sample_rate: int) -> SpeechT5HifiGan:

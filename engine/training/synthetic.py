@@ -24,7 +24,7 @@ from typing import Literal, get_args
 import numpy as np
 import soundfile
 
-from engine.sample_video import write_video
+from engine.training.sample_video import write_video
 
 logger = logging.getLogger(__name__)
 
@@ -313,7 +313,7 @@ assert set(SCENE_KINDS) == set(get_args(SceneKind))
 
 def load_backgrounds(folder: Path, per_video: int = 6, size: int = 192) -> list[tuple[str, np.ndarray]]:
     """Frames of real footage (every video in `folder`, `per_video` spread over each), as backgrounds."""
-    from engine.dataset import VIDEO_SUFFIXES
+    from engine.training.dataset import VIDEO_SUFFIXES
     from engine.video import decode_frames, probe_video
 
     frames = []

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine.config import SchedulerConfig
+from engine.vta_ldm.config import SchedulerConfig
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,20 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from starlette.concurrency import run_in_threadpool
 
 from engine import __version__
-from engine.client import API, DISCOVERY_FORMAT, FRAMES_CONTENT_TYPE, FRAMES_FORMAT, EngineClient, discovery_path, read_discovery
 from engine.config import LEVEL_MODES, SAMPLING_PRESETS, LevelMode, SamplingConfig
+from engine.core.sampling import SAMPLERS, TIMESTEP_SPACINGS
 from engine.errors import FoleyError
-from engine.jobs import FINAL_STATES, JobNotDone, JobRunner, JobSpec, QueueFull, UnknownJob
-from engine.sampling import SAMPLERS, TIMESTEP_SPACINGS
 from engine.models import EMBEDDED, best_installed, list_models, model_config, model_manifest
+from engine.serving.client import (
+    API,
+    DISCOVERY_FORMAT,
+    FRAMES_CONTENT_TYPE,
+    FRAMES_FORMAT,
+    EngineClient,
+    discovery_path,
+    read_discovery,
+)
+from engine.serving.jobs import FINAL_STATES, JobNotDone, JobRunner, JobSpec, QueueFull, UnknownJob
 from engine.video import EditSpan, Frames, fit_frames
 
 logger = logging.getLogger(__name__)

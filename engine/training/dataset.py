@@ -9,11 +9,11 @@ import av
 import numpy as np
 import torch
 
-from engine.config import ModelConfig
 from engine.errors import InputVideoError
 from engine.metrics import av_align
 from engine.video import decode_frames, probe_video
-from engine.vision_encoder import flow_features
+from engine.vta_ldm.config import ModelConfig
+from engine.vta_ldm.vision_encoder import flow_features
 
 logger = logging.getLogger(__name__)
 

@@ -242,7 +242,7 @@ class EngineClient:
                       steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
                       level: str = "normalised", spacing: str | None = None) -> dict:
         """A job on decoded frames: `count` uint8 RGB pictures of `height` x `width`, sampled at `fps` from start;
-        `level` is how the WAVs are written ("normalised" or "raw", see engine/levels.py)."""
+        `level` is how the WAVs are written ("normalised" or "raw", see engine/core/levels.py)."""
         header = {"format": FRAMES_FORMAT, "count": count, "width": width, "height": height, "fps": fps,
                   "start": str(start), "end": str(end), "frame_times": [str(t) for t in frame_times],
                   "source": source, "level": level, **_params(seeds, model, steps, guidance, sampler, spacing)}
@@ -406,8 +406,8 @@ def _params(seeds: list[int], model: str | None, steps: int | None, guidance: fl
 def _package_root() -> Path | None:
     """The folder holding this Foley Desk's `engine` and `ui` packages, when this module is the package's own
     (a copy inside the Blender add-on is not)."""
-    root = Path(__file__).resolve().parent.parent
-    if __name__ == "engine.client" and (root / "ui" / "cli.py").is_file():
+    root = Path(__file__).resolve().parents[2]
+    if __name__ == "engine.serving.client" and (root / "ui" / "cli.py").is_file():
         return root
     return None
 

@@ -28,14 +28,15 @@ import torch.nn.functional as F
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import nn
 
-from engine.checkpoint import MANIFEST_FORMAT, write_model
-from engine.config import ModelConfig, config_to_dict
-from engine.dataset import TrainingSet
-from engine.mel import log_mel
-from engine.models import Components, build_modules
-from engine.sampling import get_alphas_cumprod
-from engine.unet import aligned_features, build_unet
-from engine.vae import ENCODER_FILE, VAEDecoder, VAEEncoder
+from engine.core.sampling import get_alphas_cumprod
+from engine.models import Components
+from engine.training.dataset import TrainingSet
+from engine.vta_ldm.checkpoint import MANIFEST_FORMAT, write_model
+from engine.vta_ldm.config import ModelConfig, config_to_dict
+from engine.vta_ldm.mel import log_mel
+from engine.vta_ldm.stages import build_modules
+from engine.vta_ldm.unet import aligned_features, build_unet
+from engine.vta_ldm.vae import ENCODER_FILE, VAEDecoder, VAEEncoder
 
 logger = logging.getLogger(__name__)
 

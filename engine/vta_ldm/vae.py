@@ -5,7 +5,7 @@ import torch
 from diffusers.models.autoencoders.vae import Decoder, DiagonalGaussianDistribution, Encoder
 from torch import nn
 
-from engine.config import VAEConfig
+from engine.vta_ldm.config import VAEConfig
 
 ENCODER_FILE = "vae_encoder.safetensors"  # beside a model's weights: the encoder side, for training
 

@@ -12,10 +12,18 @@ import soundfile
 import soxr
 
 from engine.config import SamplingConfig
+from engine.core.generate import generate
 from engine.errors import InputVideoError
-from engine.generate import generate
-from engine.metrics import (audio_onsets, av_align, false_onsets, frechet_distance, mel_features, motion_curve,
-                            onset_accuracy, sync_score)
+from engine.metrics import (
+    audio_onsets,
+    av_align,
+    false_onsets,
+    frechet_distance,
+    mel_features,
+    motion_curve,
+    onset_accuracy,
+    sync_score,
+)
 from engine.models import Components
 from engine.video import EditFrames, EditSpan, decode_edit, decode_frames, probe_video
 

@@ -1,0 +1,1 @@
+"""The engine process: HTTP server, job queue and the standard-library client (also shipped in the Blender add-on)."""
