@@ -1,9 +1,27 @@
-"""Progress of a whole job: the stages every window runs, and an ETA from the pace measured so far."""
+"""Progress types: one step of a job (`StepInfo`), the stages every window runs, and an ETA from the pace measured
+so far (`JobClock`)."""
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 WINDOW_STAGES = ("decode", "encode", "sample", "vae", "vocode")  # what `generate` runs per window, in this order
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """Progress of one job: `step` of `total` in `stage`, for the `variants` that advance together from variant
+    `variant` on, in window `window` of about `windows` (long ranges are generated window by window), and the
+    job's remaining seconds `eta` (None until measured)."""
+
+    stage: str
+    step: int
+    total: int
+    variant: int = 0
+    variants: int = 1
+    window: int = 0
+    windows: int = 1
+    eta: float | None = None
 
 
 class JobClock:

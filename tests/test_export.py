@@ -135,7 +135,7 @@ def test_cli_export_generated_variants_with_mux(tmp_path, capsys):
 
 
 def test_timeline_start_timecodes_count_frames_at_the_rate():
-    from export.commands import timecode_seconds
+    from ui.commands.export import timecode_seconds
 
     assert timecode_seconds("01:00:00:00", Fraction(25)) == 3600
     ntsc = Fraction(30000, 1001)

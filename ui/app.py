@@ -5,8 +5,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from engine.cli import announce_started
 from engine.serving.client import EngineClient
+from ui.commands.common import announce_started
 from ui.panel_model import PanelModel
 from ui.player import SoundDevicePlayer
 from ui.qt_panel import QtFoleyPanel

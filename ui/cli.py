@@ -1,18 +1,16 @@
-"""The `foley` command: engine commands, host commands, and the error handling every command shares."""
+"""The `foley` command: every command family of `ui.commands`, and the error handling every command shares."""
 
 import argparse
 import logging
 import sys
 from pathlib import Path
 
-from editor_plugin.commands import add_host_commands
 from editor_plugin.errors import HostError
 from engine import __version__
-from engine.cli import add_engine_commands
 from engine.errors import FoleyError
 from engine.serving.client import EngineError
-from export.commands import add_export_commands
 from export.errors import ExportError
+from ui.commands import export, generate, hosts, models, panel, serving, training
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,23 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"foley-desk {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
-    add_host_commands(sub, add_engine_commands(sub))
-    add_export_commands(sub)
-    panel = sub.add_parser("panel", help="open the Foley Desk panel (Qt) next to your editor")
-    panel.add_argument("project", nargs="?", help="a project file to open")
-    panel.add_argument("--sequence", help="the timeline of the project to open when it holds several")
-    panel.add_argument("--engine", help="engine URL (default: the local engine, started if needed)")
-    panel.add_argument("--token", help="the engine's token, for --engine")
-    panel.add_argument("-o", "--output", help="folder for generated variants and stems (default: 'Foley Desk' "
-                                              "beside the project file, else ./foley-panel)")
-    panel.set_defaults(func=cmd_panel)
+    for family in (generate, hosts, export, serving, models, training, panel):
+        family.add_commands(sub)
     return parser
-
-
-def cmd_panel(args: argparse.Namespace) -> None:
-    from ui.app import run_panel  # Qt only loads for the panel
-
-    sys.exit(run_panel(args.project, args.engine, args.token, Path(args.output) if args.output else None, args.sequence))
 
 
 def _not_pyaaf2_chatter(record: logging.LogRecord) -> bool:

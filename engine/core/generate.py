@@ -12,12 +12,12 @@ import numpy as np
 import torch
 
 from engine.config import SAMPLING_PRESETS, SamplingConfig
-from engine.core.sampling import SAMPLERS, TIMESTEP_SPACINGS, StepInfo, get_alphas_cumprod, row_noise
+from engine.core.sampling import SAMPLERS, TIMESTEP_SPACINGS, get_alphas_cumprod, row_noise
 from engine.core.windows import OVERLAP, crossfade_add, estimate_windows, window_end
 from engine.errors import FoleyError, UnsupportedRangeError
 from engine.metrics import motion_curve
 from engine.models import Components
-from engine.progress import JobClock
+from engine.progress import JobClock, StepInfo
 from engine.video import EditFrames, Frames
 from engine.vta_ldm.config import ModelConfig
 from engine.vta_ldm.unet import GuidedDenoiser

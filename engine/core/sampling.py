@@ -7,28 +7,11 @@ where `model(x, t) -> denoised x0`, `x` is the batch of start latents and `gener
 variant in a batch equals the same seed run alone). Schedules are separate functions.
 """
 
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from engine.vta_ldm.config import SchedulerConfig
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    """Progress of one job: `step` of `total` in `stage`, for the `variants` that advance together from variant
-    `variant` on, in window `window` of about `windows` (long ranges are generated window by window), and the
-    job's remaining seconds `eta` (None until measured)."""
-
-    stage: str
-    step: int
-    total: int
-    variant: int = 0
-    variants: int = 1
-    window: int = 0
-    windows: int = 1
-    eta: float | None = None
 
 
 def get_alphas_cumprod(config: SchedulerConfig) -> torch.Tensor:

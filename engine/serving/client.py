@@ -150,6 +150,8 @@ class EngineClient:
         self._host = parsed.hostname
         self._port = parsed.port or 80
         self.started: StartedEngine | None = None  # set when this client launched the engine
+        # an engine on this machine reads the user's media itself; a remote one gets decoded frames
+        self.local = parsed.hostname in ("127.0.0.1", "localhost", "::1")
         self._mine: set[str] = set()  # jobs this client submitted
 
     @classmethod
@@ -222,18 +224,19 @@ class EngineClient:
 
     def submit_media(self, path: str, start: str, end: str, *, seeds: list[int], model: str | None = None,
                      steps: int | None = None, guidance: float | None = None, legacy_frames: bool = False,
-                     sampler: str | None = None, spacing: str | None = None) -> dict:
+                     sampler: str | None = None, spacing: str | None = None, source: str = "",
+                     level: str = "normalised") -> dict:
         """A job on a media file the engine can read itself (local engines). Times are seconds as exact strings."""
         payload = {"media": str(path), "start": str(start), "end": str(end), "legacy_frames": legacy_frames,
-                   **_params(seeds, model, steps, guidance, sampler, spacing)}
+                   "source": source, "level": level, **_params(seeds, model, steps, guidance, sampler, spacing)}
         return self._submitted(self._json("POST", "/jobs", payload))
 
     def submit_edit(self, edit: list[dict], start: str, end: str, *, seeds: list[int], source: str = "",
                     model: str | None = None, steps: int | None = None, guidance: float | None = None,
-                    sampler: str | None = None, spacing: str | None = None) -> dict:
+                    sampler: str | None = None, spacing: str | None = None, level: str = "normalised") -> dict:
         """A job on an edited range the engine decodes itself: `edit` lists spans
         `{"media", "record_start", "record_end", "source_start"}` (seconds as exact strings) that must not overlap."""
-        payload = {"edit": edit, "start": str(start), "end": str(end), "source": source,
+        payload = {"edit": edit, "start": str(start), "end": str(end), "source": source, "level": level,
                    **_params(seeds, model, steps, guidance, sampler, spacing)}
         return self._submitted(self._json("POST", "/jobs", payload))
 

@@ -10,22 +10,19 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import asdict, dataclass
-from fractions import Fraction
+from dataclasses import asdict
 from pathlib import Path
 
-from engine.config import LevelMode, SamplingConfig
-from engine.core.generate import JobCancelled, check_frames, check_request, generate
-from engine.core.output import write_variants
-from engine.core.sampling import StepInfo
+from engine.core.generate import JobCancelled
+from engine.core.job import JobSpec, check_spec, run_job
 from engine.errors import FoleyError
-from engine.models import Components, load_model, model_config, place, resolve_device
-from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video, target_times
+from engine.models import Components, load_model, place, resolve_device
+from engine.progress import StepInfo
+from engine.serving.client import FINAL_STATES
 
 logger = logging.getLogger(__name__)
 
 INDEX_FORMAT = "FoleyJobIndex.1"
-FINAL_STATES = ("done", "failed", "cancelled")
 INTERRUPTED = "The engine stopped before this job finished; submit it again."
 
 
@@ -43,59 +40,6 @@ class UnknownJob(FoleyError):
 
 class JobNotDone(FoleyError):
     """The job's results were asked for before it finished."""
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What to generate: frames a host sent, or an edit of media files the engine decodes itself."""
-
-    model: str
-    sampling: SamplingConfig
-    seeds: tuple[int, ...]
-    start: Fraction
-    end: Fraction
-    source: str
-    frames: Frames | None = None
-    edit: tuple[EditSpan, ...] = ()
-    legacy_frames: bool = False
-    level: LevelMode = "normalised"
-
-    def params(self) -> dict:
-        return {
-            "model": self.model,
-            "sampler": self.sampling.sampler,
-            "spacing": self.sampling.spacing,
-            "steps": self.sampling.steps,
-            "guidance": self.sampling.guidance,
-            "seeds": list(self.seeds),
-            "start": str(self.start),
-            "end": str(self.end),
-            "source": self.source,
-            "input": "frames" if self.frames is not None else "edit",
-            "level": self.level,
-        }
-
-
-def check_spec(spec: JobSpec) -> None:
-    """Refuse a job before it is queued: unknown model, bad parameters, wrong frames, unreadable media."""
-    config = model_config(spec.model)
-    check_request(spec.start, spec.end, config, spec.sampling, spec.seeds)
-    if spec.frames is not None:
-        expected = len(target_times(spec.start, spec.end, config.frame_rate))
-        if len(spec.frames.rgb) != expected:
-            raise ValueError(
-                f"{len(spec.frames.rgb)} frames were sent for {float(spec.start):.3f}-{float(spec.end):.3f} s; "
-                f"model '{spec.model}' samples {config.frame_rate} fps, so that range needs {expected} frames "
-                f"(one every 1/{config.frame_rate} s from the start)."
-            )
-        check_frames(spec.frames, config)
-        return
-    if not spec.edit:
-        raise ValueError("a job needs frames, or media to decode ('media' or 'edit').")
-    for span in spec.edit:
-        check_range(probe_video(span.media), span.source_start, span.source_end)
-    if spec.legacy_frames and (len(spec.edit) != 1 or spec.edit[0].source_start != spec.start):
-        raise ValueError("legacy_frames applies to one media file sampled from its own timeline; drop it for edits.")
 
 
 class Job:
@@ -274,16 +218,14 @@ class JobRunner:
 
         try:
             components = self._model(spec.model, report, len(spec.seeds))
-            frames = spec.frames or self._decode(spec, components, report)
-            generation = generate(frames, components=components, sampling=spec.sampling, seeds=spec.seeds,
-                                  callback=report, cancel=job.cancel)
-            paths = write_variants(generation, components, spec.source, staging, spec.level)
-            scores = [json.loads(path.with_suffix(".json").read_text())["sync_score"] for path in paths]
+            result = run_job(spec, components, staging, report=report, cancel=job.cancel)
+            scores = [json.loads(path.with_suffix(".json").read_text())["sync_score"] for path in result.wavs]
             os.replace(staging, self.results / job.id)
+            generation = result.generation
             job.variants = [
                 {"number": n, "seed": variant.seed, "wav": path.name, "json": path.with_suffix(".json").name,
                  "samples": len(variant.audio), "sample_rate": generation.sample_rate, "sync_score": score}
-                for n, (variant, path, score) in enumerate(zip(generation.variants, paths, scores), start=1)
+                for n, (variant, path, score) in enumerate(zip(generation.variants, result.wavs, scores), start=1)
             ]
             state, error = "done", None
         except JobCancelled:
@@ -306,16 +248,6 @@ class JobRunner:
             self._loaded = place(load_model(name), self.device, self.precision)
             report(StepInfo("load", 1, 1, 0, variants))
         return self._loaded
-
-    def _decode(self, spec: JobSpec, components: Components, report) -> Frames | EditFrames:
-        """Edits are decoded window by window inside `generate`; the legacy rule needs the whole file's index."""
-        rate, size = components.config.frame_rate, components.config.vision.image_size
-        if spec.legacy_frames:
-            report(StepInfo("decode", 0, 1, 0, len(spec.seeds)))
-            frames = decode_frames(spec.edit[0].media, spec.start, spec.end, rate=rate, size=size, legacy=True)
-            report(StepInfo("decode", 1, 1, 0, len(spec.seeds)))
-            return frames
-        return EditFrames(spec.edit, spec.start, spec.end, rate, size)
 
     # -- bookkeeping (call with the lock held) --------------------------------------------------------------
 

@@ -36,19 +36,21 @@ from starlette.concurrency import run_in_threadpool
 
 from engine import __version__
 from engine.config import LEVEL_MODES, SAMPLING_PRESETS, LevelMode, SamplingConfig
+from engine.core.job import JobSpec
 from engine.core.sampling import SAMPLERS, TIMESTEP_SPACINGS
 from engine.errors import FoleyError
 from engine.models import EMBEDDED, best_installed, list_models, model_config, model_manifest
 from engine.serving.client import (
     API,
     DISCOVERY_FORMAT,
+    FINAL_STATES,
     FRAMES_CONTENT_TYPE,
     FRAMES_FORMAT,
     EngineClient,
     discovery_path,
     read_discovery,
 )
-from engine.serving.jobs import FINAL_STATES, JobNotDone, JobRunner, JobSpec, QueueFull, UnknownJob
+from engine.serving.jobs import JobNotDone, JobRunner, QueueFull, UnknownJob
 from engine.video import EditSpan, Frames, fit_frames
 
 logger = logging.getLogger(__name__)

@@ -49,7 +49,7 @@ def cmd_export(args: argparse.Namespace) -> None:
                  if aac["limited_by_ceiling"] else ""))
 
 
-def add_export_commands(sub) -> None:
+def add_commands(sub) -> None:
     export = sub.add_parser("export", help="stems (48 kHz BWF), mixdown, manifest, OTIO; optionally mux into a video")
     export.add_argument("wav", nargs="+", help="generated foley WAVs (their .json sidecars give the positions); of "
                         "several takes of one range, the first listed goes into the mixdown, the rest are alternates")

@@ -1,17 +1,15 @@
-"""Host commands of `foley`: `generate --project` (timeline selection) and `place` (put WAVs on a timeline)."""
+"""Host commands: `generate --project` reads a timeline selection (and `--place` puts the result back), `place` puts
+WAVs on a timeline, `blender-addon` writes the Blender add-on."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import typing
 from fractions import Fraction
 from pathlib import Path
 
 from editor_plugin.blender import build_addon
 from editor_plugin.errors import ProjectFormatError
-from engine import cli as engine_cli
-from engine.cli import Source, run_generation
 
 if typing.TYPE_CHECKING:
     import opentimelineio as otio
@@ -21,8 +19,6 @@ if typing.TYPE_CHECKING:
     from editor_plugin.hosts import Project
 
 # OTIO, its adapters and the host bridges load inside the commands, so that `foley --help` answers at once.
-
-logger = logging.getLogger(__name__)
 
 SEQUENCE_HELP = ("with a project holding several timelines (Kdenlive sequences, FCPXML projects, AAF compositions, "
                  "XML sequences, Resolve timelines): the one to use (default: the active one, else the first)")
@@ -88,32 +84,14 @@ def place(project: Project, wavs: list[Path], at: RationalTime, track: str) -> N
         print(f"warning: {warning}")
 
 
-def _open(args: argparse.Namespace) -> Project:
+def open_project_of(args: argparse.Namespace) -> Project:
     from editor_plugin.hosts import open_project
 
     return open_project(args.project, sequence=args.sequence, rate=None if args.rate is None else float(args.rate))
 
 
-def cmd_generate(args: argparse.Namespace) -> None:
-    """`foley generate`: a video range, or with --project the timeline selection (then --place puts it back)."""
-    if args.project is None:
-        return engine_cli.cmd_generate(args)
-    project = _open(args)
-    selection = read_selection(project, args)
-    start, end = selection.range_seconds()
-    print(f"selection {selection.label}: {len(selection.spans)} span(s), {float(start):.3f}-{float(end):.3f} s",
-          flush=True)
-    handle = project.handle
-    name = str(handle.resolve()) if isinstance(handle, Path) else f"resolve:{project.read_timeline().name}"
-    if args.output is None:
-        args.output = str(project.foley_folder or engine_cli.DEFAULT_OUTPUT)
-    wavs = run_generation(Source(tuple(selection.edit()), start, end, name), args)
-    if args.place:
-        place(project, wavs, selection.record.start_time, args.track)
-
-
 def cmd_place(args: argparse.Namespace) -> None:
-    project = _open(args)
+    project = open_project_of(args)
     place(project, [Path(w) for w in args.wav], parse_position(args.at, project.read_timeline()), args.track)
 
 
@@ -121,8 +99,8 @@ def cmd_blender_addon(args: argparse.Namespace) -> None:
     print(build_addon(Path(args.output)))
 
 
-def add_host_commands(sub, generate: argparse.ArgumentParser) -> None:
-    """Give `generate` its --project options and add `place`."""
+def add_project_options(generate: argparse.ArgumentParser) -> None:
+    """Give `generate` its --project options."""
     generate.add_argument("--project", help="a Kdenlive, Shotcut, OTIO, FCP XML, FCPXML, AAF or EDL timeline, or "
                                             "'resolve' for the timeline open in DaVinci Resolve")
     generate.add_argument("--clip", help="with --project: the video clip to generate for (by name)")
@@ -132,8 +110,9 @@ def add_host_commands(sub, generate: argparse.ArgumentParser) -> None:
     generate.add_argument("--track", default="Foley", help="name of the foley track (default Foley)")
     generate.add_argument("--rate", type=Fraction, help="frame rate of an EDL (EDLs do not record it)")
     generate.add_argument("--sequence", help=SEQUENCE_HELP)
-    generate.set_defaults(func=cmd_generate)
 
+
+def add_commands(sub) -> None:
     place_parser = sub.add_parser("place", help="put WAV files on a project's timeline at a position")
     place_parser.add_argument("project", help="a project file, or 'resolve'")
     place_parser.add_argument("--wav", action="append", required=True, help="a WAV to place (repeat for more)")

@@ -1,0 +1,97 @@
+"""One job, the same wherever it runs (`foley generate` in process, the engine's worker): frames or an edit in,
+variant WAVs with their sidecars out."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from threading import Event
+
+from engine.config import LevelMode, SamplingConfig
+from engine.core.generate import Generation, check_frames, check_request, generate
+from engine.core.output import write_variants
+from engine.models import Components, model_config
+from engine.progress import StepInfo
+from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video, target_times
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to generate: frames a host sent, or an edit of media files the engine decodes itself."""
+
+    model: str
+    sampling: SamplingConfig
+    seeds: tuple[int, ...]
+    start: Fraction
+    end: Fraction
+    source: str
+    frames: Frames | None = None
+    edit: tuple[EditSpan, ...] = ()
+    legacy_frames: bool = False
+    level: LevelMode = "normalised"
+
+    def params(self) -> dict:
+        return {
+            "model": self.model,
+            "sampler": self.sampling.sampler,
+            "spacing": self.sampling.spacing,
+            "steps": self.sampling.steps,
+            "guidance": self.sampling.guidance,
+            "seeds": list(self.seeds),
+            "start": str(self.start),
+            "end": str(self.end),
+            "source": self.source,
+            "input": "frames" if self.frames is not None else "edit",
+            "level": self.level,
+        }
+
+
+def check_spec(spec: JobSpec) -> None:
+    """Refuse a job before it is queued: unknown model, bad parameters, wrong frames, unreadable media."""
+    config = model_config(spec.model)
+    check_request(spec.start, spec.end, config, spec.sampling, spec.seeds)
+    if spec.frames is not None:
+        expected = len(target_times(spec.start, spec.end, config.frame_rate))
+        if len(spec.frames.rgb) != expected:
+            raise ValueError(
+                f"{len(spec.frames.rgb)} frames were sent for {float(spec.start):.3f}-{float(spec.end):.3f} s; "
+                f"model '{spec.model}' samples {config.frame_rate} fps, so that range needs {expected} frames "
+                f"(one every 1/{config.frame_rate} s from the start)."
+            )
+        check_frames(spec.frames, config)
+        return
+    if not spec.edit:
+        raise ValueError("a job needs frames, or media to decode ('media' or 'edit').")
+    for span in spec.edit:
+        check_range(probe_video(span.media), span.source_start, span.source_end)
+    if spec.legacy_frames and (len(spec.edit) != 1 or spec.edit[0].source_start != spec.start):
+        raise ValueError("legacy_frames applies to one media file sampled from its own timeline; drop it for edits.")
+
+
+@dataclass(frozen=True)
+class JobResult:
+    generation: Generation
+    wavs: list[Path]  # one per variant, each with its `.json` sidecar beside it
+
+
+def run_job(spec: JobSpec, components: Components, out_dir: Path, *, report: Callable[[StepInfo], None] | None = None,
+            cancel: Event | None = None) -> JobResult:
+    """Decode (edits window by window inside `generate`), generate every seed, write the variants to `out_dir`."""
+    frames = spec.frames if spec.frames is not None else job_frames(spec, components, report)
+    generation = generate(frames, components=components, sampling=spec.sampling, seeds=spec.seeds, callback=report,
+                          cancel=cancel)
+    return JobResult(generation, write_variants(generation, components, spec.source, out_dir, spec.level))
+
+
+def job_frames(spec: JobSpec, components: Components, report: Callable[[StepInfo], None] | None) -> Frames | EditFrames:
+    """The pictures of an edit as `components` sees them; the reference's legacy rule needs the whole file's index,
+    so it decodes at once."""
+    rate, size = components.config.frame_rate, components.config.vision.image_size
+    if not spec.legacy_frames:
+        return EditFrames(spec.edit, spec.start, spec.end, rate, size)
+    if report:
+        report(StepInfo("decode", 0, 1, 0, len(spec.seeds)))
+    frames = decode_frames(spec.edit[0].media, spec.start, spec.end, rate=rate, size=size, legacy=True)
+    if report:
+        report(StepInfo("decode", 1, 1, 0, len(spec.seeds)))
+    return frames

@@ -1,0 +1,1 @@
+"""The `foley` commands, one module per family; `ui.cli` puts them together."""

@@ -1,0 +1,85 @@
+"""`foley models`: import, pull, list, remove models and export a vision encoder to ONNX."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_models_import(args: argparse.Namespace) -> None:
+    from engine.models import models_dir
+    from engine.vta_ldm.checkpoint import import_snapshot
+
+    manifest = import_snapshot(args.folder, models_dir(), name=args.name, preset=args.preset, force=args.force)
+    _print_installed(manifest)
+
+
+def cmd_models_pull(args: argparse.Namespace) -> None:
+    from engine.models import models_dir
+    from engine.vta_ldm.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
+
+    repo = HUB_REPO if args.repo in ("vta-ldm", HUB_REPO) else args.repo
+    folder = pull_snapshot(repo, args.revision)
+    manifest = import_snapshot(folder, models_dir(), name=args.name, force=args.force)
+    _print_installed(manifest)
+
+
+def _print_installed(manifest: dict) -> None:
+    from engine.models import models_dir
+
+    print(f"installed '{manifest['name']}' ({manifest['preset']}) in {models_dir() / manifest['name']}")
+    print("licences:")
+    for item in manifest["licences"]:
+        print(f"  {item['component']}: {item['licence']}")
+
+
+def cmd_models_export_encoder(args: argparse.Namespace) -> None:
+    from engine.models import load_model
+    from engine.vta_ldm.vision_encoder import export_onnx
+
+    components = load_model(args.name)
+    path = export_onnx(components.modules["vision"], Path(args.output), args.precision)
+    print(f"{path} ({args.precision}); use it with `foley generate --encoder {path}`")
+
+
+def cmd_models_list(args: argparse.Namespace) -> None:
+    from engine.models import EMBEDDED, list_models, model_manifest
+
+    licences = "; ".join(item["licence"] for item in model_manifest(EMBEDDED)["licences"])
+    print(f"{EMBEDDED}: the built-in starter model (trained on synthetic scenes), always available, {licences}")
+    for manifest in list_models():
+        licences = "; ".join(item["licence"] for item in manifest["licences"])
+        print(f"{manifest['name']}: preset {manifest['preset']}, scale factor {manifest['scale_factor']:.6g}, {licences}")
+
+
+def cmd_models_remove(args: argparse.Namespace) -> None:
+    from engine.models import remove_model
+
+    remove_model(args.name)
+    print(f"removed '{args.name}'")
+
+
+def add_commands(sub) -> None:
+    models = sub.add_parser("models", help="install, list and remove models").add_subparsers(dest="action", required=True)
+    imp = models.add_parser("import", help="import a downloaded VTA-LDM snapshot folder")
+    imp.add_argument("folder")
+    imp.add_argument("--name", help="install under this name (default: the preset name)")
+    imp.add_argument("--preset", help="model preset, when summary.jsonl does not say")
+    imp.add_argument("--force", action="store_true", help="replace an installed model of the same name")
+    imp.set_defaults(func=cmd_models_import)
+    pull = models.add_parser("pull", help="download a model from the Hugging Face hub and import it")
+    pull.add_argument("repo", nargs="?", default="vta-ldm", help="'vta-ldm' (the published checkpoint) or a Hugging Face repo id")
+    pull.add_argument("--revision")
+    pull.add_argument("--name")
+    pull.add_argument("--force", action="store_true")
+    pull.set_defaults(func=cmd_models_pull)
+    models.add_parser("list", help="list installed models").set_defaults(func=cmd_models_list)
+    onnx = models.add_parser("export-encoder", help="export a model's vision encoder to ONNX (fp32, fp16, int8)")
+    onnx.add_argument("name", help="installed model name, or 'builtin'")
+    onnx.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
+                      help="fp16 for GPUs (TensorRT/CUDA), int8 (dynamic quantisation) for CPUs")
+    onnx.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    onnx.set_defaults(func=cmd_models_export_encoder)
+    rm = models.add_parser("remove", help="remove an installed model")
+    rm.add_argument("name")
+    rm.set_defaults(func=cmd_models_remove)
