@@ -184,6 +184,33 @@ def test_previews_decode_off_the_gui_thread_once_and_arrive_on_it(qtbot, monkeyp
     decoder.wait()
 
 
+class CancelRecordingClient:
+    """Just enough engine client for the worker to connect and cancel."""
+
+    def __init__(self):
+        self.cancelled_on: list[tuple[str, QThread]] = []
+
+    def health(self):
+        return {"device": "cpu"}
+
+    def models(self):
+        return []
+
+    def cancel(self, job_id):
+        self.cancelled_on.append((job_id, QThread.currentThread()))
+        return {}
+
+
+def test_cancel_reaches_the_engine_off_the_gui_thread(qtbot):
+    client = CancelRecordingClient()
+    engine_worker = worker.EngineWorker(lambda: client)
+    engine_worker.connect_engine()
+    engine_worker.cancel("e1")
+    qtbot.waitUntil(lambda: len(client.cancelled_on) == 1, timeout=10000)
+    ((job_id, thread),) = client.cancelled_on
+    assert job_id == "e1" and thread != QApplication.instance().thread()
+
+
 VOID_CALLS = """
 import os, sys
 os.environ["QT_QPA_PLATFORM"] = "offscreen"

@@ -2,6 +2,7 @@
 
 import logging
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -61,9 +62,18 @@ class EngineWorker(QObject):
         self.finished.emit(request.key, request, paths)
 
     def cancel(self, engine_id: str) -> None:
-        """Called from the GUI thread while `run` waits; a plain HTTP call on its own connection."""
+        """Ask the engine to cancel a job from a pool thread: `run` blocks this worker's thread while the job runs,
+        and the GUI must not wait on the network (each call is a plain HTTP request on its own connection)."""
         if self._client is not None:
-            self._client.cancel(engine_id)
+            QThreadPool.globalInstance().start(partial(cancel_job, self._client, engine_id))
+
+
+def cancel_job(client: EngineClient, engine_id: str) -> None:
+    """Cancel one engine job; a job that ended meanwhile is only logged, as the worker reports its end anyway."""
+    try:
+        client.cancel(engine_id)
+    except EngineError as exc:
+        logger.warning("Could not cancel job %s: %s", engine_id, exc)
 
 
 PREVIEW_FPS = 12
