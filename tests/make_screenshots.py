@@ -15,7 +15,8 @@ from tests.engine_process import EngineProcess
 from tests.fakes.player import RecordingPlayer
 from tests.projects import kdenlive_project
 from ui.panel_model import PanelModel
-from ui.qt_panel import QtExportDialog, QtFoleyPanel
+from ui.qt_export import QtExportDialog
+from ui.qt_panel import QtFoleyPanel
 
 TIMEOUT_S = 600
 

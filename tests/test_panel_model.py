@@ -7,14 +7,16 @@ from collections import defaultdict
 from dataclasses import replace
 from fractions import Fraction
 
+import numpy as np
 import pytest
+from opentimelineio.opentime import RationalTime
 
 from engine.config import SamplingConfig
 from export.stems import read_time_reference
 from tests.engine_process import engine_with_test_model
 from tests.projects import kdenlive_project
 from ui import panel_model
-from ui.panel_model import PanelModel
+from ui.panel_model import GenerateRequest, JobRow, PanelModel, VariantRow
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +148,52 @@ def test_quality_choices_are_in_an_editors_words_with_the_fast_method_by_default
     final, published = panel_model.QUALITY["Final"], panel_model.QUALITY["Published method (slow)"]
     assert (final.sampler, final.steps) == ("dpmpp_2m", 25) and (published.sampler, published.steps) == ("ddpm", 300)
     assert panel_model.QUALITY["Draft"].steps < final.steps
+
+
+def test_cancel_asks_for_the_newest_job_the_engine_still_has():
+    model = PanelModel()
+    asked = []
+    model.events.cancel_requested.connect(asked.append)
+    assert model.cancel() is None and asked == []
+    model.jobs = [JobRow(1, "door", "running", engine_id="e1"), JobRow(2, "steps", "done", engine_id="e2"),
+                  JobRow(3, "rain")]  # waiting: the engine has not got it yet, so there is nothing to cancel there
+    assert model.cancel() == "e1" and asked == ["e1"]
+    model.jobs.append(JobRow(4, "wind", "queued", engine_id="e4"))
+    assert model.cancel() == "e4" and asked == ["e1", "e4"]
+    assert model.jobs[0].summary.startswith("door — running ") and model.jobs[2].summary == "rain — waiting"
+    model.job_failed(1, "boom")
+    assert model.jobs[0].summary == "door — failed: boom"
+
+
+def test_audition_plays_the_chosen_variant_and_moves_the_playhead_on_its_range(tmp_path):
+    model = PanelModel(tmp_path / "out")
+    messages, playheads = [], []
+    model.events.message.connect(messages.append)
+    model.events.playhead.connect(playheads.append)
+    model.open_project(kdenlive_project(tmp_path, Fraction(25)))
+    assert model.variant_to_audition() is None and messages == ["Generate and pick a variant to audition."]
+    model.follow_audition(8000)
+    assert playheads == []  # nothing chosen: the playhead stays
+    model.select_range(110, 210)
+    assert model.playhead == 110 and playheads == [110]  # a new selection parks the playhead at its start
+    request = GenerateRequest(1, [], Fraction(110, 25), Fraction(210, 25), [5], "dpmpp_2m", "karras", 3, 3.0, None,
+                              "", RationalTime(110, 25), tmp_path)
+    audio = np.zeros(4 * 16000, np.float32)
+    model.variants.append(VariantRow(tmp_path / "take.wav", 5, 16000, audio, panel_model.thumbnail(audio), request))
+    model.choose(0)
+    assert model.variant_to_audition() is model.variants[0] and model.chosen_variant is model.variants[0]
+    model.follow_audition(8000)  # half a second into the take: 12.5 frames into its range
+    assert model.playhead == pytest.approx(122.5) and playheads[-1] == model.playhead
+    folder = model.new_export_folder()
+    assert folder.parent == tmp_path / "out" and folder.name.startswith("stems-")
+
+
+def test_the_engine_is_described_and_its_failure_is_said_in_the_message_line():
+    model = PanelModel()
+    messages = []
+    model.events.message.connect(messages.append)
+    model.set_engine({"error": "Cannot reach the engine"})
+    assert model.engine.summary == "Engine: not connected" and messages == ["Cannot reach the engine"]
+    model.set_engine({"health": {"device": "cpu"},
+                      "models": [{"name": "tiny", "default": True, "licences": [{"licence": "MIT"}]}]})
+    assert model.engine.summary == "Engine: cpu, model tiny (MIT)" and messages == ["Cannot reach the engine"]

@@ -8,11 +8,14 @@ from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pytest
+from opentimelineio.opentime import RationalTime
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QPoint, Qt  # noqa: E402
+from PySide6.QtCore import QPoint, Qt, QThread  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from editor_plugin import mlt  # noqa: E402
 from engine.config import SamplingConfig
@@ -21,9 +24,10 @@ from tests.engine_process import engine_with_test_model  # noqa: E402
 from tests.fakes.player import RecordingPlayer  # noqa: E402
 from tests.projects import kdenlive_project  # noqa: E402
 from ui import panel_model, worker  # noqa: E402
-from ui.panel_model import PanelModel  # noqa: E402
-from ui.qt_panel import RULER_HEIGHT, TRACK_HEIGHT, QtExportDialog, QtFoleyPanel  # noqa: E402
-from ui.qt_timeline import QtTimeline  # noqa: E402
+from ui.panel_model import GenerateRequest, PanelModel  # noqa: E402
+from ui.qt_export import QtExportDialog  # noqa: E402
+from ui.qt_panel import QtFoleyPanel  # noqa: E402
+from ui.qt_timeline import RULER_HEIGHT, TRACK_HEIGHT, QtTimeline  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +157,58 @@ def test_engine_down_is_visible_and_nothing_is_lost(qtbot, tmp_path):
     assert "not connected" in panel.message.text() and not model.jobs
     assert project.read_bytes() == before
     panel.close()
+
+
+def test_previews_decode_off_the_gui_thread_once_and_arrive_on_it(qtbot, monkeypatch, tmp_path):
+    frames = np.zeros((3, 180, 320, 3), np.uint8)
+    decoded_on, arrived_on = [], []
+
+    def decode(_request):
+        decoded_on.append(QThread.currentThread())
+        return frames
+
+    def arrived(key):
+        arrived_on.append((key, QThread.currentThread()))
+
+    monkeypatch.setattr(worker, "decode_preview", decode)
+    decoder = worker.PreviewDecoder()
+    decoder.ready.connect(arrived)
+    request = GenerateRequest(7, [], Fraction(0), Fraction(1), [1], "dpmpp_2m", "karras", 3, 3.0, None, "",
+                              RationalTime(0, 25), tmp_path)
+    assert decoder.frames(request) is None and decoder.frames(request) is None  # asked twice while on its way
+    qtbot.waitUntil(lambda: len(arrived_on) == 1, timeout=10000)
+    gui = QApplication.instance().thread()
+    assert len(decoded_on) == 1 and decoded_on[0] != gui  # a pool thread decoded it
+    assert arrived_on == [(7, gui)]  # and the GUI thread heard of it
+    assert decoder.frames(request) is frames and len(decoded_on) == 1  # kept: never decoded again
+    decoder.wait()
+
+
+class CancelRecordingClient:
+    """Just enough engine client for the worker to connect and cancel."""
+
+    def __init__(self):
+        self.cancelled_on: list[tuple[str, QThread]] = []
+
+    def health(self):
+        return {"device": "cpu"}
+
+    def models(self):
+        return []
+
+    def cancel(self, job_id):
+        self.cancelled_on.append((job_id, QThread.currentThread()))
+        return {}
+
+
+def test_cancel_reaches_the_engine_off_the_gui_thread(qtbot):
+    client = CancelRecordingClient()
+    engine_worker = worker.EngineWorker(lambda: client)
+    engine_worker.connect_engine()
+    engine_worker.cancel("e1")
+    qtbot.waitUntil(lambda: len(client.cancelled_on) == 1, timeout=10000)
+    ((job_id, thread),) = client.cancelled_on
+    assert job_id == "e1" and thread != QApplication.instance().thread()
 
 
 VOID_CALLS = """

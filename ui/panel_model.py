@@ -1,12 +1,14 @@
 """The panel's state without Qt: project and selection, generation settings, jobs, variants, placing, export.
 
 Views connect to `model.events`; generation is requested through `events.generate_requested` and answered by
-the worker calling `job_event`, `job_finished` or `job_failed`.
+the worker calling `job_event`, `job_finished` or `job_failed`; a cancel is requested through
+`events.cancel_requested` with the engine's job id.
 """
 
 import json
 import logging
 import random
+import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +39,7 @@ QUALITY = {
 }
 THUMBNAIL_BINS = 160
 DEFAULT_OUTPUT = Path("foley-panel")  # with no project (or Resolve) and no folder chosen
+CANCELLABLE = ("queued", "running")  # states the engine can still cancel
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,13 @@ class JobRow:
         """What the queue row says while the job runs: window k/n, variants, stage k/n and the ETA."""
         return progress_text({"stage": self.stage, "step": self.step, "total": self.total, "variants": self.variants,
                               "window": self.window, "windows": self.windows, "eta": self.eta_seconds})
+
+    @property
+    def summary(self) -> str:
+        """The queue row: label, state, progress while it runs and the error if it failed."""
+        progress = f" {self.progress}" if self.state == "running" else ""
+        error = f": {self.error}" if self.error else ""
+        return f"{self.label} — {self.state}{progress}{error}"
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,13 @@ class EngineStatus:
     licences: list[str] = field(default_factory=list)
     error: str | None = None
 
+    @property
+    def summary(self) -> str:
+        """What the panel says about the engine: its device, default model and licences, or that it is down."""
+        if not self.connected:
+            return "Engine: not connected"
+        return f"Engine: {self.device}, model {self.model} ({'; '.join(self.licences)})"
+
 
 def timecode(frame: float, rate: float) -> str:
     """HH:MM:SS:FF of a frame count at a (rounded) frame rate, as the editors' rulers show it."""
@@ -157,7 +174,7 @@ class PanelModel:
     def __init__(self, output: Path | None = None):
         self._output = output  # the folder the user chose; None: beside the project, else DEFAULT_OUTPUT
         self.events = Events("project", "selection", "settings", "jobs", "variants", "chosen", "engine", "message",
-                             "placed", "generate_requested")
+                             "placed", "playhead", "generate_requested", "cancel_requested")
         self.project: Project | None = None
         self.project_name = ""
         self.timeline: otio.schema.Timeline | None = None
@@ -169,6 +186,7 @@ class PanelModel:
         self.engine = EngineStatus()
         self.placements: list[WriteReport] = []
         self.placed: list[VariantRow] = []  # what each placement put on the timeline, for export
+        self.playhead = 0.0  # timeline frames
         self._next_key = 1
 
     @property
@@ -224,6 +242,16 @@ class PanelModel:
             return
         self.selection = replace(selection, label=label) if label else selection
         self.events.selection.emit(self.selection)
+        self.move_playhead(self.selection.record.start_time.value)
+
+    def move_playhead(self, frame: float) -> None:
+        """Park the playhead at a timeline frame."""
+        self.playhead = frame
+        self.events.playhead.emit(frame)
+
+    def notify(self, text: str) -> None:
+        """Tell the user something a view or worker found out (no audio device, a preview that cannot decode)."""
+        self.events.message.emit(text)
 
     # -- generation -------------------------------------------------------------------------------------------
 
@@ -301,6 +329,14 @@ class PanelModel:
         self.events.jobs.emit(self.jobs)
         self.events.message.emit(message)
 
+    def cancel(self) -> str | None:
+        """Cancel the newest job the engine still runs or queues; its engine id, or None when there is none."""
+        job = next((job for job in reversed(self.jobs) if job.state in CANCELLABLE and job.engine_id), None)
+        if job is None:
+            return None
+        self.events.cancel_requested.emit(job.engine_id)
+        return job.engine_id
+
     def set_engine(self, status: dict) -> None:
         if "error" in status:
             self.engine = EngineStatus(error=status["error"])
@@ -309,17 +345,36 @@ class PanelModel:
             self.engine = EngineStatus(True, status["health"]["device"], default["name"],
                                        [item["licence"] for item in default["licences"]])
         self.events.engine.emit(self.engine)
+        if self.engine.error:
+            self.events.message.emit(self.engine.error)
 
     # -- audition, place, export ------------------------------------------------------------------------------
+
+    @property
+    def chosen_variant(self) -> VariantRow | None:
+        """The variant being auditioned, if one is chosen."""
+        return self.variants[self.chosen] if self.chosen is not None else None
 
     def choose(self, index: int) -> None:
         if 0 <= index < len(self.variants):
             self.chosen = index
             self.events.chosen.emit(index)
 
+    def variant_to_audition(self) -> VariantRow | None:
+        """The chosen variant, or None after telling the user to make and pick one first."""
+        if self.chosen is None:
+            self.events.message.emit("Generate and pick a variant to audition.")
+        return self.chosen_variant
+
+    def follow_audition(self, position: int) -> None:
+        """Move the playhead to `position` samples into the chosen variant, on its range of the timeline."""
+        variant = self.chosen_variant
+        if variant is not None:
+            self.move_playhead(variant.record_start.value + float(Fraction(position, variant.rate)) * self.rate())
+
     def sort_by_sync(self) -> None:
         """Best-synchronised variants first (unscored last); the chosen variant stays chosen."""
-        chosen = self.variants[self.chosen] if self.chosen is not None else None
+        chosen = self.chosen_variant
         self.variants.sort(key=lambda v: -1.0 if v.sync is None else v.sync, reverse=True)
         self.events.variants.emit(self.variants)
         if chosen is not None:
@@ -387,11 +442,15 @@ class PanelModel:
         self.events.placed.emit(None)
         self.events.message.emit("Placement undone: the project is as it was before.")
 
+    def new_export_folder(self) -> Path:
+        """A folder for the next stem package, named for the moment so earlier exports stay as they were."""
+        return self.output / time.strftime("stems-%Y%m%d-%H%M%S")
+
     def export(self, folder: Path, loudness: str = "broadcast", ceiling: float = -1.0) -> dict:
         """The placed variants (or, if none was placed, the chosen one) as a stem package (48 kHz BWF stems
         stamped with their timeline positions, mixdown, StemSet.1 manifest, OTIO); `folder` must be new."""
         origin = seconds(self.timeline.global_start_time) if self.timeline.global_start_time else Fraction(0)
-        chosen = [self.variants[self.chosen]] if self.chosen is not None else []
+        chosen = [self.chosen_variant] if self.chosen_variant is not None else []
         inputs = [stem_input(v.wav, seconds(v.record_start)) for v in {v.wav: v for v in self.placed}.values() or chosen]
         try:
             manifest = export_package(inputs, folder, loudness=loudness, ceiling=ceiling, timeline_start=origin,

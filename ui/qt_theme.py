@@ -1,7 +1,9 @@
 """The dark look the editors share (Kdenlive's Breeze Dark, Resolve, Reaper): one palette, one set of colours."""
 
+from typing import TypeVar
+
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QBoxLayout
 
 WINDOW = "#232427"
 BASE = "#1b1c1f"  # timeline, tables, waveforms
@@ -16,6 +18,9 @@ SELECTION = "#f0b429"
 PLAYHEAD = "#ff4d4d"
 WAVEFORM = "#7fd48f"
 METER_GREEN, METER_YELLOW, METER_RED = "#4cc05a", "#e8c547", "#e5484d"
+SPACING = 6  # pixels between the panel's rows and between the controls in a row
+
+BoxLayout = TypeVar("BoxLayout", bound=QBoxLayout)
 
 STYLE = f"""
 QPushButton {{ background: #34363b; border: 1px solid #45484e; border-radius: 3px; padding: 4px 10px; }}
@@ -58,3 +63,10 @@ def monospace(points: int) -> QFont:
     font = QFontDatabase.systemFont(QFontDatabase.FixedFont)
     font.setPointSize(points)
     return font
+
+
+def compact(layout: BoxLayout) -> BoxLayout:
+    """No margins and the panel's spacing: a widget's controls sit where they would in the panel's own layout."""
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(SPACING)
+    return layout

@@ -57,6 +57,11 @@ class QtTimeline(QWidget):
         model.events.project.connect(self.fit)
         model.events.selection.connect(lambda _: self.update())
         model.events.placed.connect(self.fit)
+        model.events.playhead.connect(self._update_playhead)
+
+    def _update_playhead(self, frame: float) -> None:
+        self.playhead = frame
+        self.update()
 
     # -- geometry ---------------------------------------------------------------------------------------------
 

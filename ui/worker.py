@@ -2,6 +2,7 @@
 
 import logging
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -61,9 +62,18 @@ class EngineWorker(QObject):
         self.finished.emit(request.key, request, paths)
 
     def cancel(self, engine_id: str) -> None:
-        """Called from the GUI thread while `run` waits; a plain HTTP call on its own connection."""
+        """Ask the engine to cancel a job from a pool thread: `run` blocks this worker's thread while the job runs,
+        and the GUI must not wait on the network (each call is a plain HTTP request on its own connection)."""
         if self._client is not None:
-            self._client.cancel(engine_id)
+            QThreadPool.globalInstance().start(partial(cancel_job, self._client, engine_id))
+
+
+def cancel_job(client: EngineClient, engine_id: str) -> None:
+    """Cancel one engine job; a job that ended meanwhile is only logged, as the worker reports its end anyway."""
+    try:
+        client.cancel(engine_id)
+    except EngineError as exc:
+        logger.warning("Could not cancel job %s: %s", engine_id, exc)
 
 
 PREVIEW_FPS = 12
@@ -87,7 +97,14 @@ def decode_preview(request: GenerateRequest) -> np.ndarray:
     return decode_edit(spans, request.start, request.end, rate=PREVIEW_FPS, fit=letterbox).rgb
 
 
+def preview_frame(frames: np.ndarray, seconds: Fraction) -> np.ndarray:
+    """The preview frame showing at `seconds` into its range (the last one past its end)."""
+    return frames[min(len(frames) - 1, int(seconds * PREVIEW_FPS))]
+
+
 class _PreviewJob(QRunnable):
+    """One decode on a pool thread; it reports through the decoder's queued signals, never touching widgets."""
+
     def __init__(self, decoder: "PreviewDecoder", request: GenerateRequest):
         super().__init__()
         self._decoder, self._request = decoder, request
@@ -96,33 +113,46 @@ class _PreviewJob(QRunnable):
         try:
             frames = decode_preview(self._request)
         except InputVideoError as exc:  # its message names the file and the fix
-            self._decoder.failed.emit(self._request.key, f"No preview: {exc}")
+            self._decoder.undecodable.emit(self._request.key, f"No preview: {exc}")
             return
-        self._decoder.ready.emit(self._request.key, frames)
+        self._decoder.decoded.emit(self._request.key, frames)
 
 
 class PreviewDecoder(QObject):
-    """Decodes each request's preview once, in a thread pool; `ready` reaches GUI-thread slots queued."""
+    """Decodes each request's preview once in a thread pool and keeps it; `ready` and `failed` are emitted on the
+    decoder's (GUI) thread."""
 
-    ready = Signal(int, object)  # request key, frames (n, h, w, 3) uint8
+    ready = Signal(int)  # request key: `frames` now returns its preview
     failed = Signal(int, str)  # request key, message
+    decoded = Signal(int, object)  # from a pool thread: request key, frames (n, h, w, 3) uint8
+    undecodable = Signal(int, str)  # from a pool thread: request key, message
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)  # one decode at a time leaves the second core to the engine
+        self._frames: dict[int, np.ndarray] = {}
         self._asked: set[int] = set()
-        self.ready.connect(self._forget)
-        self.failed.connect(self._forget)
+        # the decoder lives on the GUI thread, so Qt queues these pool-thread signals onto it
+        self.decoded.connect(self._keep)
+        self.undecodable.connect(self._give_up)
 
-    def request(self, request: GenerateRequest) -> None:
-        """Start decoding unless this request's preview is already on its way."""
-        if request.key not in self._asked:
+    def frames(self, request: GenerateRequest) -> np.ndarray | None:
+        """The request's preview if it is decoded; else None, and decoding starts unless it is on its way."""
+        frames = self._frames.get(request.key)
+        if frames is None and request.key not in self._asked:
             self._asked.add(request.key)
             self._pool.start(_PreviewJob(self, request))
+        return frames
 
-    def _forget(self, key: int, _result) -> None:
+    def _keep(self, key: int, frames: np.ndarray) -> None:
         self._asked.discard(key)
+        self._frames[key] = frames
+        self.ready.emit(key)
+
+    def _give_up(self, key: int, message: str) -> None:
+        self._asked.discard(key)  # the next frame shown asks again
+        self.failed.emit(key, message)
 
     def wait(self) -> None:
         """Block until running decodes end (closing the window)."""
