@@ -2,9 +2,9 @@
 
 import json
 import subprocess
-import tomllib
 import sys
 import threading
+import tomllib
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path

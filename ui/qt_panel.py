@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from engine.client import EngineClient
+from engine.serving.client import EngineClient
 from ui.panel_model import GenerateRequest, PanelModel
 from ui.player import Player
 from ui.qt_audition import QtAudition
