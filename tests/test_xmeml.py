@@ -16,11 +16,12 @@ import opentimelineio as otio
 import pytest
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from editor_plugin import commands, hosts, xmeml
+from editor_plugin import hosts, xmeml
 from editor_plugin.contract import Placement, seconds
 from editor_plugin.errors import HostError, ProjectFormatError, SelectionError, UnsupportedClipError
 from engine.training.sample_video import make_demo_video
 from tests.projects import burst
+from ui.commands import hosts as commands
 
 FIXTURES = Path(__file__).parent / "fixtures" / "xmeml"
 
