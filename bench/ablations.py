@@ -55,7 +55,7 @@ def main() -> None:
     torch.set_num_threads(2)
 
     base = load_model(args.base)
-    trainer = VAETrainer(base.config, base.modules["vae"])
+    trainer = VAETrainer(base.config, base.stages.vae)
     trainer.encoder.load_state_dict(load_file(str(model_folder(args.base) / ENCODER_FILE)))
     dataset = with_flow(load_training_set(Path(args.train), base.config, args.limit), FLOW_GRID)
     latents = latents_of(trainer, mels_of(dataset.audio, base.config)) * base.scale_factor
@@ -70,14 +70,14 @@ def main() -> None:
             rows = replace(rows, flow=None)
         with torch.random.fork_rng():
             torch.manual_seed(0)
-            modules = {**build_modules(config), "vae": base.modules["vae"], "vocoder": base.modules["vocoder"]}
-            modules["unet"] = build_unet(config.unet, skip_zero_context=False)
+            stages = replace(build_modules(config), vae=base.stages.vae, vocoder=base.stages.vocoder)
+            modules = {"vision": stages.vision, "unet": build_unet(config.unet, skip_zero_context=False)}
         recipe = Recipe(steps=args.steps, batch=args.batch, concat=concat, checkpoint_every=args.steps + 1)
         with_work = Path(models_dir() / ".ablations" / row.split()[0])
         losses = train_ldm(rows, row_latents, modules, config, recipe, with_work, progress=lambda step, loss: None)
         (with_work / "train-state-ldm.pt").unlink(missing_ok=True)  # every row starts from scratch
-        modules["unet"] = rebuilt_unet(modules["unet"], config)
-        components = replace(base, config=config, modules=modules, name=row)
+        stages.unet = rebuilt_unet(modules["unet"], config)
+        components = replace(base, config=config, stages=stages, name=row)
         result = evaluate(Path(args.held_out), model_audio(components, sampling))
         table.append((row, len(rows), sum(losses[-50:]) / 50, result))
         print(f"{row}: onset {result['onset_accuracy']:.3f} AV-Align {result['av_align']:.3f} "

@@ -22,7 +22,7 @@ if sys.argv[1] == "meta":
 else:
     modules = build_modules(VTA_LDM)
     tensors = load_file(sys.argv[2])
-    for part, module in modules.items():
+    for part, module in modules.parts().items():
         module.load_state_dict({k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")})
 print(json.dumps({"seconds": time.perf_counter() - started,
                   "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024}))
@@ -41,7 +41,7 @@ def main() -> None:
         folder = models_dir() / VTA_LDM.name
         folder.mkdir(parents=True)
         modules = build_modules(VTA_LDM)
-        state = {f"{part}.{k}": v.contiguous() for part, m in modules.items() for k, v in m.state_dict().items()}
+        state = {f"{part}.{k}": v.contiguous() for part, m in modules.parts().items() for k, v in m.state_dict().items()}
         save_file(state, str(folder / "weights.safetensors"))
         del modules, state
         manifest = {"name": VTA_LDM.name, "preset": VTA_LDM.name, "scale_factor": 1.0, "licences": [], "trained": False}

@@ -20,7 +20,7 @@ def mel_of(components, context, sampler: str, steps: int, spacing: str) -> torch
     sampling = SamplingConfig(sampler, steps, spacing=spacing)
     timesteps = TIMESTEP_SPACINGS[spacing](components.config.scheduler, steps)
     latents = _sample_latents(components, context, sampling, timesteps, [11, 12], lambda *a, **k: None)
-    return decode(components.modules["vae"], latents, components.scale_factor)
+    return decode(components.stages.vae, latents, components.scale_factor)
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         frames = decode_frames(make_demo_video(Path(folder) / "clip.mp4", seconds=4.0), Fraction(0), Fraction(4),
                                rate=components.config.frame_rate, size=components.config.vision.image_size)
-    context = encode_frames(components.modules["vision"], torch.from_numpy(frames.model_input()))
+    context = encode_frames(components.stages.vision, torch.from_numpy(frames.model_input()))
     reference = mel_of(components, context, "ddim", 500, "trailing")
     scale = (reference - reference.mean()).norm()
     print("relative log-mel distance to DDIM-500 trailing (same start noise, 2 variants)")

@@ -46,21 +46,21 @@ def main() -> None:
     torch.manual_seed(0)
     config = VTA_LDM
     started = time.perf_counter()
-    modules = build_modules(config)
+    stages = build_modules(config)
     naive_unet = build_unet(config.unet, skip_zero_context=False)
-    naive_unet.load_state_dict(modules["unet"].state_dict())
+    naive_unet.load_state_dict(stages.unet.state_dict())
     print(f"built {config.name} with random weights in {time.perf_counter() - started:.1f} s; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     alphas = get_alphas_cumprod(config.scheduler)
     pixels = torch.rand(FRAMES, 3, 224, 224)
-    context = encode_frames(modules["vision"], pixels)[None]
+    context = encode_frames(stages.vision, pixels)[None]
     x1 = torch.randn(1, *config.latent_shape)
     x4 = torch.randn(4, *config.latent_shape)
     naive = GuidedDenoiser(naive_unet, context, 3.0, alphas)
-    ours = GuidedDenoiser(modules["unet"], context, 3.0, alphas)
-    ours_bf16 = GuidedDenoiser(copy.deepcopy(modules["unet"]).to(torch.bfloat16), context, 3.0, alphas)
-    ours_chunked = GuidedDenoiser(modules["unet"], context, 3.0, alphas, chunk=1)
+    ours = GuidedDenoiser(stages.unet, context, 3.0, alphas)
+    ours_bf16 = GuidedDenoiser(copy.deepcopy(stages.unet).to(torch.bfloat16), context, 3.0, alphas)
+    ours_chunked = GuidedDenoiser(stages.unet, context, 3.0, alphas, chunk=1)
 
     # exactness first: a few DDPM steps of each path from the same noise
     steps3 = get_timesteps_leading(config.scheduler, 300)[:3]
@@ -78,19 +78,19 @@ def main() -> None:
     step_four = timed(lambda: ours(x4, 601), args.calls)
     step_four_chunked = timed(lambda: ours_chunked(x4, 601), args.calls)
 
-    encoder_torch = timed(lambda: encode_frames(modules["vision"], pixels), 1)
+    encoder_torch = timed(lambda: encode_frames(stages.vision, pixels), 1)
     encoder_ort = {}
     if not args.skip_onnx:
         with tempfile.TemporaryDirectory() as folder:
             for precision in ("fp32", "int8"):
-                path = export_onnx(modules["vision"], Path(folder) / f"clip-{precision}.onnx", precision)
+                path = export_onnx(stages.vision, Path(folder) / f"clip-{precision}.onnx", precision)
                 encoder = OnnxVisionEncoder(path)
                 encoder_ort[precision] = timed(lambda: encode_frames(encoder, pixels), 1)
                 del encoder
     latents = torch.randn(1, *config.latent_shape)
-    vae_time = timed(lambda: decode(modules["vae"], latents, 1.0), 1)
-    mel = decode(modules["vae"], latents, 1.0)
-    vocoder_time = timed(lambda: vocode(modules["vocoder"], mel), 1)
+    vae_time = timed(lambda: decode(stages.vae, latents, 1.0), 1)
+    mel = decode(stages.vae, latents, 1.0)
+    vocoder_time = timed(lambda: vocode(stages.vocoder, mel), 1)
 
     reference_steps, fast_steps = SAMPLING_PRESETS["reference"].steps, SAMPLING_PRESETS["fast"].steps
     fast_encoder = encoder_ort.get("int8", encoder_torch)

@@ -48,7 +48,7 @@ def main() -> None:
         audio = soundfile.read(str(labels_path.with_suffix(".wav")), dtype="float32")[0][: config.window_samples]
         mel = log_mel(torch.from_numpy(audio)[None], config.mel_frames, config.vocoder.num_mels)
         impacts = [e["time"] for e in labels["events"] if e["kind"] == "impact"]
-        for name, make in zip(rows, (lambda: vocode(components.modules["vocoder"], mel[:, None]),
+        for name, make in zip(rows, (lambda: vocode(components.stages.vocoder, mel[:, None]),
                                      lambda: griffin_lim(mel, args.iterations))):
             started = time.perf_counter()
             wave = make()[0, : len(audio)]

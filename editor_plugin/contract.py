@@ -14,6 +14,7 @@ Times never pass through float seconds: `RationalTime`/`TimeRange` at the timeli
 `Fraction` seconds towards the engine (`Selection.edit()`).
 """
 
+import inspect
 import math
 import os
 import re
@@ -109,11 +110,9 @@ class Capabilities:
     selection: tuple[str, ...]  # how the user's pick is read: "zone", "marks", "playhead clip", "clip", "range"
 
 
-CONTRACT = ("host_name", "read_timeline", "read_selection", "write_audio_clips")
-
-
 class HostBridge(Protocol):
-    """The functions a host bridge module provides (typed for mypy; bridges are plain modules)."""
+    """The functions a host bridge module provides; bridges are plain modules, checked against this by
+    `contract_gaps` (the contract test runs it on every bridge)."""
 
     def host_name(self) -> str: ...
 
@@ -124,6 +123,24 @@ class HostBridge(Protocol):
 
     def write_audio_clips(self, project, placements: list[Placement], *, track_name: str = "Foley",
                           sequence: str | None = None) -> WriteReport: ...
+
+
+CONTRACT = tuple(name for name in vars(HostBridge) if not name.startswith("_"))
+
+
+def contract_gaps(bridge: ModuleType) -> list[str]:
+    """What `bridge` lacks of `HostBridge`: a missing function, or a keyword the protocol's function takes that the
+    bridge's does not."""
+    gaps = []
+    for name in CONTRACT:
+        function = getattr(bridge, name, None)
+        if not callable(function):
+            gaps.append(f"{name}()")
+            continue
+        wanted = [p for p in inspect.signature(getattr(HostBridge, name)).parameters.values() if p.kind == p.KEYWORD_ONLY]
+        offered = inspect.signature(function).parameters
+        gaps += [f"{name}(..., {p.name}=)" for p in wanted if p.name not in offered]
+    return gaps
 
 
 def choose_sequence(sequences: dict[str, T], wanted: str | None, where: str, default: str | None = None) -> T:

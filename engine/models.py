@@ -11,11 +11,10 @@ from pathlib import Path
 import platformdirs
 import torch
 from safetensors.torch import load_file
-from torch import nn
 
 from engine.errors import CheckpointError, ModelNotInstalledError
 from engine.vta_ldm.config import PRESETS, ModelConfig, config_from_dict
-from engine.vta_ldm.stages import build_modules, rebuild_unsaved_buffers
+from engine.vta_ldm.stages import Stages, build_modules, rebuild_unsaved_buffers
 from engine.vta_ldm.vision_encoder import OnnxVisionEncoder
 
 logger = logging.getLogger(__name__)
@@ -27,11 +26,11 @@ EMBEDDED_DIR = Path(__file__).parent / "starter"
 
 @dataclass(frozen=True)
 class Components:
-    """A loaded model: its config, the four stage modules, and the facts a sidecar reports."""
+    """A loaded model: its config, its stages, and the facts a sidecar reports."""
 
     name: str
     config: ModelConfig
-    modules: dict[str, nn.Module]
+    stages: Stages
     scale_factor: float
     licences: tuple[dict, ...]
     trained: bool
@@ -104,7 +103,7 @@ def load_model(name: str, encoder: Path | None = None) -> Components:
     if encoder is not None:
         if not encoder.is_file():
             raise ModelNotInstalledError(f"No ONNX encoder at {encoder}; make one with `foley models export-encoder`.")
-        components.modules["vision"] = OnnxVisionEncoder(encoder)
+        components.stages.vision = OnnxVisionEncoder(encoder)
     return components
 
 
@@ -118,13 +117,13 @@ def _load(name: str) -> Components:
         raise CheckpointError(f"{folder / 'weights.safetensors'} is damaged ({exc}). Import the model again.") from None
     # built on the meta device and given the loaded tensors as they are: no random init, one copy in memory
     with torch.device("meta"):
-        modules = build_modules(config)
-    for part, module in modules.items():
+        stages = build_modules(config)
+    for part, module in stages.parts().items():
         prefix = part + "."
         weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         module.load_state_dict(weights, strict=True, assign=True)
-    rebuild_unsaved_buffers(modules, config)
-    return Components(name, config, modules, manifest["scale_factor"], tuple(manifest["licences"]), manifest["trained"])
+    rebuild_unsaved_buffers(stages, config)
+    return Components(name, config, stages, manifest["scale_factor"], tuple(manifest["licences"]), manifest["trained"])
 
 
 def embedded_default() -> Components:
@@ -163,13 +162,12 @@ def place(components: Components, device: str = "auto", precision: str = "auto")
         raise ValueError(f"precision '{precision}' is not one of {', '.join(PRECISIONS)} (or auto).")
     if precision == "fp16" and device == "cpu":
         raise ValueError("fp16 runs on GPUs; on a CPU use --precision bf16 or fp32.")
-    modules = dict(components.modules)
-    if modules["unet"].dtype != PRECISIONS[precision]:
-        modules["unet"] = copy.deepcopy(modules["unet"]).to(PRECISIONS[precision])
-    for module in modules.values():
-        if isinstance(module, nn.Module):
-            module.to(device)
-    return replace(components, modules=modules, device=device)
+    stages = replace(components.stages)
+    if stages.unet.dtype != PRECISIONS[precision]:
+        stages.unet = copy.deepcopy(stages.unet).to(PRECISIONS[precision])
+    for module in stages.parts().values():
+        module.to(device)
+    return replace(components, stages=stages, device=device)
 
 
 def best_installed() -> str:

@@ -1,1 +1,2 @@
-"""Stems, loudness and muxing (filled by the timing-and-delivery issue)."""
+"""Delivery: 48 kHz stems, a loudness-normalised mixdown with a true-peak limiter, the manifest and OTIO, and muxing
+into a copy of the video."""

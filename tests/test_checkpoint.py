@@ -79,20 +79,20 @@ def test_import_published_layout_and_load_back(tmp_path):
                                                            "weights.safetensors"]
 
     model = load_model("tiny")
-    unet_state = model.modules["unet"].state_dict()
+    unet_state = model.stages.unet.state_dict()
     assert torch.equal(unet_state["conv_in.weight"], written["main"]["unet.conv_in.weight"])
-    linear = model.modules["vision"].linear_layer.weight
+    linear = model.stages.vision.linear_layer.weight
     assert torch.equal(linear, written["main"]["vid_fea_extractor.linear_layer.weight"])
-    vocoder = model.modules["vocoder"].state_dict()
+    vocoder = model.stages.vocoder.state_dict()
     assert torch.equal(vocoder["upsampler.2.weight"], written["vae"]["vocoder.ups.2.weight"])
     # built on the meta device: the unsaved buffers are computed again, nothing stays on meta
-    embeddings = model.modules["vision"].clip_vision.vision_model.embeddings
+    embeddings = model.stages.vision.clip_vision.vision_model.embeddings
     assert torch.equal(embeddings.position_ids, torch.arange(embeddings.num_positions)[None])
-    assert not any(t.is_meta for module in model.modules.values() for t in (*module.parameters(), *module.buffers()))
+    assert not any(t.is_meta for module in model.stages.parts().values() for t in (*module.parameters(), *module.buffers()))
 
     # The converted decoder computes what AudioLDM's decoder computes from the original keys.
     z = torch.randn(1, *TINY.latent_shape)[:, :, :32, :8]
-    ours = decode(model.modules["vae"], z, model.scale_factor)
+    ours = decode(model.stages.vae, z, model.scale_factor)
     reference = ldm_decode(written["vae"], z, 0.75)
     torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-4)
 

@@ -11,7 +11,7 @@ import pytest
 from opentimelineio.opentime import RationalTime
 
 from editor_plugin import mlt, resolve
-from editor_plugin.contract import CONTRACT, Capabilities, Placement, has_feature
+from editor_plugin.contract import CONTRACT, Capabilities, Placement, contract_gaps, has_feature
 from editor_plugin.hosts import BRIDGES
 from tests.projects import burst, kdenlive_project
 
@@ -24,6 +24,7 @@ def test_bridges_fulfil_the_contract(bridge):
     assert isinstance(bridge.CAPABILITIES, Capabilities) and bridge.host_name()
     for name in ("read_timeline", "read_selection", "write_audio_clips"):  # every bridge takes a named sequence
         assert "sequence" in inspect.signature(getattr(bridge, name)).parameters, (bridge.__name__, name)
+    assert contract_gaps(bridge) == []  # the HostBridge protocol, keyword by keyword
 
 
 def test_writing_a_project_open_in_kdenlive_warns(tmp_path):

@@ -220,4 +220,4 @@ def test_bf16_unet_on_the_cpu_stays_close_to_fp32(clip, tiny):
     assert np.abs(a - b).max() <= 0.1 * np.abs(a).max()
     with pytest.raises(ValueError, match="fp16 runs on GPUs"):
         place(tiny, "cpu", "fp16")
-    assert tiny.modules["unet"].dtype == torch.float32  # the shared model was copied, not converted
+    assert tiny.stages.unet.dtype == torch.float32  # the shared model was copied, not converted

@@ -15,14 +15,14 @@ from ui.cli import main
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory, tiny):
     folder = tmp_path_factory.mktemp("onnx")
-    return {precision: export_onnx(tiny.modules["vision"], folder / f"enc-{precision}.onnx", precision)
+    return {precision: export_onnx(tiny.stages.vision, folder / f"enc-{precision}.onnx", precision)
             for precision in ("fp32", "fp16", "int8")}
 
 
 @pytest.mark.parametrize("frames", [1, 7, 21])
 def test_onnx_encoder_matches_torch(exports, tiny, frames):
     pixels = torch.rand(frames, 3, 224, 224, generator=torch.Generator().manual_seed(frames))
-    reference = encode_frames(tiny.modules["vision"], pixels)
+    reference = encode_frames(tiny.stages.vision, pixels)
     fp32 = OnnxVisionEncoder(exports["fp32"])
     assert fp32.providers[-1] == "CPUExecutionProvider"
     torch.testing.assert_close(encode_frames(fp32, pixels), reference, rtol=0, atol=1e-5)
@@ -47,7 +47,7 @@ def test_onnx_encoder_of_a_flow_model_takes_the_flow_beside_the_pixels(tmp_path)
     """The flow goes in beside the pixels; the event branch (frame differences, temporal convolutions) is inside
     the graph and gives what torch gives."""
     config = replace(STARTER, vision=replace(STARTER.vision, motion_kernel=5))
-    vision = untrained(config).modules["vision"]
+    vision = untrained(config).stages.vision
     torch.nn.init.normal_(vision.motion.conv_out.weight, std=0.1)  # the branch starts at zero: make it count
     pixels = torch.zeros(6, 3, 64, 64)
     for index in range(6):  # a bright square moving down 3 pixels a frame

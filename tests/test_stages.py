@@ -19,9 +19,9 @@ def test_config_sizes_match_the_published_model():
 
 def test_vision_encoder_gives_one_context_token_per_frame(tiny):
     pixels = torch.rand(5, 3, 224, 224)
-    context = encode_frames(tiny.modules["vision"], pixels)
+    context = encode_frames(tiny.stages.vision, pixels)
     assert context.shape == (5, TINY.vision.embedding_dim) and context.dtype == torch.float32
-    assert torch.equal(context, encode_frames(tiny.modules["vision"], pixels))
+    assert torch.equal(context, encode_frames(tiny.stages.vision, pixels))
 
 
 def test_sinusoidal_table_follows_sin_even_cos_odd():
@@ -58,9 +58,9 @@ def test_skipping_the_unconditional_cross_attention_is_exact():
 
 def test_vae_and_vocoder_shapes(tiny):
     latents = torch.randn(2, *TINY.latent_shape)
-    mel = decode(tiny.modules["vae"], latents, 0.9)
+    mel = decode(tiny.stages.vae, latents, 0.9)
     assert mel.shape == (2, 1, TINY.mel_frames, 64)
-    wave = vocode(tiny.modules["vocoder"], mel)
+    wave = vocode(tiny.stages.vocoder, mel)
     assert wave.shape == (2, TINY.mel_frames * 160 + 32)  # transposed-conv padding adds 32 samples (notes 1.8)
     assert wave.abs().max() <= 1.0
 
@@ -70,7 +70,7 @@ def test_published_preset_has_the_published_parameter_counts():
     from engine.vta_ldm.stages import build_modules
 
     with torch.device("meta"):
-        modules = build_modules(VTA_LDM)
+        modules = build_modules(VTA_LDM).parts()
     counts = {name: sum(p.numel() for p in module.parameters()) for name, module in modules.items()}
     assert counts["unet"] == 578_052_168 and len(modules["unet"].state_dict()) == 686
     assert counts["vision"] == 303_966_208 + 1_574_912  # CLIP ViT-L/14 with projection + linear 768->2048

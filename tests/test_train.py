@@ -74,7 +74,7 @@ def _ldm(tmp_path: Path, steps: int, work: str, **recipe) -> dict:
     latents = torch.randn(3, *SMALL.latent_shape, generator=torch.Generator().manual_seed(1))
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        modules = {"vision": untrained(SMALL).modules["vision"], "unet": build_unet(SMALL.unet, skip_zero_context=False)}
+        modules = {"vision": untrained(SMALL).stages.vision, "unet": build_unet(SMALL.unet, skip_zero_context=False)}
     losses = train_ldm(dataset, latents, modules, SMALL, Recipe(steps=steps, batch=2, checkpoint_every=1, **recipe),
                        tmp_path / work, progress=lambda step, loss: None)
     return {"losses": losses, **{k: v.state_dict() for k, v in modules.items()}}
@@ -98,7 +98,7 @@ def test_vae_training_lowers_reconstruction_loss(tmp_path):
     config = SMALL
     dataset = _clips(2)
     mels = mels_of(dataset.audio, config)
-    trainer = VAETrainer(config, untrained(config).modules["vae"])
+    trainer = VAETrainer(config, untrained(config).stages.vae)
     losses = train_vae(mels, trainer, Recipe(steps=60, batch=2, lr=1e-3, crop_frames=32, checkpoint_every=100),
                        tmp_path, progress=lambda step, loss: None)
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
@@ -188,9 +188,9 @@ def test_train_command_installs_a_model_that_generates_and_fine_tunes(tmp_path, 
                             "--batch", "2"], capture_output=True, text=True, env=env)
     assert tuned.returncode == 0, tuned.stderr
     base, fine = load_model("mine"), load_model("tuned")  # the fixture points FOLEY_HOME at foley_home
-    assert torch.equal(base.modules["vocoder"].conv_pre.weight, fine.modules["vocoder"].conv_pre.weight)
-    changed = [k for k, v in fine.modules["unet"].state_dict().items()
-               if not torch.equal(v, base.modules["unet"].state_dict()[k])]
+    assert torch.equal(base.stages.vocoder.conv_pre.weight, fine.stages.vocoder.conv_pre.weight)
+    changed = [k for k, v in fine.stages.unet.state_dict().items()
+               if not torch.equal(v, base.stages.unet.state_dict()[k])]
     assert changed and all(".attn" in k for k in changed)  # LoRA touched only the attention projections
 
 
@@ -266,7 +266,7 @@ def test_a_grown_model_starts_as_its_base_and_refuses_other_shapes():
     config = replace(STARTER, vision=replace(STARTER.vision, motion_kernel=5))
     bigger = grown(base, config)
     pixels = torch.rand(12, 3, 64, 64)
-    assert bigger.modules["vision"].motion is not None
-    torch.testing.assert_close(bigger.modules["vision"](pixels), base.modules["vision"](pixels), rtol=0, atol=1e-6)
+    assert bigger.stages.vision.motion is not None
+    torch.testing.assert_close(bigger.stages.vision(pixels), base.stages.vision(pixels), rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="cannot grow"):
         grown(base, replace(config, vision=replace(config.vision, projection_dim=32)))

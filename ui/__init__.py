@@ -1,1 +1,2 @@
-"""PySide6 panel (filled by the Qt panel issue)."""
+"""What the user touches: the `foley` command (`ui.cli`, families in `ui.commands`) and the PySide6 panel (`ui.app`,
+`ui.panel_model` deciding, the `ui.qt_*` widgets showing)."""

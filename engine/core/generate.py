@@ -103,7 +103,7 @@ def _sample_latents(
     alphas_cumprod = get_alphas_cumprod(components.config.scheduler)
     # batching variants pays on GPUs; on CPUs (bench/speed.py) one CFG pair per UNet call is faster
     chunk = None if components.device != "cpu" else 1
-    model = GuidedDenoiser(components.modules["unet"], context[None], sampling.guidance, alphas_cumprod, chunk,
+    model = GuidedDenoiser(components.stages.unet, context[None], sampling.guidance, alphas_cumprod, chunk,
                            components.config)
     # noise comes from CPU generators, so a seed gives the same start on every device
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
@@ -120,17 +120,17 @@ def _generate_window(part: Frames, components: Components, sampling: SamplingCon
     # 2. Encode frames into context tokens
     report("encode", 0, 1)
     pixels = torch.from_numpy(part.model_input())
-    context = encode_frames(components.modules["vision"], pixels.to(components.device)).to(components.device)
+    context = encode_frames(components.stages.vision, pixels.to(components.device)).to(components.device)
     report("encode", 1, 1)
     # 3. Sample one latent per seed
     latents = _sample_latents(components, context, sampling, timesteps, seeds, report)
     # 4. Decode latents to log-mel
     report("vae", 0, 1)
-    mel = decode(components.modules["vae"], latents, components.scale_factor)
+    mel = decode(components.stages.vae, latents, components.scale_factor)
     report("vae", 1, 1)
     # 5. Vocode, and cut to the window's exact length
     report("vocode", 0, 1)
-    waves = vocode(components.modules["vocoder"], mel).float().cpu().numpy()
+    waves = vocode(components.stages.vocoder, mel).float().cpu().numpy()
     report("vocode", 1, 1)
     return waves[:, : range_samples(part.start, part.end, components.config.sample_rate)]
 

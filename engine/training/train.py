@@ -278,7 +278,7 @@ def splice(frames: torch.Tensor, latents: torch.Tensor, flow: torch.Tensor | Non
 
 def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn.Module], config: ModelConfig,
               recipe: Recipe, work: Path, progress=None) -> list[float]:
-    """Vision encoder + projection + UNet on v-prediction with Min-SNR-gamma weights (Hang et al. 2023: for v,
+    """`modules["vision"]` (vision encoder + projection) and `modules["unet"]` on v-prediction with Min-SNR-gamma weights (Hang et al. 2023: for v,
     w = min(SNR, gamma) / (SNR + 1)). With `recipe.lora_rank` only UNet attention adapters train."""
     vision, unet = modules["vision"], modules["unet"]
     alphas = get_alphas_cumprod(config.scheduler)
@@ -319,28 +319,28 @@ def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn
 def train_model(dataset: TrainingSet, config: ModelConfig, work: Path, recipes: dict[str, Recipe],
                 base: Components | None = None, encoder_state: dict | None = None, progress=None) -> dict:
     """Run the stages: from scratch (all three), or on top of `base` (its VAE and vocoder kept, the LDM
-    fine-tuned). Returns the modules, the VAE encoder state, the scale factor and the losses."""
+    fine-tuned). Returns the stages, the VAE encoder state, the scale factor and the losses."""
     with torch.random.fork_rng():
         torch.manual_seed(recipes["ldm"].seed)
-        modules = build_modules(config) if base is None else dict(base.modules)
+        stages = build_modules(config) if base is None else replace(base.stages)
         # trained with diffusers' own attention; the same weights go behind the inference processors afterwards
-        unet = rebuilt_unet(modules["unet"], config, skip_zero_context=False)
-        trainer = VAETrainer(config, modules["vae"])
+        unet = rebuilt_unet(stages.unet, config, skip_zero_context=False)
+        trainer = VAETrainer(config, stages.vae)
     if encoder_state is not None:
         trainer.encoder.load_state_dict(encoder_state)
     mels = mels_of(dataset.audio, config)
     losses = {}
     if base is None:
         losses["vae"] = train_vae(mels, trainer, recipes["vae"], work, progress)
-        losses["vocoder"] = train_vocoder(dataset.audio, modules["vocoder"], config, recipes["vocoder"], work, progress)
+        losses["vocoder"] = train_vocoder(dataset.audio, stages.vocoder, config, recipes["vocoder"], work, progress)
     elif encoder_state is None:
         raise ValueError("fine-tuning needs the base model's VAE encoder")
     raw = latents_of(trainer, mels)
     scale = base.scale_factor if base is not None else float(1 / raw.flatten().std())
-    modules["unet"] = unet
-    losses["ldm"] = train_ldm(dataset, raw * scale, modules, config, recipes["ldm"], work, progress)
-    modules["unet"] = rebuilt_unet(unet, config)
-    return {"modules": modules, "encoder": trainer.encoder.state_dict(), "scale_factor": scale, "losses": losses}
+    training = {"vision": stages.vision, "unet": unet}
+    losses["ldm"] = train_ldm(dataset, raw * scale, training, config, recipes["ldm"], work, progress)
+    stages.unet = rebuilt_unet(unet, config)
+    return {"stages": stages, "encoder": trainer.encoder.state_dict(), "scale_factor": scale, "losses": losses}
 
 
 def rebuilt_unet(source: nn.Module, config: ModelConfig, *, skip_zero_context: bool = True) -> nn.Module:
@@ -354,7 +354,7 @@ def rebuilt_unet(source: nn.Module, config: ModelConfig, *, skip_zero_context: b
 def save_trained(models_dir: Path, name: str, config: ModelConfig, result: dict, licences: list[dict],
                  facts: dict) -> Path:
     """Install a trained model like an imported one (weights + manifest), its VAE encoder beside it."""
-    tensors = {f"{part}.{key}": value.detach().contiguous() for part, module in result["modules"].items()
+    tensors = {f"{part}.{key}": value.detach().contiguous() for part, module in result["stages"].parts().items()
                for key, value in module.state_dict().items()}
     manifest = {"format": MANIFEST_FORMAT, "name": name, "preset": config.name, "config": config_to_dict(config),
                 "trained": True, "licences": licences, "scale_factor": result["scale_factor"],
@@ -377,16 +377,16 @@ def training_source(folder: Path) -> str:
 def grown(base: Components, config: ModelConfig) -> Components:
     """`base` rebuilt as `config`, which may only add the event branch (`vision.motion_kernel`): every weight of
     the base is kept and the new branch starts at zero, so the grown model starts out sounding as the base."""
-    modules = build_modules(config)
-    for name, module in modules.items():
-        ours, theirs = module.state_dict(), base.modules[name].state_dict()
+    stages = build_modules(config)
+    for name, module in stages.parts().items():
+        ours, theirs = module.state_dict(), getattr(base.stages, name).state_dict()
         foreign = [key for key in ours if not key.startswith("motion.") and
                    (key not in theirs or theirs[key].shape != ours[key].shape)] + [key for key in theirs if key not in ours]
         if foreign:
             raise ValueError(f"'{base.name}' cannot grow into this architecture: its {name} differs in "
                              f"{', '.join(foreign[:3])}; train from scratch instead.")
         module.load_state_dict(theirs, strict=False)
-    return replace(base, config=config, modules=modules)
+    return replace(base, config=config, stages=stages)
 
 
 def with_switches(config: ModelConfig, *, pe: bool, flow_grid: int, aligned: int) -> ModelConfig:

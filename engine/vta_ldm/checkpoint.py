@@ -298,7 +298,7 @@ def convert_snapshot(snapshot: Snapshot, config: ModelConfig) -> tuple[dict[str,
     """Load, split, convert and strictly check every part; return the tensors to save, manifest facts, and the
     VAE encoder's tensors when the snapshot has them (fine-tuning needs them; inference does not)."""
     with torch.device("meta"):  # only keys, shapes and dtypes are needed: no memory, no random init
-        modules = build_modules(config)
+        stages = build_modules(config).parts()
     main = _as_state_dict(load_state(snapshot.main), snapshot.main)
     vae_state, scale, scale_source, vae_path = _vae_source(snapshot, config)
     parts = {
@@ -309,7 +309,7 @@ def convert_snapshot(snapshot: Snapshot, config: ModelConfig) -> tuple[dict[str,
     }
     tensors = {}
     for part, (state, source) in parts.items():
-        checked = check_against(modules[part], state, part, source)
+        checked = check_against(stages[part], state, part, source)
         tensors.update({f"{part}.{key}": value.contiguous() for key, value in checked.items()})
     encoder = {}
     if any(key.startswith("encoder.") for key in vae_state):

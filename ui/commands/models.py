@@ -38,7 +38,7 @@ def cmd_models_export_encoder(args: argparse.Namespace) -> None:
     from engine.vta_ldm.vision_encoder import export_onnx
 
     components = load_model(args.name)
-    path = export_onnx(components.modules["vision"], Path(args.output), args.precision)
+    path = export_onnx(components.stages.vision, Path(args.output), args.precision)
     print(f"{path} ({args.precision}); use it with `foley generate --encoder {path}`")
 
 
