@@ -1,6 +1,7 @@
 """The paper's ablations on the starter model: the LDM (vision encoder + projection + UNet) trained from scratch
-with one switch at a time, every row with the same step budget, batch and seed, on the same training windows,
-sharing the VAE and vocoder of an installed trained model; scored on a held-out synthetic set.
+with one switch at a time against the starter's recipe, every row with the same step budget, batch and seed, on
+the same training windows, sharing the VAE and vocoder of an installed trained model; scored on a held-out
+synthetic set (make it of the held-out scene kinds: `foley synth DIR --split held-out --kinds wall,shake`).
 
 Usage (sets from `foley synth`; the base model from `foley train`):
   python bench/ablations.py --train DIR --held-out DIR [--base starter] [--steps 400] [--out docs/ablations.md]
@@ -28,15 +29,16 @@ from engine.vta_ldm.vae import ENCODER_FILE
 FLOW_GRID = 4
 CLEAN_THRESHOLD = 0.2
 
-# row -> (frame PE, flow grid, aligned channels, concat augmentation, cleaning)
+MOTION_KERNEL = 5
+# row -> (frame PE, flow grid, aligned channels, event-feature kernel, concat augmentation, cleaning)
 ROWS = {
-    "base (cross-attention only)": (False, 0, 0, False, False),
-    "+PE": (True, 0, 0, False, False),
-    "+flow": (False, FLOW_GRID, 0, False, False),
-    "+concat": (False, 0, 0, True, False),
-    "+clean": (False, 0, 0, False, True),
-    "+PE +aligned": (True, 0, 16, False, False),
-    "+PE +flow +aligned (the starter's recipe)": (True, FLOW_GRID, 16, False, False),
+    "starter recipe (PE, flow, aligned, event features)": (True, FLOW_GRID, 16, MOTION_KERNEL, False, False),
+    "- event features": (True, FLOW_GRID, 16, 0, False, False),
+    "- PE": (False, FLOW_GRID, 16, MOTION_KERNEL, False, False),
+    "- flow (and the event features built on it)": (True, 0, 16, 0, False, False),
+    "+ concat augmentation": (True, FLOW_GRID, 16, MOTION_KERNEL, True, False),
+    "+ AV-Align cleaning": (True, FLOW_GRID, 16, MOTION_KERNEL, False, True),
+    "cross-attention only (the paper's release)": (False, 0, 0, 0, False, False),
 }
 
 
@@ -57,13 +59,15 @@ def main() -> None:
     base = load_model(args.base)
     trainer = VAETrainer(base.config, base.stages.vae)
     trainer.encoder.load_state_dict(load_file(str(model_folder(args.base) / ENCODER_FILE)))
-    dataset = with_flow(load_training_set(Path(args.train), base.config, args.limit), FLOW_GRID)
+    dataset = load_training_set(Path(args.train), base.config, args.limit)
+    dataset = dataset if dataset.flow is not None else with_flow(dataset, FLOW_GRID)
     latents = latents_of(trainer, mels_of(dataset.audio, base.config)) * base.scale_factor
     sampling = replace(SAMPLING_PRESETS["fast"], steps=args.eval_steps)
     table = []
-    for row, (pe, flow, aligned, concat, cleaning) in ROWS.items():
+    for row, (pe, flow, aligned, motion, concat, cleaning) in ROWS.items():
         started = time.monotonic()
         config = with_switches(base.config, pe=pe, flow_grid=flow, aligned=aligned)
+        config = replace(config, vision=replace(config.vision, motion_kernel=motion))
         rows = clean(dataset, config.frame_rate, config.sample_rate, CLEAN_THRESHOLD) if cleaning else dataset
         row_latents = latents if rows is dataset else latents[[dataset.sources.index(s) for s in rows.sources]]
         if not flow:
@@ -73,18 +77,23 @@ def main() -> None:
             stages = replace(build_modules(config), vae=base.stages.vae, vocoder=base.stages.vocoder)
             modules = {"vision": stages.vision, "unet": build_unet(config.unet, skip_zero_context=False)}
         recipe = Recipe(steps=args.steps, batch=args.batch, concat=concat, checkpoint_every=args.steps + 1)
-        with_work = Path(models_dir() / ".ablations" / row.split()[0])
+        with_work = Path(models_dir() / ".ablations" / f"row{len(table)}")
         losses = train_ldm(rows, row_latents, modules, config, recipe, with_work, progress=lambda step, loss: None)
         (with_work / "train-state-ldm.pt").unlink(missing_ok=True)  # every row starts from scratch
         stages.unet = rebuilt_unet(modules["unet"], config)
         components = replace(base, config=config, stages=stages, name=row)
         result = evaluate(Path(args.held_out), model_audio(components, sampling))
         table.append((row, len(rows), sum(losses[-50:]) / 50, result))
-        print(f"{row}: onset {result['onset_accuracy']:.3f} AV-Align {result['av_align']:.3f} "
+        print(f"{row}: onset {result['onset_accuracy']:.3f} false {result['false_onsets_per_4s']:.2f} "
+              f"AV-Align {result['av_align']:.3f} "
               f"Fréchet {result['frechet_mel']:.1f} ({time.monotonic() - started:.0f} s)", file=sys.stderr)
-    lines = ["| row | training windows | final loss | onset accuracy (±1 frame) | AV-Align | Fréchet (mel) |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {row} | {count} | {loss:.4f} | {r['onset_accuracy']:.3f} | {r['av_align']:.3f} | {r['frechet_mel']:.1f} |"
+    kinds = sorted(table[0][3]["per_kind"])
+    lines = ["| row | training windows | final loss | onset accuracy (±1 frame) | "
+             + "".join(f"{kind} | " for kind in kinds) + "false onsets per 4 s | AV-Align | Fréchet (mel) |",
+             "|---|---|---|---|" + "---|" * len(kinds) + "---|---|---|"]
+    lines += [f"| {row} | {count} | {loss:.4f} | {r['onset_accuracy']:.3f} | "
+              + "".join(f"{r['per_kind'][kind]['onset_accuracy']:.3f} | " for kind in kinds)
+              + f"{r['false_onsets_per_4s']:.2f} | {r['av_align']:.3f} | {r['frechet_mel']:.1f} |"
               for row, count, loss, r in table]
     text = "\n".join(lines)
     print(text)

@@ -14,33 +14,10 @@ import numpy as np
 
 from engine.config import SAMPLING_PRESETS
 from engine.core.generate import generate
-from engine.metrics import audio_onsets, false_onsets, onset_accuracy
+from engine.metrics import audio_onsets, false_onsets, loudest_between_events, onset_accuracy
 from engine.models import load_model
 from engine.training.sample_video import demo_impacts, make_demo_video
 from engine.video import EditFrames, EditSpan, probe_video
-
-BLOCK = 0.05  # seconds per loudness block
-NEAR = 0.15  # seconds after an impact that belong to it (its ring)
-
-
-def block_levels(audio: np.ndarray, rate: int) -> np.ndarray:
-    """RMS level in dB of each 50 ms block."""
-    size = int(BLOCK * rate)
-    blocks = audio[: len(audio) // size * size].reshape(-1, size)
-    return 20 * np.log10(np.sqrt((blocks**2).mean(axis=1)) + 1e-9)
-
-
-def between_vs_impacts(audio: np.ndarray, rate: int, impacts: list[float]) -> float:
-    """dB of the loudest block between impacts minus the quietest impact's loudest block (below 0: impacts win)."""
-    levels = block_levels(audio, rate)
-    starts = np.arange(len(levels)) * BLOCK
-    near = np.zeros(len(levels), bool)
-    impact_peaks = []
-    for t in impacts:
-        ring = (starts >= t - BLOCK) & (starts < t + NEAR)
-        near |= ring
-        impact_peaks.append(levels[ring].max())
-    return float(levels[~near].max() - min(impact_peaks))
 
 
 def main() -> None:
@@ -69,7 +46,7 @@ def main() -> None:
         hits.append(accuracy)
         print(f"seed {variant.seed}: {round(accuracy * len(impacts))}/{len(impacts)} impacts hit, "
               f"{false_onsets(onsets, impacts, seconds):.2f} stray onsets per 4 s, loudest between impacts "
-              f"{between_vs_impacts(variant.audio, rate, impacts):+.1f} dB against the quietest impact")
+              f"{loudest_between_events(variant.audio, impacts, rate):+.1f} dB against the quietest impact")
     print(f"all seeds: {np.mean(hits):.3f} of impacts hit (worst seed {min(hits):.3f})")
 
 

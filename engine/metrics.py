@@ -52,6 +52,23 @@ def false_onsets(onsets: np.ndarray, events: list[float], seconds: float, far: f
     return 4.0 * stray / seconds
 
 
+def loudest_between_events(audio: np.ndarray, events: list[float], rate: int = 16000, block: float = 0.05,
+                           ring: float = 0.15) -> float:
+    """dB of the loudest 50 ms block away from every event (more than `ring` s after it, or a block before it)
+    minus the quietest event's loudest block: below 0, every event is louder than anything between events."""
+    size = int(block * rate)
+    blocks = audio[: len(audio) // size * size].reshape(-1, size).astype(np.float64)
+    levels = 20 * np.log10(np.sqrt((blocks**2).mean(axis=1)) + 1e-9)
+    starts = np.arange(len(levels)) * block
+    near = np.zeros(len(levels), bool)
+    peaks = []
+    for time in events:
+        around = (starts >= time - block) & (starts < time + ring)
+        near |= around
+        peaks.append(levels[around].max())
+    return float(levels[~near].max() - min(peaks))
+
+
 def _grey(frame: np.ndarray) -> np.ndarray:
     return (np.asarray(frame, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.uint8)
 

@@ -270,3 +270,39 @@ def test_a_grown_model_starts_as_its_base_and_refuses_other_shapes():
     torch.testing.assert_close(bigger.stages.vision(pixels), base.stages.vision(pixels), rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="cannot grow"):
         grown(base, replace(config, vision=replace(config.vision, projection_dim=32)))
+
+
+def test_the_demo_balls_impacts_are_heard_with_the_shipped_model(tmp_path):
+    """`foley demo`'s clip through the built-in model, three seeds: at least 85 % of the ball's floor impacts get
+    an onset within one video frame, and nothing between impacts is louder than the quietest impact."""
+    from fractions import Fraction
+
+    from engine.config import SAMPLING_PRESETS
+    from engine.core.generate import generate
+    from engine.metrics import audio_onsets, loudest_between_events, onset_accuracy
+    from engine.models import embedded_default
+    from engine.training.sample_video import demo_impacts, make_demo_video
+    from engine.video import EditFrames, EditSpan, probe_video
+
+    components = embedded_default()
+    info = probe_video(make_demo_video(tmp_path / "demo.mp4"))
+    frames = EditFrames((EditSpan(info.path, Fraction(0), info.duration, Fraction(0)),), Fraction(0), info.duration,
+                        components.config.frame_rate, components.config.vision.image_size)
+    generation = generate(frames, components=components, sampling=SAMPLING_PRESETS["fast"], seeds=(0, 1, 2))
+    impacts = demo_impacts()
+    for variant in generation.variants:
+        onsets = audio_onsets(variant.audio, generation.sample_rate)
+        assert onset_accuracy(onsets, impacts, 25) >= 0.85, (variant.seed, onsets)
+        assert loudest_between_events(variant.audio, impacts, generation.sample_rate) < 0, variant.seed
+
+
+def test_loudest_between_events_compares_the_gaps_with_the_quietest_event():
+    from engine.metrics import loudest_between_events
+
+    rate = 16000
+    audio = np.full(4 * rate, 1e-3, np.float32)
+    for time, level in ((1.0, 0.5), (3.0, 0.1)):
+        audio[int(time * rate): int((time + 0.05) * rate)] = level
+    assert loudest_between_events(audio, [1.0, 3.0], rate) == pytest.approx(-40, abs=0.5)  # 1e-3 against 0.1
+    audio[int(2.0 * rate): int(2.05 * rate)] = 0.2  # a thump between the impacts
+    assert loudest_between_events(audio, [1.0, 3.0], rate) == pytest.approx(6.0, abs=0.5)
