@@ -394,3 +394,32 @@ def test_a_job_says_how_its_wavs_are_levelled_and_an_unknown_level_is_refused():
     assert parse_media_job(json.dumps({**job, "level": "raw"}).encode()).level == "raw"
     with pytest.raises(ValueError, match="'level' must be one of normalised, raw; got 'loud'"):
         parse_media_job(json.dumps({**job, "level": "loud"}).encode())
+
+
+def test_a_remote_engine_gets_the_frames_a_window_at_a_time(engine, tmp_path, monkeypatch):
+    """`foley generate --engine` to another machine streams the decoded frames a model window per request (so any
+    length fits the request limit); the engine puts them together into the same sound as decoding the file."""
+    from argparse import Namespace
+
+    from engine.core.job import JobSpec
+    from engine.serving.client import EngineClient
+    from engine.video import EditSpan
+    from ui.commands.generate import _run_on_engine
+
+    long_clip = make_demo_video(tmp_path / "long.mp4", seconds=12.0)  # two windows of the 2 fps test model
+    remote = EngineClient(engine.url, engine.client.token)
+    remote.local = False  # as for an engine on another machine
+    parts = []
+    monkeypatch.setattr(remote, "upload_frames", lambda *a, **k: parts.append(k["count"]) or
+                        EngineClient.upload_frames(remote, *a, **k))
+    sampling = replace(SAMPLING_PRESETS["fast"], steps=1)
+    spec = JobSpec(model="tiny", sampling=sampling, seeds=(7,), start=Fraction(0), end=Fraction(12), source="long",
+                   edit=(EditSpan(long_clip, Fraction(0), Fraction(12), Fraction(0)),))
+    args = Namespace(model="tiny", output=str(tmp_path / "streamed"))
+    (streamed,) = _run_on_engine(remote, spec, args)
+    assert parts == [20]  # the first 10 s window went ahead; the last 2 s came with the job
+    decoded = engine.client.submit_media(str(long_clip), "0", "12", seeds=[7], model="tiny", steps=1,
+                                         sampler=sampling.sampler, spacing=sampling.spacing, source="long")
+    engine.client.wait(decoded["id"])
+    (reference,) = engine.client.download(decoded["id"], tmp_path / "decoded")
+    assert np.array_equal(soundfile.read(streamed, dtype="int16")[0], soundfile.read(reference, dtype="int16")[0])

@@ -240,15 +240,26 @@ class EngineClient:
                    **_params(seeds, model, steps, guidance, sampler, spacing)}
         return self._submitted(self._json("POST", "/jobs", payload))
 
+    def upload_frames(self, rgb: bytes, *, count: int, width: int, height: int, frame_times: list[str],
+                      upload: str | None = None) -> str:
+        """Send frames ahead of their job (a window at a time keeps every request small); returns the upload id
+        that the next part and finally `submit_frames(..., upload=...)` name."""
+        header = {"format": FRAMES_FORMAT, "count": count, "width": width, "height": height,
+                  "frame_times": [str(t) for t in frame_times], "upload": upload}
+        body = json.dumps(header).encode() + b"\n" + bytes(rgb)
+        return json.loads(self.request("POST", "/uploads", body, FRAMES_CONTENT_TYPE))["upload"]
+
     def submit_frames(self, rgb: bytes, *, count: int, width: int, height: int, fps: int, start: str, end: str,
                       frame_times: list[str], seeds: list[int], source: str = "", model: str | None = None,
                       steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
-                      level: str = "normalised", spacing: str | None = None) -> dict:
-        """A job on decoded frames: `count` uint8 RGB pictures of `height` x `width`, sampled at `fps` from start;
-        `level` is how the WAVs are written ("normalised" or "raw", see engine/core/levels.py)."""
+                      level: str = "normalised", spacing: str | None = None, upload: str | None = None) -> dict:
+        """A job on decoded frames: `count` uint8 RGB pictures of `height` x `width`, sampled at `fps` from start
+        (after the frames of `upload`, when given); `level` is how the WAVs are written ("normalised" or "raw",
+        see engine/core/levels.py)."""
         header = {"format": FRAMES_FORMAT, "count": count, "width": width, "height": height, "fps": fps,
                   "start": str(start), "end": str(end), "frame_times": [str(t) for t in frame_times],
-                  "source": source, "level": level, **_params(seeds, model, steps, guidance, sampler, spacing)}
+                  "source": source, "level": level, "upload": upload,
+                  **_params(seeds, model, steps, guidance, sampler, spacing)}
         body = json.dumps(header).encode() + b"\n" + bytes(rgb)
         return self._submitted(json.loads(self.request("POST", "/jobs", body, FRAMES_CONTENT_TYPE)))
 

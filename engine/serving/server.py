@@ -5,6 +5,8 @@ Routes (all under /v1; every route but /v1/health needs `Authorization: Bearer <
   GET  /models                         installed models with frame rate, window and licences
   POST /jobs                           JSON {media, start, end, seeds, ...} (local clients), or
                                        application/vnd.foley.frames: one JSON header line, then uint8 RGB frames
+  POST /uploads                        frames sent ahead of their job, a window at a time (the header's
+                                       "upload" continues one; the job's header names it): any length fits
   GET  /jobs, /jobs/{id}               job records
   GET  /jobs/{id}/events               Server-Sent Events: state, progress, then done | failed | cancelled
   POST /jobs/{id}/cancel               cancel; DELETE /jobs/{id} removes a job and its files
@@ -21,6 +23,8 @@ import logging
 import os
 import secrets
 import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from fractions import Fraction
@@ -157,8 +161,8 @@ def parse_media_job(body: bytes) -> JobSpec:
     return replace(spec, edit=(EditSpan(Path(payload["media"]), spec.start, spec.end, spec.start),))
 
 
-def parse_frames_job(body: bytes) -> JobSpec:
-    """Split `header-json \\n frames`, check the header against the bytes, and fit frames to the model."""
+def parse_frames_part(body: bytes) -> tuple[dict, np.ndarray, list]:
+    """Split `header-json \\n frames` and check the header against the bytes: (header, frames, frame times)."""
     cut = body.find(b"\n", 0, HEADER_LIMIT)
     if cut < 0:
         raise ValueError("frames upload: the body must start with a one-line JSON header ended by a newline.")
@@ -180,15 +184,66 @@ def parse_frames_job(body: bytes) -> JobSpec:
     times = header.get("frame_times")
     if not isinstance(times, list) or len(times) != count:
         raise ValueError(f"frames upload: 'frame_times' must list one source time per frame ({count}).")
+    rgb = np.frombuffer(pixels, np.uint8).reshape(count, height, width, 3)
+    return header, rgb, times
+
+
+def parse_frames_job(body: bytes, uploads: "Uploads | None" = None) -> JobSpec:
+    """A frames job: its header and frames, after the frames uploaded ahead under the header's "upload" id."""
+    header, rgb, times = parse_frames_part(body)
+    if header.get("upload") is not None:
+        if uploads is None:
+            raise ValueError("frames upload: this engine keeps no uploads.")
+        earlier, earlier_times = uploads.take(str(header["upload"]), rgb.shape[1:])
+        rgb, times = np.concatenate([earlier, rgb]), earlier_times + times
     spec = _spec(header, source=str(header.get("source") or "frames"))
     config = model_config(spec.model)
     if header.get("fps") != config.frame_rate:
         raise ValueError(f"frames upload: frames must be sampled at {config.frame_rate} fps for model "
                          f"'{spec.model}'; the header says fps={header.get('fps')!r}.")
-    rgb = np.frombuffer(pixels, np.uint8).reshape(count, height, width, 3)
     frame_times = tuple(_fraction(t, "frame_times") for t in times)
     frames = Frames(fit_frames(rgb, config.vision.image_size), frame_times, spec.start, spec.end, config.frame_rate)
     return replace(spec, frames=frames)
+
+
+class Uploads:
+    """Frames sent ahead of their job, window by window, so a range of any length fits the request limit. At most
+    `max_bytes` are held in all; an upload not taken by a job within `ttl` seconds is dropped."""
+
+    def __init__(self, max_bytes: int, ttl: float = 600.0):
+        self.max_bytes, self.ttl = max_bytes, ttl
+        self._held: dict[str, tuple[float, list[np.ndarray], list]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, upload: str | None, rgb: np.ndarray, times: list) -> tuple[str, int]:
+        """Append frames to `upload` (a new one when None); return its id and how many frames it holds."""
+        with self._lock:
+            now = time.monotonic()
+            for key in [k for k, (seen, _, _) in self._held.items() if now - seen > self.ttl]:
+                del self._held[key]
+            if upload is not None and upload not in self._held:
+                raise ValueError(f"frames upload: no upload '{upload}' (it expired after {self.ttl:.0f} s, or was "
+                                 "used); start again without 'upload'.")
+            held = sum(part.nbytes for _, parts, _ in self._held.values() for part in parts)
+            if held + rgb.nbytes > self.max_bytes:
+                raise RequestTooLarge(f"the engine holds {held} bytes of uploaded frames and accepts at most "
+                                      f"{self.max_bytes}; submit the job that uses them first.")
+            upload = upload or secrets.token_hex(8)
+            _, parts, upload_times = self._held.get(upload, (now, [], []))
+            if parts and parts[0].shape[1:] != rgb.shape[1:]:
+                raise ValueError(f"frames upload: every part must be {parts[0].shape[2]}x{parts[0].shape[1]}.")
+            self._held[upload] = (now, [*parts, rgb.copy()], upload_times + list(times))
+            return upload, len(self._held[upload][2])
+
+    def take(self, upload: str, shape: tuple) -> tuple[np.ndarray, list]:
+        """Remove and return an upload's frames and times."""
+        with self._lock:
+            if upload not in self._held:
+                raise ValueError(f"frames upload: no upload '{upload}' (it expired, or a job used it already).")
+            _, parts, times = self._held.pop(upload)
+        if parts[0].shape[1:] != shape:
+            raise ValueError("frames upload: the job's frames differ in size from the uploaded ones.")
+        return np.concatenate(parts), times
 
 
 def _model_entry(name: str, licences, trained: bool, default: str) -> dict:
@@ -241,6 +296,7 @@ def create_app(runner: JobRunner, token: str, *, max_request_bytes: int, lifespa
     app = FastAPI(title="Foley Desk engine", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
     expected = f"Bearer {token}".encode()
+    uploads = Uploads(max_bytes=4 * max_request_bytes)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -298,7 +354,7 @@ def create_app(runner: JobRunner, token: str, *, max_request_bytes: int, lifespa
         body = await read_body(request, max_request_bytes)
         kind = request.headers.get("content-type", "").split(";")[0].strip()
         if kind == FRAMES_CONTENT_TYPE:
-            spec = await run_in_threadpool(parse_frames_job, body)
+            spec = await run_in_threadpool(parse_frames_job, body, uploads)
         elif kind == "application/json":
             if not is_loopback(request.client.host if request.client else ""):
                 raise ValueError("media-path jobs are accepted only from this machine; send decoded frames "
@@ -309,6 +365,14 @@ def create_app(runner: JobRunner, token: str, *, max_request_bytes: int, lifespa
                              f"{FRAMES_CONTENT_TYPE} (decoded frames).")
         job = await run_in_threadpool(runner.submit, spec)
         return JSONResponse(job.record(), status_code=202)
+
+    @app.post(f"{API}/uploads", status_code=201)
+    async def upload(request: Request):
+        if request.headers.get("content-type", "").split(";")[0].strip() != FRAMES_CONTENT_TYPE:
+            raise ValueError(f"uploads take {FRAMES_CONTENT_TYPE} bodies (one JSON header line, then frames).")
+        header, rgb, times = await run_in_threadpool(parse_frames_part, await read_body(request, max_request_bytes))
+        name, count = uploads.add(header.get("upload"), rgb, times)
+        return JSONResponse({"upload": name, "frames": count}, status_code=201)
 
     @app.get(f"{API}/jobs")
     def jobs():

@@ -137,20 +137,38 @@ def _run_on_engine(client: EngineClient, spec: JobSpec, args: argparse.Namespace
 
 
 def _upload_frames(client: EngineClient, spec: JobSpec, model: dict, params: dict, bar: ProgressBar) -> dict:
-    """Decode here at the engine's model rate and size, and send the frames."""
+    """Decode here at the engine's model rate and size and stream the frames a model window at a time (each
+    request stays small, so a range of any length fits the engine's request limit); the last window goes with
+    the job."""
     from engine.progress import StepInfo
     from engine.video import EditFrames, decode_frames
 
     rate, size = model["frame_rate"], model["image_size"]
-    bar(StepInfo("decode", 0, 1, 0, len(spec.seeds)))
-    if spec.legacy_frames:
-        frames = decode_frames(spec.edit[0].media, spec.start, spec.end, rate=rate, size=size, legacy=True)
+    window = Fraction(int(Fraction(model["window_seconds"]) * rate), rate)  # a model window, whole frames long
+    if spec.legacy_frames:  # the reference's rule indexes the whole file: one decode
+        whole = decode_frames(spec.edit[0].media, spec.start, spec.end, rate=rate, size=size, legacy=True)
+        parts = [whole.window(t, min(t + window, spec.end)) for t in _window_starts(spec, window)]
     else:
-        frames = EditFrames(spec.edit, spec.start, spec.end, rate, size).window(spec.start, spec.end)
-    bar(StepInfo("decode", 1, 1, 0, len(spec.seeds)))
-    return client.submit_frames(frames.rgb.tobytes(), count=len(frames.rgb), width=size, height=size, fps=rate,
-                                start=str(spec.start), end=str(spec.end), frame_times=[str(t) for t in frames.times],
-                                source=spec.source, **params)
+        edit = EditFrames(spec.edit, spec.start, spec.end, rate, size)
+        parts = (edit.window(t, min(t + window, spec.end)) for t in _window_starts(spec, window))
+    starts, upload = _window_starts(spec, window), None
+    for number, part in enumerate(parts, start=1):
+        bar(StepInfo("decode", number, len(starts), 0, len(spec.seeds)))
+        fields_of = {"count": len(part.rgb), "width": size, "height": size, "frame_times": [str(t) for t in part.times]}
+        if number < len(starts):
+            upload = client.upload_frames(part.rgb.tobytes(), upload=upload, **fields_of)
+        else:
+            return client.submit_frames(part.rgb.tobytes(), fps=rate, start=str(spec.start), end=str(spec.end),
+                                        source=spec.source, upload=upload, **fields_of, **params)
+    raise ValueError("the range holds no frames to send.")
+
+
+def _window_starts(spec: JobSpec, window: Fraction) -> list[Fraction]:
+    starts, t = [], spec.start
+    while t < spec.end:
+        starts.append(t)
+        t += window
+    return starts
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
