@@ -17,10 +17,9 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -30,6 +29,7 @@ from torch import nn
 
 from engine.core.sampling import get_alphas_cumprod
 from engine.models import Components
+from engine.progress import StepInfo
 from engine.training.dataset import TrainingSet
 from engine.vta_ldm.checkpoint import MANIFEST_FORMAT, write_model
 from engine.vta_ldm.config import ModelConfig, config_to_dict
@@ -122,25 +122,6 @@ def merge_lora(unet: nn.Module) -> None:
                 setattr(module, child_name, child.merged())
 
 
-@dataclass
-class Progress:
-    """A one-line progress bar on stderr: step, loss, speed and time left."""
-
-    stage: str
-    total: int
-    first: int = 0
-    started: float = field(default_factory=time.monotonic)
-    stream: object = sys.stderr
-
-    def __call__(self, step: int, loss: float) -> None:
-        done = step - self.first
-        rate = done / max(1e-9, time.monotonic() - self.started)
-        left = (self.total - step) / rate if rate else 0.0
-        end = "\n" if step == self.total else ""
-        print(f"\r[{self.stage}] step {step}/{self.total} loss {loss:.4f} {rate:.2f} step/s "
-              f"{int(left) // 60}:{int(left) % 60:02d} left", end=end, file=self.stream, flush=True)
-
-
 def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
@@ -173,7 +154,7 @@ def _run(stage: str, modules: dict[str, nn.Module], parameters: list[nn.Paramete
         logger.info("%s: resuming at step %d from %s", stage, first, state_path)
     for module in modules.values():
         module.train()
-    report = progress or Progress(stage, recipe.steps, first)
+    started = time.monotonic()
     losses = []
     for step in range(first, recipe.steps):
         for group in optimizer.param_groups:
@@ -186,7 +167,9 @@ def _run(stage: str, modules: dict[str, nn.Module], parameters: list[nn.Paramete
         losses.append(float(loss.detach()))
         if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.steps:
             _save_state(state_path, step + 1, modules, optimizer)
-        report(step + 1, losses[-1])
+        if progress is not None:  # the step, with the time left at the pace so far, and its loss
+            left = (recipe.steps - step - 1) * (time.monotonic() - started) / (step + 1 - first)
+            progress(StepInfo(stage, step + 1, recipe.steps, eta=left), losses[-1])
     for module in modules.values():
         module.eval()
     return losses

@@ -36,9 +36,12 @@ class ProgressBar:
         self.interactive = self.stream.isatty()
         self.job = job  # a generation job: show its window, variants and ETA
 
-    def __call__(self, info: StepInfo) -> None:
+    def __call__(self, info: StepInfo, note: str = "") -> None:
+        """Show `info` (and `note`, e.g. a training loss, after it)."""
         shown = asdict(info) if self.job else {"stage": info.stage, "step": info.step, "total": info.total}
-        line = progress_text(shown, bar=30)
+        if not self.job and info.eta is not None:
+            shown["eta"] = info.eta
+        line = progress_text(shown, bar=30) + (f" · {note}" if note else "")
         if self.interactive:
             self.stream.write(f"\r{line}   ")
         elif info.step == info.total or info.step % max(1, info.total // 10) == 0:

@@ -117,7 +117,12 @@ def cmd_train(args: argparse.Namespace) -> None:
                              "snapshot that includes the encoder.")
         encoder = load_file(str(encoder_path))
     work = Path(args.work) if args.work else models_dir() / f".train-{args.name}"
-    result = train_model(dataset, config, work, recipes, base=base, encoder_state=encoder)
+    bar = ProgressBar(job=False)
+    try:
+        result = train_model(dataset, config, work, recipes, base=base, encoder_state=encoder,
+                             progress=lambda info, loss: bar(info, f"loss {loss:.4f}"))
+    finally:
+        bar.close()
     licences = list(base.licences) if base else [  # weights trained from scratch on the user's data are the user's
         {"component": "all", "licence": "yours: trained with `foley train` on your own data", "source": "foley train"}]
     facts = {"training": {"data": training_source(Path(args.data)), "windows": len(dataset), "base": args.base,
