@@ -11,7 +11,7 @@ from dataclasses import asdict
 from fractions import Fraction
 
 from engine.config import LEVEL_MODES, SAMPLING_PRESETS, SamplerName, SamplingConfig
-from engine.serving.client import EngineClient, EngineError, progress_text, read_discovery
+from engine.serving.client import EngineClient, EngineError, format_eta, progress_text, read_discovery
 
 if typing.TYPE_CHECKING:
     from engine.progress import StepInfo
@@ -36,12 +36,17 @@ class ProgressBar:
         self.interactive = self.stream.isatty()
         self.job = job  # a generation job: show its window, variants and ETA
 
-    def __call__(self, info: StepInfo, note: str = "") -> None:
-        """Show `info` (and `note`, e.g. a training loss, after it)."""
+    def __call__(self, info: StepInfo) -> None:
         shown = asdict(info) if self.job else {"stage": info.stage, "step": info.step, "total": info.total}
-        if not self.job and info.eta is not None:
-            shown["eta"] = info.eta
-        line = progress_text(shown, bar=30) + (f" · {note}" if note else "")
+        self.show(progress_text(shown, bar=30), info)
+
+    def training_step(self, info: StepInfo, loss: float) -> None:
+        """A training step: `[stage] step k/n loss x · m:ss left`."""
+        left = format_eta(info.eta or 0)
+        self.show(f"[{info.stage}] step {info.step}/{info.total} loss {loss:.4f} · {left} left", info)
+
+    def show(self, line: str, info: StepInfo) -> None:
+        """Redraw `line` in place on a terminal; in a log, write it at every tenth of the stage."""
         if self.interactive:
             self.stream.write(f"\r{line}   ")
         elif info.step == info.total or info.step % max(1, info.total // 10) == 0:

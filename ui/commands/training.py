@@ -120,7 +120,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     bar = ProgressBar(job=False)
     try:
         result = train_model(dataset, config, work, recipes, base=base, encoder_state=encoder,
-                             progress=lambda info, loss: bar(info, f"loss {loss:.4f}"))
+                             progress=bar.training_step)
     finally:
         bar.close()
     licences = list(base.licences) if base else [  # weights trained from scratch on the user's data are the user's
