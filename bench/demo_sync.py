@@ -1,7 +1,7 @@
 """The demo, as a new user hears it: for each seed, which of the demo ball's floor impacts get an onset within one
 video frame, the stray onsets, and how loud the loudest stretch between impacts is against the quietest impact.
 
-    python bench/demo_sync.py [--model builtin] [--seeds 0 1 2 3 4] [--steps 25]
+    python bench/demo_sync.py [--model builtin] [--seeds 0 1 2 3 4] [--steps 25] [--guidance 3]
 """
 
 import argparse
@@ -25,10 +25,11 @@ def main() -> None:
     parser.add_argument("--model", default="builtin")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--steps", type=int, help="override the fast preset's 25 steps")
+    parser.add_argument("--guidance", type=float, help="override the fast preset's guidance 3")
     args = parser.parse_args()
     components = load_model(args.model)
     sampling = SAMPLING_PRESETS["fast"]
-    sampling = replace(sampling, steps=args.steps) if args.steps else sampling
+    sampling = replace(sampling, steps=args.steps or sampling.steps, guidance=args.guidance or sampling.guidance)
     impacts = demo_impacts()
     with TemporaryDirectory() as folder:
         video = make_demo_video(Path(folder) / "demo.mp4")
@@ -38,15 +39,16 @@ def main() -> None:
         generation = generate(frames, components=components, sampling=sampling, seeds=tuple(args.seeds))
     rate, seconds = generation.sample_rate, float(info.duration)
     hits = []
-    print(f"model {args.model}, {sampling.sampler} {sampling.steps} steps; demo impacts at "
-          f"{', '.join(f'{t:g}' for t in impacts)} s")
+    print(f"model {args.model}, {sampling.sampler} {sampling.steps} steps, guidance {sampling.guidance}; "
+          f"demo impacts at {', '.join(f'{t:g}' for t in impacts)} s")
     for variant in generation.variants:
         onsets = audio_onsets(variant.audio, rate)
         accuracy = onset_accuracy(onsets, impacts, 25)
         hits.append(accuracy)
         print(f"seed {variant.seed}: {round(accuracy * len(impacts))}/{len(impacts)} impacts hit, "
               f"{false_onsets(onsets, impacts, seconds):.2f} stray onsets per 4 s, loudest between impacts "
-              f"{loudest_between_events(variant.audio, impacts, rate):+.1f} dB against the quietest impact")
+              f"{loudest_between_events(variant.audio, impacts, rate):+.1f} dB against the quietest impact, "
+              f"{loudest_between_events(variant.audio, impacts, rate, against='median'):+.1f} against the median")
     print(f"all seeds: {np.mean(hits):.3f} of impacts hit (worst seed {min(hits):.3f})")
 
 

@@ -53,9 +53,10 @@ def false_onsets(onsets: np.ndarray, events: list[float], seconds: float, far: f
 
 
 def loudest_between_events(audio: np.ndarray, events: list[float], rate: int = 16000, block: float = 0.05,
-                           ring: float = 0.15) -> float:
+                           ring: float = 0.15, against: str = "quietest") -> float:
     """dB of the loudest 50 ms block away from every event (more than `ring` s after it, or a block before it)
-    minus the quietest event's loudest block: below 0, every event is louder than anything between events."""
+    minus the loudest block of the quietest event (`against="median"`: of the median event): below 0, every
+    (the typical) event is louder than anything between events."""
     size = int(block * rate)
     blocks = audio[: len(audio) // size * size].reshape(-1, size).astype(np.float64)
     levels = 20 * np.log10(np.sqrt((blocks**2).mean(axis=1)) + 1e-9)
@@ -66,7 +67,7 @@ def loudest_between_events(audio: np.ndarray, events: list[float], rate: int = 1
         around = (starts >= time - block) & (starts < time + ring)
         near |= around
         peaks.append(levels[around].max())
-    return float(levels[~near].max() - min(peaks))
+    return float(levels[~near].max() - (min(peaks) if against == "quietest" else np.median(peaks)))
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ TIME_BASE = Fraction(1, 90000)
 DEMO_PERIOD = 1.2  # seconds between the demo ball's floor impacts
 # The first impact, half a 25 fps frame after a frame: a camera's contacts fall between its frames, as every
 # training scene's do (an impact exactly on a frame is the one case no footage shows).
-DEMO_FIRST_IMPACT = 0.52
+DEMO_FIRST_IMPACT = 0.5
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], times: Iterable[Fraction], rate: Fraction) -> Path:
