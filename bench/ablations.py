@@ -38,7 +38,6 @@ ROWS = {
     "- flow (and the event features built on it)": (True, 0, 16, 0, False, False),
     "+ concat augmentation": (True, FLOW_GRID, 16, MOTION_KERNEL, True, False),
     "+ AV-Align cleaning": (True, FLOW_GRID, 16, MOTION_KERNEL, False, True),
-    "cross-attention only (the paper's release)": (False, 0, 0, 0, False, False),
 }
 
 

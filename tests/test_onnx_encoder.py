@@ -1,7 +1,6 @@
 """The vision encoder exported to ONNX: parity with torch at each precision, dynamic frame count, and use in a run."""
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch
@@ -46,8 +45,7 @@ def test_generate_with_the_onnx_encoder(exports, tmp_path, capsys):
 def test_onnx_encoder_of_a_flow_model_takes_the_flow_beside_the_pixels(tmp_path):
     """The flow goes in beside the pixels; the event branch (frame differences, temporal convolutions) is inside
     the graph and gives what torch gives."""
-    config = replace(STARTER, vision=replace(STARTER.vision, motion_kernel=5))
-    vision = untrained(config).stages.vision
+    vision = untrained(STARTER).stages.vision
     torch.nn.init.normal_(vision.motion.conv_out.weight, std=0.1)  # the branch starts at zero: make it count
     pixels = torch.zeros(6, 3, 64, 64)
     for index in range(6):  # a bright square moving down 3 pixels a frame

@@ -262,8 +262,8 @@ def test_a_grown_model_starts_as_its_base_and_refuses_other_shapes():
     architectural change is refused naming the weights that differ."""
     from engine.training.train import grown
 
-    base = untrained(STARTER)
-    config = replace(STARTER, vision=replace(STARTER.vision, motion_kernel=5))
+    base = untrained(replace(STARTER, vision=replace(STARTER.vision, motion_kernel=0)))
+    config = STARTER
     bigger = grown(base, config)
     pixels = torch.rand(12, 3, 64, 64)
     assert bigger.stages.vision.motion is not None
