@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--limit", type=int, help="training videos to use")
     parser.add_argument("--eval-steps", type=int, default=25)
+    parser.add_argument("--rows", type=int, help="run only the first N rows (in the order of ROWS)")
     parser.add_argument("--out", help="also write the table (with this command) to this markdown file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -63,7 +64,7 @@ def main() -> None:
     latents = latents_of(trainer, mels_of(dataset.audio, base.config)) * base.scale_factor
     sampling = replace(SAMPLING_PRESETS["fast"], steps=args.eval_steps)
     table = []
-    for row, (pe, flow, aligned, motion, concat, cleaning) in ROWS.items():
+    for row, (pe, flow, aligned, motion, concat, cleaning) in list(ROWS.items())[: args.rows]:
         started = time.monotonic()
         config = with_switches(base.config, pe=pe, flow_grid=flow, aligned=aligned)
         config = replace(config, vision=replace(config.vision, motion_kernel=motion))
