@@ -146,13 +146,12 @@ def _upload_frames(client: EngineClient, spec: JobSpec, model: dict, params: dic
     rate, size = model["frame_rate"], model["image_size"]
     window = Fraction(int(Fraction(model["window_seconds"]) * rate), rate)  # a model window, whole frames long
     if spec.legacy_frames:  # the reference's rule indexes the whole file: one decode
-        whole = decode_frames(spec.edit[0].media, spec.start, spec.end, rate=rate, size=size, legacy=True)
-        parts = [whole.window(t, min(t + window, spec.end)) for t in _window_starts(spec, window)]
-    else:
-        edit = EditFrames(spec.edit, spec.start, spec.end, rate, size)
-        parts = (edit.window(t, min(t + window, spec.end)) for t in _window_starts(spec, window))
+        frames = decode_frames(spec.edit[0].media, spec.start, spec.end, rate=rate, size=size, legacy=True)
+    else:  # decoded a window at a time as it is sent
+        frames = EditFrames(spec.edit, spec.start, spec.end, rate, size)
     starts, upload = _window_starts(spec, window), None
-    for number, part in enumerate(parts, start=1):
+    for number, start in enumerate(starts, start=1):
+        part = frames.window(start, min(start + window, spec.end))
         bar(StepInfo("decode", number, len(starts), 0, len(spec.seeds)))
         fields_of = {"count": len(part.rgb), "width": size, "height": size, "frame_times": [str(t) for t in part.times]}
         if number < len(starts):
