@@ -1,7 +1,7 @@
 """The paper's ablations on the starter model: the LDM (vision encoder + projection + UNet) trained from scratch
 with one switch at a time against the starter's recipe, every row with the same step budget, batch and seed, on
 the same training windows, sharing the VAE and vocoder of an installed trained model; scored on a held-out
-synthetic set (make it of the held-out scene kinds: `foley synth DIR --split held-out --kinds wall,shake`).
+synthetic set (make it of the held-out scene kinds: `foley synth DIR --split held-out --kinds throw,collide`).
 
 Usage (sets from `foley synth`; the base model from `foley train`):
   python bench/ablations.py --train DIR --held-out DIR [--base starter] [--steps 400] [--out docs/ablations.md]

@@ -1,8 +1,8 @@
 """Synthetic foley clips with exact event labels, for training and measuring the starter model.
 
 Each clip is a small procedural scene of one kind (`SCENE_KINDS`): objects of some material drop and bounce on
-the floor, slide into walls, several at once, under a panning or shaking camera, behind an occluder, or beside
-silent distractors. Everything that is not the event is randomised (domain randomisation, Tobin et al. 2017):
+the floor, slide into walls, several at once, under a panning or shaking camera, behind an occluder, beside
+silent distractors, thrown across the room against a wall, or sliding into each other. Everything that is not the event is randomised (domain randomisation, Tobin et al. 2017):
 backgrounds (procedural textures, or frames of real footage from `load_backgrounds`), lighting and colours,
 object shapes and sizes, frame size, and the frame rate (23.976-30 fps; the model's loader resamples to its
 25 fps). The sound is physically timed: every contact is a modal-synthesis impact (damped partials whose
@@ -35,8 +35,9 @@ MODEL_FPS = 25  # the rate labels are scored at (one video frame = 40 ms)
 HELD_OUT_SEEDS = 1_000_000  # seeds from here on are the held-out split
 FRAME_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30))
 
-SceneKind = Literal["drop", "floor", "multi", "wall", "pan", "shake", "occlusion", "distractor"]
-HELD_OUT_KINDS: tuple[SceneKind, ...] = ("wall", "shake")  # never in the training split
+SceneKind = Literal["drop", "floor", "multi", "wall", "pan", "shake", "occlusion", "distractor", "throw", "collide"]
+# never in the training split: motions whose parts are trained (floor bounces, wall hits, sliding) in new combinations
+HELD_OUT_KINDS: tuple[SceneKind, ...] = ("throw", "collide")
 Shape = Literal["disc", "square", "diamond"]
 
 # partial frequencies (Hz, before size scaling), decay time (s), restitution, friction noise band (Hz), colour
@@ -196,6 +197,70 @@ def _slide_between_walls(rng: np.random.Generator, seconds: float, material: str
     return Body(material, _shape(rng), radius, _colour(rng, material), path, tuple(events))
 
 
+def _thrown(rng: np.random.Generator, seconds: float, material: str, radius: float,
+            walls: tuple[float, float]) -> Body:
+    """A body thrown across the room: ballistic arcs that bounce on the floor and off the walls (diagonal motion,
+    vertical and horizontal contacts in one flight) until it lands dead and stops."""
+    lo, hi = walls[0] + radius, walls[1] - radius
+    restitution = MATERIALS[material][2]
+    x, y, t = rng.uniform(lo, hi), rng.uniform(0.6, 1.6), 0.0
+    vx, vy = rng.choice([-1.0, 1.0]) * rng.uniform(1.5, 4.5), rng.uniform(-1.0, 2.5)
+    segments, events = [], []  # (start time, x, y, vx, vy); vy = 0 and y = 0: at rest
+    while t < seconds + 1:
+        segments.append((t, x, y, vx, vy))
+        if y <= 0 and vy == 0:
+            break
+        floor = (vy + math.sqrt(vy * vy + 2 * GRAVITY * y)) / GRAVITY  # time to reach y = 0
+        wall = ((hi - x) / vx if vx > 0 else (lo - x) / vx) if vx else math.inf
+        step = min(floor, wall)
+        t, x, y = t + step, x + vx * step, y + vy * step - 0.5 * GRAVITY * step * step
+        if wall <= floor:
+            x = hi if vx > 0 else lo
+            events.append(Event("impact", float(t), min(1.0, abs(vx) / 3.5)))
+            vx = -vx * restitution
+        else:
+            y, speed = 0.0, GRAVITY * floor - vy
+            events.append(Event("impact", float(t), min(1.0, speed / 6.0)))
+            vy, vx = speed * restitution, vx * 0.7
+            if vy < 0.6:
+                vx = vy = 0.0
+    events = [e for e in events if 0 <= e.time < seconds]
+
+    def path(time: float) -> tuple[float, float]:
+        start, x0, y0, ux, uy = [s for s in segments if s[0] <= time][-1]
+        s = time - start
+        return x0 + ux * s, max(0.0, y0 + uy * s - 0.5 * GRAVITY * s * s) if (uy or y0 > 0) else 0.0
+
+    return Body(material, _shape(rng), radius, _colour(rng, material), path, tuple(events))
+
+
+def _colliding(rng: np.random.Generator, seconds: float, width: float) -> tuple[Body, Body]:
+    """Two bodies sliding on the floor into each other (an impact between objects, no wall): constant speeds to the
+    contact, an inelastic exchange of momentum (masses by area), then friction stops them."""
+    (ra, rb), materials = rng.uniform(0.08, 0.22, 2), (_material(rng), _material(rng))
+    contact, centre = rng.uniform(0.6, seconds - 0.6), rng.uniform(0.4 * width, 0.6 * width)
+    va, vb = rng.uniform(0.5, 2.5), -rng.uniform(0.0, 2.5) if rng.random() < 0.7 else 0.0
+    restitution, friction = min(MATERIALS[m][2] for m in materials), rng.uniform(0.5, 1.5)
+    ma, mb = ra * ra, rb * rb
+    after_a = (ma * va + mb * vb - mb * restitution * (va - vb)) / (ma + mb)
+    after_b = (ma * va + mb * vb + ma * restitution * (va - vb)) / (ma + mb)
+    xa, xb = centre - ra, centre + rb  # positions at the contact
+
+    def path_of(x_contact: float, before: float, after: float) -> Path2D:
+        def path(time: float) -> tuple[float, float]:
+            if time < contact:
+                return x_contact + before * (time - contact), 0.0
+            s = min(time - contact, abs(after) / friction)
+            return x_contact + after * s - math.copysign(0.5 * friction * s * s, after), 0.0
+
+        return path
+
+    strength = min(1.0, (va - vb) / 3.0)
+    impact = (Event("impact", float(contact), float(strength)),)
+    return (Body(materials[0], _shape(rng), ra, _colour(rng, materials[0]), path_of(xa, va, after_a), impact),
+            Body(materials[1], _shape(rng), rb, _colour(rng, materials[1]), path_of(xb, vb, after_b)))
+
+
 def _distractor(rng: np.random.Generator, width: float) -> Body:
     """A silent object drifting on a smooth path in the air, never touching anything."""
     centre = np.array([rng.uniform(0.3, width - 0.3), rng.uniform(0.7, 1.5)])
@@ -296,6 +361,15 @@ def _distractor_scene(rng: np.random.Generator, seconds: float, width: float) ->
     return replace(scene, bodies=scene.bodies + movers)
 
 
+def _throw_scene(rng: np.random.Generator, seconds: float, width: float) -> Scene:
+    walls = (rng.uniform(0.1, 0.5), width - rng.uniform(0.1, 0.5))
+    return Scene("throw", width, (_thrown(rng, seconds, _material(rng), _radius(rng), walls),), walls=walls)
+
+
+def _collide_scene(rng: np.random.Generator, seconds: float, width: float) -> Scene:
+    return Scene("collide", width, _colliding(rng, seconds, width))
+
+
 SCENE_KINDS: dict[str, Callable[[np.random.Generator, float, float], Scene]] = {
     "drop": _drop_scene,
     "floor": _plain_floor_scene,
@@ -305,6 +379,8 @@ SCENE_KINDS: dict[str, Callable[[np.random.Generator, float, float], Scene]] = {
     "shake": _shake_scene,
     "occlusion": _occlusion_scene,
     "distractor": _distractor_scene,
+    "throw": _throw_scene,  # new kinds go last: a kind's place seeds its clips
+    "collide": _collide_scene,
 }
 assert set(SCENE_KINDS) == set(get_args(SceneKind))
 
