@@ -7,11 +7,11 @@ from fractions import Fraction
 import torch
 
 from engine.config import SamplingConfig
-from engine.core.generate import _sample_latents
-from engine.core.sampling import TIMESTEP_SPACINGS
 from engine.models import embedded_default
 from engine.training.sample_video import make_demo_video
 from engine.video import decode_frames
+from engine.vta_ldm.pipeline import sample_latents
+from engine.vta_ldm.sampling import TIMESTEP_SPACINGS
 from engine.vta_ldm.vae import decode
 from engine.vta_ldm.vision_encoder import encode_frames
 
@@ -19,7 +19,8 @@ from engine.vta_ldm.vision_encoder import encode_frames
 def mel_of(components, context, sampler: str, steps: int, spacing: str) -> torch.Tensor:
     sampling = SamplingConfig(sampler, steps, spacing=spacing)
     timesteps = TIMESTEP_SPACINGS[spacing](components.config.scheduler, steps)
-    latents = _sample_latents(components, context, sampling, timesteps, [11, 12], lambda *a, **k: None)
+    latents = sample_latents(components.stages, components.config, components.device, context, sampling, timesteps,
+                             [11, 12], lambda *a, **k: None)
     return decode(components.stages.vae, latents, components.scale_factor)
 
 

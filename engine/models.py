@@ -7,12 +7,14 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
 
 import platformdirs
 import torch
 from safetensors.torch import load_file
 
 from engine.errors import CheckpointError, ModelNotInstalledError
+from engine.vta_ldm import pipeline as vta_ldm_pipeline
 from engine.vta_ldm.config import PRESETS, ModelConfig, config_from_dict
 from engine.vta_ldm.stages import Stages, build_modules, rebuild_unsaved_buffers
 from engine.vta_ldm.vision_encoder import OnnxVisionEncoder
@@ -24,9 +26,16 @@ EMBEDDED = "builtin"
 EMBEDDED_DIR = Path(__file__).parent / "starter"
 
 
+# A model family is a module of the same functions over its own config and stages (`engine/vta_ldm/pipeline.py`):
+# TAKES_TEXT, timesteps(config, sampling), check_frames(frames, config) and generate_window(...), the steps
+# `engine.core.generate` runs for each window. A manifest names its family; models without one are VTA-LDM.
+FAMILIES: dict[str, ModuleType] = {"vta-ldm": vta_ldm_pipeline}
+DEFAULT_FAMILY = "vta-ldm"
+
+
 @dataclass(frozen=True)
 class Components:
-    """A loaded model: its config, its stages, and the facts a sidecar reports."""
+    """A loaded model: its family, config and stages, and the facts a sidecar reports."""
 
     name: str
     config: ModelConfig
@@ -35,6 +44,25 @@ class Components:
     licences: tuple[dict, ...]
     trained: bool
     device: str = "cpu"
+    family: str = DEFAULT_FAMILY
+
+
+def family_of(components: Components) -> ModuleType:
+    """The family module whose steps generate with `components`."""
+    return FAMILIES[components.family]
+
+
+def family_name(manifest: dict) -> str:
+    family = manifest.get("family", DEFAULT_FAMILY)
+    if family not in FAMILIES:
+        raise CheckpointError(f"Model '{manifest.get('name')}' is of family '{family}', which this version of Foley "
+                              f"Desk does not run ({', '.join(FAMILIES)}). Update Foley Desk.")
+    return family
+
+
+def model_family(name: str) -> ModuleType:
+    """The family module of an installed model or of the built-in one, read from its manifest."""
+    return FAMILIES[family_name(model_manifest(name))]
 
 
 def models_dir() -> Path:
@@ -123,7 +151,8 @@ def _load(name: str) -> Components:
         weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         module.load_state_dict(weights, strict=True, assign=True)
     rebuild_unsaved_buffers(stages, config)
-    return Components(name, config, stages, manifest["scale_factor"], tuple(manifest["licences"]), manifest["trained"])
+    return Components(name, config, stages, manifest["scale_factor"], tuple(manifest["licences"]), manifest["trained"],
+                      family=family_name(manifest))
 
 
 def embedded_default() -> Components:

@@ -5,7 +5,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
-from engine.core.sampling import (
+from engine.vta_ldm.sampling import (
     ddpm_step,
     get_alphas_cumprod,
     get_timesteps_leading,

@@ -1,6 +1,5 @@
 """One entry point: `generate()` turns a video range into N foley variants, written as numbered steps."""
 
-import functools
 import logging
 import math
 import threading
@@ -9,21 +8,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-import torch
 
 from engine.config import SAMPLING_PRESETS, SamplingConfig
-from engine.core.sampling import SAMPLERS, TIMESTEP_SPACINGS, get_alphas_cumprod, row_noise
 from engine.core.windows import OVERLAP, crossfade_add, estimate_windows, window_end
 from engine.errors import FoleyError, UnsupportedRangeError
 from engine.metrics import motion_curve
-from engine.models import Components
+from engine.models import Components, family_of
 from engine.progress import JobClock, StepInfo
 from engine.video import EditFrames, Frames
-from engine.vta_ldm.config import ModelConfig
-from engine.vta_ldm.unet import GuidedDenoiser
-from engine.vta_ldm.vae import decode
-from engine.vta_ldm.vision_encoder import encode_frames
-from engine.vta_ldm.vocoder import vocode
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +56,7 @@ def range_samples(start: Fraction, end: Fraction, sample_rate: int) -> int:
     return math.floor((end - start) * sample_rate + Fraction(1, 2))
 
 
-def check_request(start: Fraction, end: Fraction, config: ModelConfig, sampling: SamplingConfig, seeds) -> None:
+def check_request(start: Fraction, end: Fraction, sampling: SamplingConfig, seeds) -> None:
     """Validate a job's range and parameters before any decoding or model work."""
     if end - start > MAX_SECONDS:
         raise UnsupportedRangeError(
@@ -80,59 +72,6 @@ def check_request(start: Fraction, end: Fraction, config: ModelConfig, sampling:
             raise ValueError(f"seed {seed} is out of range; use a whole number from 0 to {MAX_SEED}.")
     if sampling.guidance < 1.0:
         raise ValueError(f"guidance={sampling.guidance} is below 1; use 1 (no guidance) or more (reference: 3).")
-
-
-def check_frames(frames: Frames, config: ModelConfig) -> None:
-    """Frames must be fitted to the encoder's input size, one time per frame."""
-    size = config.vision.image_size
-    rgb = frames.rgb
-    if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[0] < 1 or rgb.shape[1:] != (size, size, 3):
-        raise ValueError(
-            f"frames.rgb has shape {rgb.shape} and dtype {rgb.dtype}; model preset '{config.name}' needs uint8 "
-            f"[count >= 1, {size}, {size}, 3] (engine.video.fit_square makes that from any picture)."
-        )
-    if len(frames.times) != len(rgb):
-        raise ValueError(f"{len(rgb)} frames came with {len(frames.times)} frame times; give one time per frame.")
-
-
-def _sample_latents(
-    components: Components, context: torch.Tensor, sampling: SamplingConfig, timesteps: list[int], seeds, report
-) -> torch.Tensor:
-    """All variants advance together, one row per seed; each seed seeds its row's start noise and step noise, so
-    a variant equals the same seed sampled alone (up to batch-size rounding)."""
-    alphas_cumprod = get_alphas_cumprod(components.config.scheduler)
-    # batching variants pays on GPUs; on CPUs (bench/speed.py) one CFG pair per UNet call is faster
-    chunk = None if components.device != "cpu" else 1
-    model = GuidedDenoiser(components.stages.unet, context[None], sampling.guidance, alphas_cumprod, chunk,
-                           components.config)
-    # noise comes from CPU generators, so a seed gives the same start on every device
-    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    x = row_noise(torch.empty((len(seeds), *components.config.latent_shape), device=components.device), generators)
-    report("sample", 0, sampling.steps)
-    progress = functools.partial(report, "sample", total=sampling.steps)
-    sampler = SAMPLERS[sampling.sampler]
-    return sampler(model, x, timesteps, alphas_cumprod, generators=generators, callback=progress)
-
-
-def _generate_window(part: Frames, components: Components, sampling: SamplingConfig, timesteps: list[int],
-                     seeds: list[int], report) -> np.ndarray:
-    """Steps 2-5 for one window: encode, sample one latent per seed, decode, vocode; [variants, samples]."""
-    # 2. Encode frames into context tokens
-    report("encode", 0, 1)
-    pixels = torch.from_numpy(part.model_input())
-    context = encode_frames(components.stages.vision, pixels.to(components.device)).to(components.device)
-    report("encode", 1, 1)
-    # 3. Sample one latent per seed
-    latents = _sample_latents(components, context, sampling, timesteps, seeds, report)
-    # 4. Decode latents to log-mel
-    report("vae", 0, 1)
-    mel = decode(components.stages.vae, latents, components.scale_factor)
-    report("vae", 1, 1)
-    # 5. Vocode, and cut to the window's exact length
-    report("vocode", 0, 1)
-    waves = vocode(components.stages.vocoder, mel).float().cpu().numpy()
-    report("vocode", 1, 1)
-    return waves[:, : range_samples(part.start, part.end, components.config.sample_rate)]
 
 
 def generate(
@@ -159,7 +98,7 @@ def generate(
         `Generation` with exactly `range_samples(frames.start, frames.end, sample_rate)` samples per variant.
         Ranges longer than the model's window are made of overlapping windows joined by equal-power crossfades.
     """
-    config = components.config
+    config, family = components.config, family_of(components)
     rate = config.sample_rate
     state = {"window": 0, "windows": estimate_windows(frames.end - frames.start, config.window_seconds, frames.rate)}
     clock = JobClock(sampling.steps)
@@ -173,8 +112,8 @@ def generate(
             callback(StepInfo(stage, step, total, 0, len(seeds), window, windows, eta))
 
     # 1. Check inputs
-    check_request(frames.start, frames.end, config, sampling, seeds)
-    timesteps = TIMESTEP_SPACINGS[sampling.spacing](config.scheduler, sampling.steps)
+    check_request(frames.start, frames.end, sampling, seeds)
+    timesteps = family.timesteps(config, sampling)
     out = np.zeros((len(seeds), range_samples(frames.start, frames.end, rate)), np.float32)
     times: list[Fraction] = []
     joins: list[Fraction] = []
@@ -189,10 +128,12 @@ def generate(
             end = window_end(part, config.window_seconds)
             part = part.window(start, end)
         report("decode", 1, 1)
-        check_frames(part, config)
+        family.check_frames(part, config)
         window_seeds = [seed + state["window"] * WINDOW_SEED_STRIDE for seed in seeds]
-        # 2.-5. per window
-        waves = _generate_window(part, components, sampling, timesteps, window_seeds, report)
+        # 2.-5. per window, the model family's steps: conditions, sampling, decoder, vocoder
+        waves = family.generate_window(components.stages, config, components.scale_factor, components.device, part,
+                                       sampling, timesteps, window_seeds, report)
+        waves = waves[:, : range_samples(part.start, part.end, rate)]
         # 6. Join: overlap-add, the next window starting on the frame grid at least OVERLAP before this end
         last = end >= frames.end
         following = end if last else frames.start + Fraction(math.floor((end - OVERLAP - frames.start) * frames.rate),

@@ -8,9 +8,9 @@ from pathlib import Path
 from threading import Event
 
 from engine.config import LevelMode, SamplingConfig
-from engine.core.generate import Generation, check_frames, check_request, generate
+from engine.core.generate import Generation, check_request, generate
 from engine.core.output import write_variants
-from engine.models import Components, model_config
+from engine.models import Components, model_config, model_family
 from engine.progress import StepInfo
 from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video, target_times
 
@@ -49,7 +49,7 @@ class JobSpec:
 def check_spec(spec: JobSpec) -> None:
     """Refuse a job before it is queued: unknown model, bad parameters, wrong frames, unreadable media."""
     config = model_config(spec.model)
-    check_request(spec.start, spec.end, config, spec.sampling, spec.seeds)
+    check_request(spec.start, spec.end, spec.sampling, spec.seeds)
     if spec.frames is not None:
         expected = len(target_times(spec.start, spec.end, config.frame_rate))
         if len(spec.frames.rgb) != expected:
@@ -58,7 +58,7 @@ def check_spec(spec: JobSpec) -> None:
                 f"model '{spec.model}' samples {config.frame_rate} fps, so that range needs {expected} frames "
                 f"(one every 1/{config.frame_rate} s from the start)."
             )
-        check_frames(spec.frames, config)
+        model_family(spec.model).check_frames(spec.frames, config)
         return
     if not spec.edit:
         raise ValueError("a job needs frames, or media to decode ('media' or 'edit').")

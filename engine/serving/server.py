@@ -41,7 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from engine import __version__
 from engine.config import LEVEL_MODES, SAMPLING_PRESETS, LevelMode, SamplingConfig
 from engine.core.job import JobSpec
-from engine.core.sampling import SAMPLERS, TIMESTEP_SPACINGS
+from engine.vta_ldm.sampling import SAMPLERS, TIMESTEP_SPACINGS
 from engine.errors import FoleyError
 from engine.models import EMBEDDED, best_installed, list_models, model_config, model_manifest
 from engine.serving.client import (

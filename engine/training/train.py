@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import nn
 
-from engine.core.sampling import get_alphas_cumprod
+from engine.vta_ldm.sampling import get_alphas_cumprod
 from engine.models import Components
 from engine.progress import StepInfo
 from engine.training.dataset import TrainingSet

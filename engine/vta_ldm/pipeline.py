@@ -1,0 +1,74 @@
+"""VTA-LDM's steps for one window (the family's side of `engine.core.generate`): encode the frames, sample one
+latent per seed, decode the latents to log-mel, vocode."""
+
+import functools
+
+import numpy as np
+import torch
+
+from engine.config import SamplingConfig
+from engine.video import Frames
+from engine.vta_ldm.config import ModelConfig
+from engine.vta_ldm.sampling import SAMPLERS, TIMESTEP_SPACINGS, get_alphas_cumprod, row_noise
+from engine.vta_ldm.stages import Stages
+from engine.vta_ldm.unet import GuidedDenoiser
+from engine.vta_ldm.vae import decode
+from engine.vta_ldm.vision_encoder import encode_frames
+from engine.vta_ldm.vocoder import vocode
+
+TAKES_TEXT = False
+
+
+def timesteps(config: ModelConfig, sampling: SamplingConfig) -> list[int]:
+    """The sampler's timesteps: the preset's spacing over the model's training schedule."""
+    return TIMESTEP_SPACINGS[sampling.spacing](config.scheduler, sampling.steps)
+
+
+def check_frames(frames: Frames, config: ModelConfig) -> None:
+    """Frames must be fitted to the encoder's input size, one time per frame."""
+    size = config.vision.image_size
+    rgb = frames.rgb
+    if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[0] < 1 or rgb.shape[1:] != (size, size, 3):
+        raise ValueError(
+            f"frames.rgb has shape {rgb.shape} and dtype {rgb.dtype}; model preset '{config.name}' needs uint8 "
+            f"[count >= 1, {size}, {size}, 3] (engine.video.fit_square makes that from any picture)."
+        )
+    if len(frames.times) != len(rgb):
+        raise ValueError(f"{len(rgb)} frames came with {len(frames.times)} frame times; give one time per frame.")
+
+
+def sample_latents(stages: Stages, config: ModelConfig, device: str, context: torch.Tensor, sampling: SamplingConfig,
+                   steps: list[int], seeds: list[int], report) -> torch.Tensor:
+    """All variants advance together, one row per seed; each seed seeds its row's start noise and step noise, so
+    a variant equals the same seed sampled alone (up to batch-size rounding)."""
+    alphas_cumprod = get_alphas_cumprod(config.scheduler)
+    # batching variants pays on GPUs; on CPUs (bench/speed.py) one CFG pair per UNet call is faster
+    chunk = None if device != "cpu" else 1
+    model = GuidedDenoiser(stages.unet, context[None], sampling.guidance, alphas_cumprod, chunk, config)
+    # noise comes from CPU generators, so a seed gives the same start on every device
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    x = row_noise(torch.empty((len(seeds), *config.latent_shape), device=device), generators)
+    report("sample", 0, sampling.steps)
+    progress = functools.partial(report, "sample", total=sampling.steps)
+    return SAMPLERS[sampling.sampler](model, x, steps, alphas_cumprod, generators=generators, callback=progress)
+
+
+def generate_window(stages: Stages, config: ModelConfig, scale_factor: float, device: str, part: Frames,
+                    sampling: SamplingConfig, steps: list[int], seeds: list[int], report) -> np.ndarray:
+    """One window's variants, [variants, samples] (the core cuts them to the window's exact length)."""
+    # 2. Encode frames into context tokens
+    report("encode", 0, 1)
+    pixels = torch.from_numpy(part.model_input())
+    context = encode_frames(stages.vision, pixels.to(device)).to(device)
+    report("encode", 1, 1)
+    # 3. Sample one latent per seed
+    latents = sample_latents(stages, config, device, context, sampling, steps, seeds, report)
+    # 4. Decode latents to log-mel
+    report("vae", 0, 1)
+    mel = decode(stages.vae, latents, scale_factor)
+    report("vae", 1, 1)
+    # 5. Vocode
+    report("vocode", 0, 1)
+    waves = vocode(stages.vocoder, mel).float().cpu().numpy()
+    report("vocode", 1, 1)
+    return waves
