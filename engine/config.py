@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Literal
 
-SamplerName = Literal["ddpm", "ddim", "dpmpp_2m", "unipc"]
+SamplerName = Literal["ddpm", "ddim", "dpmpp_2m", "unipc", "euler"]  # euler: flow matching (MMAudio)
 LevelMode = Literal["normalised", "raw"]  # how variant WAVs are written (engine/core/levels.py)
 LEVEL_MODES: tuple[LevelMode, ...] = ("normalised", "raw")
 
@@ -16,6 +16,17 @@ class SamplingConfig:
     steps: int = 300
     guidance: float = 3.0
     spacing: Literal["leading", "trailing"] = "leading"  # the published scheduler uses leading
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What a text-conditioned model is asked for, and what it is steered away from (empty: no prompt)."""
+
+    text: str = ""
+    negative: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.text or self.negative)
 
 
 SAMPLING_PRESETS: dict[str, SamplingConfig] = {

@@ -14,9 +14,12 @@ import torch
 from safetensors.torch import load_file
 
 from engine.errors import CheckpointError, ModelNotInstalledError
+from engine.mmaudio import pipeline as mmaudio_pipeline
+from engine.mmaudio.config import MMAudioConfig
+from engine.mmaudio.stages import Stages as MMAudioStages
 from engine.vta_ldm import pipeline as vta_ldm_pipeline
-from engine.vta_ldm.config import PRESETS, ModelConfig, config_from_dict
-from engine.vta_ldm.stages import Stages, build_modules, rebuild_unsaved_buffers
+from engine.vta_ldm.config import ModelConfig
+from engine.vta_ldm.stages import Stages
 from engine.vta_ldm.vision_encoder import OnnxVisionEncoder
 
 logger = logging.getLogger(__name__)
@@ -26,10 +29,12 @@ EMBEDDED = "builtin"
 EMBEDDED_DIR = Path(__file__).parent / "starter"
 
 
-# A model family is a module of the same functions over its own config and stages (`engine/vta_ldm/pipeline.py`):
-# TAKES_TEXT, timesteps(config, sampling), check_frames(frames, config) and generate_window(...), the steps
-# `engine.core.generate` runs for each window. A manifest names its family; models without one are VTA-LDM.
-FAMILIES: dict[str, ModuleType] = {"vta-ldm": vta_ldm_pipeline}
+# A model family is a module of the same names over its own config and stages (`engine/*/pipeline.py`): TAKES_TEXT,
+# SAMPLING_PRESETS, config_of(manifest), build_modules(config), rebuild_unsaved_buffers(stages, config),
+# frame_source(spans, start, end, config), timesteps(config, sampling), check_frames(frames, config) and
+# generate_window(...), the steps `engine.core.generate` runs for each window. A manifest names its family; models
+# without one are VTA-LDM.
+FAMILIES: dict[str, ModuleType] = {"vta-ldm": vta_ldm_pipeline, "mmaudio": mmaudio_pipeline}
 DEFAULT_FAMILY = "vta-ldm"
 
 
@@ -38,9 +43,9 @@ class Components:
     """A loaded model: its family, config and stages, and the facts a sidecar reports."""
 
     name: str
-    config: ModelConfig
-    stages: Stages
-    scale_factor: float
+    config: ModelConfig | MMAudioConfig
+    stages: Stages | MMAudioStages
+    scale_factor: float  # VTA-LDM's latent scale (1 for a family without one)
     licences: tuple[dict, ...]
     trained: bool
     device: str = "cpu"
@@ -115,13 +120,10 @@ def model_manifest(name: str) -> dict:
     return read_manifest(EMBEDDED_DIR) if name == EMBEDDED else installed_manifest(name)
 
 
-def model_config(name: str) -> ModelConfig:
+def model_config(name: str) -> ModelConfig | MMAudioConfig:
     """The config of a model, read from its manifest without loading weights."""
     manifest = model_manifest(name)
-    if "config" in manifest:  # models trained here carry their whole config
-        return config_from_dict(manifest["config"])
-    base = PRESETS[manifest["preset"]]
-    return replace(base, vision=replace(base.vision, frame_pe=manifest.get("frame_pe", False)))
+    return FAMILIES[family_name(manifest)].config_of(manifest)
 
 
 def load_model(name: str, encoder: Path | None = None) -> Components:
@@ -138,21 +140,25 @@ def load_model(name: str, encoder: Path | None = None) -> Components:
 def _load(name: str) -> Components:
     manifest = model_manifest(name)
     folder = model_folder(name)
-    config = model_config(name)
+    family = FAMILIES[family_name(manifest)]
+    config = family.config_of(manifest)
     try:
         tensors = load_file(str(folder / "weights.safetensors"))
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise CheckpointError(f"{folder / 'weights.safetensors'} is damaged ({exc}). Import the model again.") from None
     # built on the meta device and given the loaded tensors as they are: no random init, one copy in memory
     with torch.device("meta"):
-        stages = build_modules(config)
+        stages = family.build_modules(config)
     for part, module in stages.parts().items():
         prefix = part + "."
         weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         module.load_state_dict(weights, strict=True, assign=True)
-    rebuild_unsaved_buffers(stages, config)
-    return Components(name, config, stages, manifest["scale_factor"], tuple(manifest["licences"]), manifest["trained"],
-                      family=family_name(manifest))
+    family.rebuild_unsaved_buffers(stages, config)
+    for part, module in stages.parts().items():
+        left = [n for n, t in (*module.named_parameters(), *module.named_buffers()) if t.is_meta]
+        assert not left, f"{part} kept tensors on the meta device: {left[:3]}"
+    return Components(name, config, stages, manifest.get("scale_factor", 1.0), tuple(manifest["licences"]),
+                      manifest["trained"], family=family_name(manifest))
 
 
 def embedded_default() -> Components:
@@ -192,8 +198,10 @@ def place(components: Components, device: str = "auto", precision: str = "auto")
     if precision == "fp16" and device == "cpu":
         raise ValueError("fp16 runs on GPUs; on a CPU use --precision bf16 or fp32.")
     stages = replace(components.stages)
-    if stages.unet.dtype != PRECISIONS[precision]:
-        stages.unet = copy.deepcopy(stages.unet).to(PRECISIONS[precision])
+    for name in family_of(components).PRECISION_PARTS:  # converted modules are copies
+        module = getattr(stages, name)
+        if next(module.parameters()).dtype != PRECISIONS[precision]:
+            setattr(stages, name, copy.deepcopy(module).to(PRECISIONS[precision]))
     for module in stages.parts().values():
         module.to(device)
     return replace(components, stages=stages, device=device)

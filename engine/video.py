@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import av
 import numpy as np
@@ -53,6 +54,9 @@ class Frames:
         return Frames(self.rgb[first:after], self.times[first:after], start, end, self.rate)
 
 
+Fit = Literal["crop", "squash"]  # short side to the size and centre crop (VTA-LDM, Synchformer), or resize (CLIP)
+
+
 @dataclass(frozen=True)
 class EditFrames:
     """The frames of an edit, decoded window by window so long ranges stay within bounded memory."""
@@ -62,10 +66,46 @@ class EditFrames:
     end: Fraction
     rate: int = 2
     size: int = 224
+    fit: Fit = "crop"
 
     def window(self, start: Fraction, end: Fraction) -> Frames:
         # a window may fall entirely in a gap of a long edit: black frames, as the viewer shows
-        return decode_edit(list(self.spans), start, end, rate=self.rate, size=self.size, require_video=False)
+        picture = functools.partial(fit_square if self.fit == "crop" else squash_square, size=self.size)
+        return decode_edit(list(self.spans), start, end, rate=self.rate, size=self.size, fit=picture,
+                           require_video=False)
+
+
+@dataclass(frozen=True)
+class FrameStreams:
+    """One range sampled as several streams, for a family that conditions on pictures at more than one rate and
+    size (MMAudio: CLIP at 8 fps, Synchformer at 25 fps). Windows start on a grid every stream shares; the first
+    stream stands for the range where one picture sequence is needed (shot cuts, the motion curve)."""
+
+    streams: dict[str, "Frames | EditFrames"]
+    start: Fraction
+    end: Fraction
+
+    @property
+    def rate(self) -> int:
+        return math.gcd(*(stream.rate for stream in self.streams.values()))
+
+    @property
+    def primary(self) -> "Frames | EditFrames":
+        return next(iter(self.streams.values()))
+
+    @property
+    def rgb(self) -> np.ndarray:
+        return self.primary.rgb
+
+    @property
+    def times(self) -> tuple[Fraction, ...]:
+        return self.primary.times
+
+    def __getitem__(self, name: str) -> Frames:
+        return self.streams[name]
+
+    def window(self, start: Fraction, end: Fraction) -> "FrameStreams":
+        return FrameStreams({name: stream.window(start, end) for name, stream in self.streams.items()}, start, end)
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -173,6 +213,11 @@ def fit_square(image: Image.Image, size: int) -> np.ndarray:
     left = int(round((new_size[0] - size) / 2.0))
     top = int(round((new_size[1] - size) / 2.0))
     return np.asarray(image.convert("RGB").crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def squash_square(image: Image.Image, size: int) -> np.ndarray:
+    """Bicubic resize of the whole picture to `size` x `size` (aspect ratio not kept, as MMAudio feeds CLIP)."""
+    return np.asarray(image.convert("RGB").resize((size, size), Image.BICUBIC), dtype=np.uint8)
 
 
 def fit_frames(rgb: np.ndarray, size: int) -> np.ndarray:

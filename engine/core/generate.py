@@ -9,13 +9,13 @@ from fractions import Fraction
 
 import numpy as np
 
-from engine.config import SAMPLING_PRESETS, SamplingConfig
+from engine.config import SAMPLING_PRESETS, Prompt, SamplingConfig
 from engine.core.windows import OVERLAP, crossfade_add, estimate_windows, window_end
 from engine.errors import FoleyError, UnsupportedRangeError
 from engine.metrics import motion_curve
 from engine.models import Components, family_of
 from engine.progress import JobClock, StepInfo
-from engine.video import EditFrames, Frames
+from engine.video import EditFrames, Frames, FrameStreams
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +47,9 @@ class Generation:
     frame_times: tuple[Fraction, ...]  # source time of each conditioning frame
     joins: tuple[Fraction, ...]  # centres of the crossfades between windows (range seconds)
     sampling: SamplingConfig
-    timesteps: tuple[int, ...]
+    timesteps: tuple[float, ...]  # diffusion timesteps (VTA-LDM) or flow times (MMAudio)
     motion: np.ndarray  # the picture's mean optical-flow magnitude at each frame time, for `metrics.sync_score`
+    prompt: Prompt = Prompt()
 
 
 def range_samples(start: Fraction, end: Fraction, sample_rate: int) -> int:
@@ -74,12 +75,19 @@ def check_request(start: Fraction, end: Fraction, sampling: SamplingConfig, seed
         raise ValueError(f"guidance={sampling.guidance} is below 1; use 1 (no guidance) or more (reference: 3).")
 
 
+def check_prompt(prompt: Prompt, takes_text: bool, model: str) -> None:
+    if prompt and not takes_text:
+        raise ValueError(f"model '{model}' does not take text prompts; drop --prompt/--negative-prompt, or use a model "
+                         "that does (`foley models list` shows which).")
+
+
 def generate(
-    frames: Frames | EditFrames,
+    frames: Frames | EditFrames | FrameStreams,
     *,
     components: Components,
     sampling: SamplingConfig = SAMPLING_PRESETS["reference"],
     seeds: tuple[int, ...] = (0,),
+    prompt: Prompt = Prompt(),
     callback: Callable[[StepInfo], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> Generation:
@@ -87,10 +95,12 @@ def generate(
 
     Args:
         frames: the range's frames at the model's frame rate and input size: decoded (`engine.video.Frames`, e.g.
-            from `decode_frames` or a host's upload) or decoded window by window (`engine.video.EditFrames`).
+            from `decode_frames` or a host's upload) or decoded window by window (`engine.video.EditFrames`); a
+            family that conditions on several picture streams takes them as `engine.video.FrameStreams`.
         components: a loaded model (`engine.models.load_model`).
         sampling: sampler, steps and guidance; the default is the published method (DDPM 300, guidance 3).
         seeds: one seed per variant; the same seed always gives the same audio.
+        prompt: the text and negative text, for a family that takes text (`TAKES_TEXT`).
         callback: receives a `StepInfo` per stage and per sampling step.
         cancel: when set, the job stops at the next step and raises `JobCancelled`.
 
@@ -113,6 +123,7 @@ def generate(
 
     # 1. Check inputs
     check_request(frames.start, frames.end, sampling, seeds)
+    check_prompt(prompt, family.TAKES_TEXT, components.name)
     timesteps = family.timesteps(config, sampling)
     out = np.zeros((len(seeds), range_samples(frames.start, frames.end, rate)), np.float32)
     times: list[Fraction] = []
@@ -132,7 +143,7 @@ def generate(
         window_seeds = [seed + state["window"] * WINDOW_SEED_STRIDE for seed in seeds]
         # 2.-5. per window, the model family's steps: conditions, sampling, decoder, vocoder
         waves = family.generate_window(components.stages, config, components.scale_factor, components.device, part,
-                                       sampling, timesteps, window_seeds, report)
+                                       sampling, timesteps, window_seeds, report, prompt)
         waves = waves[:, : range_samples(part.start, part.end, rate)]
         # 6. Join: overlap-add, the next window starting on the frame grid at least OVERLAP before this end
         last = end >= frames.end
@@ -151,4 +162,4 @@ def generate(
         state["window"] += 1
     variants = tuple(Variant(seed, out[i]) for i, seed in enumerate(seeds))
     return Generation(variants, rate, frames.start, frames.end, tuple(times), tuple(joins), sampling, tuple(timesteps),
-                      np.concatenate(motion))
+                      np.concatenate(motion), prompt)

@@ -7,12 +7,12 @@ from fractions import Fraction
 from pathlib import Path
 from threading import Event
 
-from engine.config import LevelMode, SamplingConfig
-from engine.core.generate import Generation, check_request, generate
+from engine.config import LevelMode, Prompt, SamplingConfig
+from engine.core.generate import Generation, check_prompt, check_request, generate
 from engine.core.output import write_variants
-from engine.models import Components, model_config, model_family
+from engine.models import Components, family_of, model_config, model_family
 from engine.progress import StepInfo
-from engine.video import EditFrames, EditSpan, Frames, check_range, decode_frames, probe_video, target_times
+from engine.video import EditFrames, EditSpan, Frames, FrameStreams, check_range, decode_frames, probe_video, target_times
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class JobSpec:
     edit: tuple[EditSpan, ...] = ()
     legacy_frames: bool = False
     level: LevelMode = "normalised"
+    prompt: Prompt = Prompt()
 
     def params(self) -> dict:
         return {
@@ -43,13 +44,16 @@ class JobSpec:
             "source": self.source,
             "input": "frames" if self.frames is not None else "edit",
             "level": self.level,
+            "prompt": self.prompt.text,
+            "negative_prompt": self.prompt.negative,
         }
 
 
 def check_spec(spec: JobSpec) -> None:
     """Refuse a job before it is queued: unknown model, bad parameters, wrong frames, unreadable media."""
-    config = model_config(spec.model)
+    config, family = model_config(spec.model), model_family(spec.model)
     check_request(spec.start, spec.end, spec.sampling, spec.seeds)
+    check_prompt(spec.prompt, family.TAKES_TEXT, spec.model)
     if spec.frames is not None:
         expected = len(target_times(spec.start, spec.end, config.frame_rate))
         if len(spec.frames.rgb) != expected:
@@ -58,12 +62,15 @@ def check_spec(spec: JobSpec) -> None:
                 f"model '{spec.model}' samples {config.frame_rate} fps, so that range needs {expected} frames "
                 f"(one every 1/{config.frame_rate} s from the start)."
             )
-        model_family(spec.model).check_frames(spec.frames, config)
+        family.check_frames(spec.frames, config)
         return
     if not spec.edit:
         raise ValueError("a job needs frames, or media to decode ('media' or 'edit').")
     for span in spec.edit:
         check_range(probe_video(span.media), span.source_start, span.source_end)
+    if spec.legacy_frames and not family.LEGACY_FRAMES:
+        raise ValueError(f"legacy_frames is VTA-LDM's reference frame rule; model '{spec.model}' samples its frames by "
+                         "exact time: drop it.")
     if spec.legacy_frames and (len(spec.edit) != 1 or spec.edit[0].source_start != spec.start):
         raise ValueError("legacy_frames applies to one media file sampled from its own timeline; drop it for edits.")
 
@@ -78,17 +85,18 @@ def run_job(spec: JobSpec, components: Components, out_dir: Path, *, report: Cal
             cancel: Event | None = None) -> JobResult:
     """Decode (edits window by window inside `generate`), generate every seed, write the variants to `out_dir`."""
     frames = spec.frames if spec.frames is not None else job_frames(spec, components, report)
-    generation = generate(frames, components=components, sampling=spec.sampling, seeds=spec.seeds, callback=report,
-                          cancel=cancel)
+    generation = generate(frames, components=components, sampling=spec.sampling, seeds=spec.seeds, prompt=spec.prompt,
+                          callback=report, cancel=cancel)
     return JobResult(generation, write_variants(generation, components, spec.source, out_dir, spec.level))
 
 
-def job_frames(spec: JobSpec, components: Components, report: Callable[[StepInfo], None] | None) -> Frames | EditFrames:
+def job_frames(spec: JobSpec, components: Components,
+               report: Callable[[StepInfo], None] | None) -> Frames | EditFrames | FrameStreams:
     """The pictures of an edit as `components` sees them; the reference's legacy rule needs the whole file's index,
     so it decodes at once."""
-    rate, size = components.config.frame_rate, components.config.vision.image_size
     if not spec.legacy_frames:
-        return EditFrames(spec.edit, spec.start, spec.end, rate, size)
+        return family_of(components).frame_source(spec.edit, spec.start, spec.end, components.config)
+    rate, size = components.config.frame_rate, components.config.vision.image_size
     if report:
         report(StepInfo("decode", 0, 1, 0, len(spec.seeds)))
     frames = decode_frames(spec.edit[0].media, spec.start, spec.end, rate=rate, size=size, legacy=True)

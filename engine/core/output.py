@@ -33,13 +33,16 @@ def sidecar(generation: Generation, components: Components, source: str, seed: i
     (`engine.metrics.sync_score`)."""
     return {
         "format": SIDECAR_FORMAT,
-        "model": {"name": components.name, "preset": components.config.name, "trained": components.trained},
+        "model": {"name": components.name, "family": components.family, "preset": components.config.name,
+                  "trained": components.trained},
         "licences": list(components.licences),
         "sampler": generation.sampling.sampler,
         "spacing": generation.sampling.spacing,
         "steps": generation.sampling.steps,
         "guidance": generation.sampling.guidance,
         "seed": seed,
+        "prompt": generation.prompt.text,
+        "negative_prompt": generation.prompt.negative,
         "sync_score": round(sync, 4),
         "source": {
             "path": source,

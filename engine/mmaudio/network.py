@@ -186,8 +186,13 @@ class TimestepEmbedder(nn.Module):
     def __init__(self, dim: int, frequencies: int, max_period: float):
         super().__init__()
         self.mlp = nn.Sequential(nn.Linear(frequencies, dim), nn.SiLU(), nn.Linear(dim, dim))
-        exponents = torch.arange(0, frequencies, 2, dtype=torch.float32) / frequencies
-        self.register_buffer("freqs", (10000 / max_period) * (1.0 / 10000**exponents), persistent=False)
+        self.frequencies, self.max_period = frequencies, max_period
+        self.reset_frequencies()
+
+    def reset_frequencies(self) -> None:
+        """(Re)compute the frequency table, an unsaved buffer (after loading weights onto modules built on meta)."""
+        exponents = torch.arange(0, self.frequencies, 2, dtype=torch.float32) / self.frequencies
+        self.register_buffer("freqs", (10000 / self.max_period) * (1.0 / 10000**exponents), persistent=False)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         angles = t[:, None].float() * self.freqs[None]

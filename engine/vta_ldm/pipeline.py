@@ -6,17 +6,37 @@ import functools
 import numpy as np
 import torch
 
-from engine.config import SamplingConfig
-from engine.video import Frames
-from engine.vta_ldm.config import ModelConfig
+from dataclasses import replace
+from fractions import Fraction
+
+from engine.config import SAMPLING_PRESETS, Prompt, SamplingConfig
+from engine.video import EditFrames, EditSpan, Frames
+from engine.vta_ldm.config import PRESETS, ModelConfig, config_from_dict
 from engine.vta_ldm.sampling import SAMPLERS, TIMESTEP_SPACINGS, get_alphas_cumprod, row_noise
-from engine.vta_ldm.stages import Stages
+from engine.vta_ldm.stages import Stages, build_modules, rebuild_unsaved_buffers
 from engine.vta_ldm.unet import GuidedDenoiser
 from engine.vta_ldm.vae import decode
 from engine.vta_ldm.vision_encoder import encode_frames
 from engine.vta_ldm.vocoder import vocode
 
+LEGACY_FRAMES = True  # --legacy-frames: the reference code's int(fps) frame rule
 TAKES_TEXT = False
+PRECISION_PARTS = ("unet",)  # --precision sets the UNet's weights; the other stages stay fp32
+__all__ = ["LEGACY_FRAMES", "TAKES_TEXT", "PRECISION_PARTS", "SAMPLING_PRESETS", "config_of", "build_modules", "rebuild_unsaved_buffers",
+           "frame_source", "timesteps", "check_frames", "generate_window"]  # the family interface (engine.models)
+
+
+def config_of(manifest: dict) -> ModelConfig:
+    """The config an installed model's manifest describes."""
+    if "config" in manifest:  # models trained here carry their whole config
+        return config_from_dict(manifest["config"])
+    base = PRESETS[manifest["preset"]]
+    return replace(base, vision=replace(base.vision, frame_pe=manifest.get("frame_pe", False)))
+
+
+def frame_source(spans: tuple[EditSpan, ...], start: Fraction, end: Fraction, config: ModelConfig) -> EditFrames:
+    """The edit's pictures as the encoder takes them, decoded window by window."""
+    return EditFrames(spans, start, end, config.frame_rate, config.vision.image_size)
 
 
 def timesteps(config: ModelConfig, sampling: SamplingConfig) -> list[int]:
@@ -54,8 +74,10 @@ def sample_latents(stages: Stages, config: ModelConfig, device: str, context: to
 
 
 def generate_window(stages: Stages, config: ModelConfig, scale_factor: float, device: str, part: Frames,
-                    sampling: SamplingConfig, steps: list[int], seeds: list[int], report) -> np.ndarray:
-    """One window's variants, [variants, samples] (the core cuts them to the window's exact length)."""
+                    sampling: SamplingConfig, steps: list[int], seeds: list[int], report,
+                    prompt: Prompt) -> np.ndarray:
+    """One window's variants, [variants, samples] (the core cuts them to the window's exact length); VTA-LDM
+    takes no text, so `prompt` is always empty here."""
     # 2. Encode frames into context tokens
     report("encode", 0, 1)
     pixels = torch.from_numpy(part.model_input())

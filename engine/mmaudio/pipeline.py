@@ -1,0 +1,121 @@
+"""MMAudio's steps for one window (the family's side of `engine.core.generate`): CLIP and Synchformer features of
+the frames and CLIP features of the prompt, Euler flow matching with classifier-free guidance, the mel VAE
+decoder, the vocoder. As MMAudio's `generate()`, for a window of any length up to the 8 s it was trained on."""
+
+import functools
+from dataclasses import replace
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from engine.config import Prompt, SamplingConfig
+from engine.mmaudio.clip import clip_image_features, clip_text_features
+from engine.mmaudio.config import PRESETS, MMAudioConfig
+from engine.mmaudio.network import Conditions
+from engine.mmaudio.sampling import flow_times, sample_latent, start_noise
+from engine.mmaudio.stages import Stages, build_modules
+from engine.mmaudio.synchformer import sync_features
+from engine.mmaudio.tokenizer import load_tokenizer
+from engine.mmaudio.vae import decode
+from engine.mmaudio.vocoder import vocode
+from engine.video import EditFrames, EditSpan, FrameStreams
+
+LEGACY_FRAMES = False  # frames by exact time only
+TAKES_TEXT = True
+PRECISION_PARTS = ("clip", "synchformer", "network", "vae", "vocoder")  # as MMAudio's demo: every stage in one dtype
+__all__ = ["LEGACY_FRAMES", "TAKES_TEXT", "PRECISION_PARTS", "SAMPLING_PRESETS", "config_of", "build_modules", "rebuild_unsaved_buffers",
+           "frame_source", "timesteps", "check_frames", "generate_window"]  # the family interface (engine.models)
+# MMAudio's own method is already a 25-step ODE solver: both presets run it until a faster one is measured
+SAMPLING_PRESETS = {"reference": SamplingConfig("euler", 25, 4.5), "fast": SamplingConfig("euler", 25, 4.5)}
+
+
+def config_of(manifest: dict) -> MMAudioConfig:
+    """The config an installed model's manifest describes: a published variant (or the test size)."""
+    return PRESETS[manifest["variant"]]
+
+
+def rebuild_unsaved_buffers(stages: Stages, config: MMAudioConfig) -> None:
+    """The network's time frequencies and rotary tables are computed, not stored: again, now that its weights are
+    real tensors."""
+    stages.network.t_embed.reset_frequencies()
+    stages.network.set_sequence(config.network.sequence)
+
+
+def frame_source(spans: tuple[EditSpan, ...], start: Fraction, end: Fraction, config: MMAudioConfig) -> FrameStreams:
+    """The edit's pictures as both encoders take them: CLIP at 8 fps squashed to 384 px (MMAudio's `Resize((384,
+    384))`), Synchformer at 25 fps, short side to 224 px and centre cropped; decoded window by window."""
+    return FrameStreams({
+        "sync": EditFrames(spans, start, end, config.frame_rate, config.synchformer.image_size, "crop"),
+        "clip": EditFrames(spans, start, end, config.clip_rate, config.clip.vision.image_size, "squash"),
+    }, start, end)
+
+
+def timesteps(config: MMAudioConfig, sampling: SamplingConfig) -> list[float]:
+    """The flow times 0 = t_0 < ... < t_N = 1 the Euler sampler steps along."""
+    if sampling.sampler != "euler":
+        raise ValueError(f"sampler '{sampling.sampler}' is a diffusion sampler; MMAudio models sample with 'euler' "
+                         "(flow matching).")
+    return [float(t) for t in flow_times(sampling.steps)]
+
+
+def check_frames(frames: FrameStreams, config: MMAudioConfig) -> None:
+    """Both streams fitted to their encoders, one time per frame."""
+    for name, size in (("clip", config.clip.vision.image_size), ("sync", config.synchformer.image_size)):
+        rgb = frames[name].rgb
+        if rgb.dtype != np.uint8 or rgb.ndim != 4 or rgb.shape[0] < 1 or rgb.shape[1:] != (size, size, 3):
+            raise ValueError(f"the {name} frames have shape {rgb.shape} and dtype {rgb.dtype}; model '{config.name}' "
+                             f"needs uint8 [count >= 1, {size}, {size}, 3].")
+
+
+@functools.cache
+def _tokenizer():
+    return load_tokenizer()
+
+
+def _text(stages: Stages, text: str) -> torch.Tensor:
+    return clip_text_features(stages.clip, _tokenizer()([text]))
+
+
+def conditions(stages: Stages, part: FrameStreams, prompt: Prompt) -> tuple[Conditions, Conditions]:
+    """The window's conditions and the guidance's unconditional side (empty video, the negative prompt's features:
+    MMAudio's demo encodes the negative prompt even when it is empty)."""
+    network = stages.network
+    lengths = network.sequence
+    clip_pixels = torch.from_numpy(part["clip"].model_input()[: lengths.clip_seq_len])
+    sync_count = int(lengths.seconds * lengths.sync_fps)  # MMAudio keeps int(25 * duration) frames
+    sync_pixels = torch.from_numpy(part["sync"].model_input()[:sync_count])
+    clip = clip_image_features(stages.clip, clip_pixels)[None]
+    sync = sync_features(stages.synchformer, sync_pixels[None])
+    cond = network.prepare_conditions(clip, sync, _text(stages, prompt.text))
+    return cond, network.empty_conditions(1, negative_text=_text(stages, prompt.negative))
+
+
+def generate_window(stages: Stages, config: MMAudioConfig, scale_factor: float, device: str, part: FrameStreams,
+                    sampling: SamplingConfig, steps: list[float], seeds: list[int], report,
+                    prompt: Prompt) -> np.ndarray:
+    """One window's variants, [variants, samples] (the core cuts them to the window's exact length)."""
+    network = stages.network
+    network.set_sequence(replace(config.network.sequence, duration=part.end - part.start))
+    # 2. Encode frames and prompt into conditions, once for every variant
+    report("encode", 0, 1)
+    with torch.inference_mode():
+        cond, empty = conditions(stages, part, prompt)
+    report("encode", 1, 1)
+    # 3. Sample: each variant's start noise from its own seeded generator, as MMAudio's demo draws it
+    noise = torch.cat([start_noise(network, 1, torch.Generator().manual_seed(seed)) for seed in seeds]).to(device)
+    report("sample", 0, sampling.steps)
+    with torch.inference_mode():
+        latents = sample_latent(network, noise, cond.expand(len(seeds)), empty.expand(len(seeds)),
+                                cfg_strength=sampling.guidance, num_steps=sampling.steps,
+                                callback=lambda step: report("sample", step.step, step.total))
+    # 4. Decode latents to mel
+    report("vae", 0, 1)
+    mel = decode(stages.vae, latents.transpose(1, 2))
+    report("vae", 1, 1)
+    # 5. Vocode
+    report("vocode", 0, 1)
+    with torch.inference_mode():
+        waves = vocode(stages.vocoder, mel)[:, 0].float().cpu().numpy()
+    report("vocode", 1, 1)
+    return waves
