@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from engine.config import SAMPLING_PRESETS
-from engine.vta_ldm.sampling import get_alphas_cumprod, get_timesteps_leading, sample_ddpm
 from engine.vta_ldm.config import VTA_LDM
+from engine.vta_ldm.sampling import get_alphas_cumprod, get_timesteps_leading, sample_ddpm
 from engine.vta_ldm.stages import build_modules
 from engine.vta_ldm.unet import GuidedDenoiser, build_unet
 from engine.vta_ldm.vae import decode

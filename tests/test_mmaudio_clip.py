@@ -107,7 +107,7 @@ def test_missing_key_and_wrong_shape_give_one_clear_error(published):
         load_clip(broken, TINY, source="my.bin")
     message = str(error.value)
     assert "my.bin" in message and "missing: ln_final.weight" in message and "unexpected: visual.extra" in message
-    assert "wrong shape: visual.proj (32, 8) (expected (32, 16))" in message
+    assert "wrong shape: visual.proj (32, 8) != (32, 16)" in message
 
 
 def test_transformers_layout_is_recognised():

@@ -5,6 +5,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
+from engine.vta_ldm.config import SchedulerConfig
 from engine.vta_ldm.sampling import (
     ddpm_step,
     get_alphas_cumprod,
@@ -15,7 +16,6 @@ from engine.vta_ldm.sampling import (
     sample_dpmpp_2m,
     sample_unipc,
 )
-from engine.vta_ldm.config import SchedulerConfig
 
 CONFIG = SchedulerConfig()
 

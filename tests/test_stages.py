@@ -2,8 +2,8 @@
 
 import torch
 
-from engine.vta_ldm.sampling import get_alphas_cumprod
 from engine.vta_ldm.config import TINY, VTA_LDM
+from engine.vta_ldm.sampling import get_alphas_cumprod
 from engine.vta_ldm.unet import GuidedDenoiser, build_unet
 from engine.vta_ldm.vae import decode
 from engine.vta_ldm.vision_encoder import encode_frames, sinusoidal_table

@@ -12,7 +12,16 @@ from engine.core.generate import Generation, check_prompt, check_request, genera
 from engine.core.output import write_variants
 from engine.models import Components, family_of, model_config, model_family
 from engine.progress import StepInfo
-from engine.video import EditFrames, EditSpan, Frames, FrameStreams, check_range, decode_frames, probe_video, target_times
+from engine.video import (
+    EditFrames,
+    EditSpan,
+    Frames,
+    FrameStreams,
+    check_range,
+    decode_frames,
+    probe_video,
+    target_times,
+)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import CheckpointError
+from engine.checkpoints import check_state
 
 logger = logging.getLogger(__name__)
 
@@ -242,31 +242,19 @@ def select_clip_state(published: Mapping[str, torch.Tensor]) -> tuple[dict[str, 
     return kept, dropped
 
 
-def _listed(keys: list[str], limit: int = 8) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
 def _layout_hint(keys: list[str]) -> str:
     """A hint for the one wrong file users are likely to pick: the transformers copy in the same hub repo."""
     if any(key.startswith(("vision_model.", "text_model.")) for key in keys):
-        return (f" These are transformers' CLIPModel names (the repo's pytorch_model.bin / model.safetensors); "
+        return (f"These are transformers' CLIPModel names (the repo's pytorch_model.bin / model.safetensors); "
                 f"use its {CHECKPOINT_FILE}, open_clip's layout.")
     return ""
 
 
 def check_clip_state(model: ClipModel, state: Mapping[str, torch.Tensor], source: str) -> None:
     """Raise CheckpointError naming every missing key, unexpected key and shape mismatch of `state` at once."""
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
-    wrong = [f"{key} {tuple(state[key].shape)} (expected {tuple(value.shape)})" for key, value in expected.items()
-             if key in state and state[key].shape != value.shape]
-    problems = [f"{label}: {_listed(keys)}" for label, keys in
-                (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
-    if problems:
-        raise CheckpointError(f"{source} does not match the CLIP towers of MMAudio ({HUB_REPO}, {CHECKPOINT_FILE}): "
-                              + "; ".join(problems) + "." + _layout_hint(unexpected))
+    unexpected = [key for key in state if key not in model.state_dict()]
+    check_state(model, state, f"{source} does not match the CLIP towers of MMAudio ({HUB_REPO}, {CHECKPOINT_FILE}).",
+                _layout_hint(unexpected) or "Use the hub repo's open_clip file, complete and unmodified.")
 
 
 def load_clip(published: Mapping[str, torch.Tensor], config: ClipConfig = DFN5B, *, source: str = CHECKPOINT_FILE,

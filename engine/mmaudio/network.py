@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.checkpoints import check_state, state_problems
 from engine.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -510,35 +511,22 @@ def network_weights(published: Mapping[str, torch.Tensor], network: MMAudioNetwo
     return state
 
 
-def _shape(value) -> tuple[int, ...] | str:
-    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-
-
 def check_weights(state: Mapping[str, torch.Tensor], network: MMAudioNetwork) -> None:
     """Raise one CheckpointError naming the missing and unexpected keys and the wrong shapes of `state` against
     `network`, and the preset the file does match, if any."""
-    expected = {key: tuple(value.shape) for key, value in network.state_dict().items()}
-    missing = sorted(expected.keys() - state.keys())
-    unexpected = sorted(state.keys() - expected.keys())
-    wrong = [f"{key} {_shape(state[key])} (expected {expected[key]})"
-             for key in sorted(expected.keys() & state.keys()) if _shape(state[key]) != expected[key]]
-    if not (missing or unexpected or wrong):
+    if not state_problems(network, state):
         return
-    problems = [f"{len(items)} {what}: {', '.join(items[:6])}{', ...' if len(items) > 6 else ''}"
-                for what, items in (("missing keys", missing), ("unexpected keys", unexpected),
-                                    ("wrong shapes", wrong)) if items]
     match = matching_preset(state)
     hint = (f"The file matches preset {match!r}: build the network from NETWORK_PRESETS[{match!r}]." if match else
             "It matches no MMAudio preset: is it a flow network file (mmaudio_<variant>.pth), not the VAE, "
             "vocoder or Synchformer?")
-    raise CheckpointError(f"The MMAudio network weights do not fit preset {network.config.name!r}: "
-                          f"{'; '.join(problems)}. {hint}")
+    check_state(network, state, f"The MMAudio network weights do not fit preset {network.config.name!r}.", hint)
 
 
 def matching_preset(state: Mapping[str, torch.Tensor]) -> str | None:
     """The name of the preset whose keys and shapes `state` has (RECOMPUTED_KEYS aside), or None. The candidates
     are built on the meta device, so nothing is allocated."""
-    shapes = {key: _shape(value) for key, value in state.items() if key not in RECOMPUTED_KEYS}
+    shapes = {key: tuple(value.shape) for key, value in state.items() if key not in RECOMPUTED_KEYS}
     for name, config in NETWORK_PRESETS.items():
         with torch.device("meta"):
             candidate = MMAudioNetwork(config)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.checkpoints import check_state
 from engine.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -313,22 +314,8 @@ def describe_groups(keys: list[str]) -> str:
 def check_sync_state(model: Synchformer, state: Mapping[str, torch.Tensor], source: str) -> None:
     """Strict key and shape check of a selected state; one CheckpointError names every missing, unexpected and
     mis-shaped tensor."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{key} {tuple(state[key].shape)} != {tuple(tensor.shape)}"
-        for key, tensor in expected.items()
-        if key in state and state[key].shape != tensor.shape
-    ]
-    if missing or unexpected or wrong:
-        lines = [f"{source}: the Synchformer visual weights do not match the model layout."]
-        for title, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if names:
-                shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
-                lines.append(f"  {title}: {shown}")
-        lines.append("Use MMAudio's ext_weights/synchformer_state_dict.pth with the matching config.")
-        raise CheckpointError("\n".join(lines))
+    check_state(model, state, f"{source}: the Synchformer visual weights do not match the model layout.",
+                "Use MMAudio's ext_weights/synchformer_state_dict.pth with the matching config.")
 
 
 def load_synchformer(

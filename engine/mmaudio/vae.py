@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from engine.errors import CheckpointError
+from engine.checkpoints import check_state
 
 logger = logging.getLogger(__name__)
 
@@ -218,20 +218,8 @@ class MelVAEDecoder(nn.Module):
 
 def check_state_dict(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Strict key and shape check; one CheckpointError names every missing, unexpected and mis-shaped tensor."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{key} {tuple(state[key].shape)} (expected {tuple(expected[key].shape)})"
-             for key in sorted(set(expected) & set(state)) if state[key].shape != expected[key].shape]
-    if not (missing or unexpected or wrong):
-        return
-    lines = [f"{source} does not match the {type(module).__name__} layout of this preset."]
-    for title, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-        if names:
-            shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
-            lines.append(f"  {title}: {shown}")
-    lines.append("Is it the file of this preset (16k or 44k), complete and unmodified?")
-    raise CheckpointError("\n".join(lines))
+    check_state(module, state, f"{source} does not match the {type(module).__name__} layout of this preset.",
+                "Is it the file of this preset (16k or 44k), complete and unmodified?")
 
 
 def select_decoder_keys(published: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -41,7 +41,6 @@ from starlette.concurrency import run_in_threadpool
 from engine import __version__
 from engine.config import LEVEL_MODES, SAMPLING_PRESETS, LevelMode, SamplingConfig
 from engine.core.job import JobSpec
-from engine.vta_ldm.sampling import SAMPLERS, TIMESTEP_SPACINGS
 from engine.errors import FoleyError
 from engine.models import EMBEDDED, best_installed, list_models, model_config, model_manifest
 from engine.serving.client import (
@@ -56,6 +55,7 @@ from engine.serving.client import (
 )
 from engine.serving.jobs import JobNotDone, JobRunner, QueueFull, UnknownJob
 from engine.video import EditSpan, Frames, fit_frames
+from engine.vta_ldm.sampling import SAMPLERS, TIMESTEP_SPACINGS
 
 logger = logging.getLogger(__name__)
 

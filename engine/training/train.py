@@ -27,13 +27,13 @@ import torch.nn.functional as F
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import nn
 
-from engine.vta_ldm.sampling import get_alphas_cumprod
 from engine.models import Components
 from engine.progress import StepInfo
 from engine.training.dataset import TrainingSet
 from engine.vta_ldm.checkpoint import MANIFEST_FORMAT, write_model
 from engine.vta_ldm.config import ModelConfig, config_to_dict
 from engine.vta_ldm.mel import log_mel
+from engine.vta_ldm.sampling import get_alphas_cumprod
 from engine.vta_ldm.stages import build_modules
 from engine.vta_ldm.unet import aligned_features, build_unet
 from engine.vta_ldm.vae import ENCODER_FILE, VAEDecoder, VAEEncoder

@@ -9,19 +9,15 @@ training arguments). Nothing is unpickled with code execution: plain state dicts
 import hashlib
 import json
 import logging
-import pickle
-import shutil
-import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from engine import __version__
+from engine.checkpoints import MANIFEST_FORMAT, check_state, load_state, write_model
 from engine.errors import CheckpointError
 from engine.vta_ldm.config import PRESETS, UNET_CONFIG_FILES, ModelConfig
 from engine.vta_ldm.stages import build_modules
@@ -29,7 +25,6 @@ from engine.vta_ldm.vae import ENCODER_FILE, VAEEncoder
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_FORMAT = "FoleyModel.1"
 HUB_REPO = "ariesssxu/vta-ldm-clip4clip-v-large"
 HUB_FILES = ["summary.jsonl", "pytorch_model_2.bin", "audioldm-s-full.ckpt"]
 
@@ -46,32 +41,8 @@ LICENCES = {
     "tiny": [{"component": "all", "licence": "none (test-sized checkpoint)", "source": "local"}],
 }
 
-# Module-name prefixes of the non-tensor objects a Lightning training checkpoint pickles (callbacks,
-# hyper-parameters, numpy scalars). They are rebuilt as `_Inert` placeholders: no code of theirs runs.
-INERT_PREFIXES = (
-    "pytorch_lightning.",
-    "lightning.",
-    "lightning_fabric.",
-    "omegaconf.",
-    "argparse.Namespace",
-    "numpy.",
-    "copyreg._reconstructor",
-    "collections.defaultdict",
-    "typing.",
-)
-
 # Buffers older transformers saved with CLIP; newer CLIP modules recompute them.
 IGNORABLE_KEYS = {"clip_vision.vision_model.embeddings.position_ids"}
-
-
-class _Inert:
-    """Placeholder for a pickled non-tensor object: keeps its arguments and state as data, runs nothing."""
-
-    def __init__(self, *args, **kwargs):
-        self.args = args
-
-    def __setstate__(self, state):
-        self.state = state
 
 
 @dataclass(frozen=True)
@@ -140,44 +111,6 @@ def config_from_training_args(args: dict, preset: str | None) -> ModelConfig:
     return replace(config, vision=vision)
 
 
-# what unpickling a damaged or foreign file can raise besides UnpicklingError
-CORRUPT_ERRORS = (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError)
-
-
-def _corrupt(path: Path, exc: Exception) -> CheckpointError:
-    return CheckpointError(f"{path.name} is truncated or corrupt ({exc}). Delete it and download it again.")
-
-
-def _unsafe_globals(path: Path, exc: Exception) -> list[str]:
-    """Names of the non-tensor globals a checkpoint would unpickle; a file with none is simply corrupt."""
-    try:
-        needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    except CORRUPT_ERRORS as inner:
-        raise _corrupt(path, inner) from None
-    if not needed:
-        raise _corrupt(path, exc)
-    return needed
-
-
-def load_state(path: Path) -> dict:
-    """Load a torch checkpoint without executing pickled code; Lightning extras become placeholders."""
-    mmap = zipfile.is_zipfile(path)  # memory-map the zip format (all checkpoints since torch 1.6)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as exc:
-        needed = _unsafe_globals(path, exc)
-    except CORRUPT_ERRORS as exc:
-        raise _corrupt(path, exc) from None
-    foreign = [name for name in needed if not name.startswith(INERT_PREFIXES)]
-    if foreign:
-        raise CheckpointError(
-            f"{path.name} asks to run code from {', '.join(sorted(foreign))} while loading; Foley Desk refuses "
-            "to unpickle it. Use the files from the official snapshot."
-        )
-    with torch.serialization.safe_globals([(_Inert, name) for name in needed]):
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-
-
 def _as_state_dict(loaded, path: Path) -> dict[str, torch.Tensor]:
     state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -190,23 +123,11 @@ def take_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.
 
 
 def check_against(module: nn.Module, state: dict[str, torch.Tensor], part: str, source: str) -> dict:
-    """Strict key and shape check; the error names every missing, unexpected and mis-shaped tensor."""
+    """Strict key and shape check (older CLIP buffers aside); the state in the module's dtypes."""
+    state = {key: value for key, value in state.items() if key not in IGNORABLE_KEYS}
+    check_state(module, state, f"{source}: the {part} weights do not match the model layout.",
+                "The file is from another model or is damaged; nothing was installed.")
     expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected) - IGNORABLE_KEYS)
-    wrong = [
-        f"{key} {tuple(state[key].shape)} != {tuple(expected[key].shape)}"
-        for key in expected
-        if key in state and state[key].shape != expected[key].shape
-    ]
-    if missing or unexpected or wrong:
-        lines = [f"{source}: the {part} weights do not match the model layout."]
-        for title, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if names:
-                shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
-                lines.append(f"  {title}: {shown}")
-        lines.append("The file is from another model or is damaged; nothing was installed.")
-        raise CheckpointError("\n".join(lines))
     return {key: state[key].to(expected[key].dtype) for key in expected}
 
 
@@ -353,30 +274,6 @@ def import_snapshot(folder: str | Path, models_dir: Path, *, name: str | None = 
     }
     write_model(models_dir, name, tensors, manifest, {ENCODER_FILE: encoder} if encoder else None)
     return manifest
-
-
-def write_model(models_dir: Path, name: str, tensors: dict[str, torch.Tensor], manifest: dict,
-                extra: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
-    """Install `models_dir/<name>` (weights.safetensors, manifest.json and any `extra` safetensors files)
-    atomically: a model being replaced stays whole until the new one is in place."""
-    models_dir.mkdir(parents=True, exist_ok=True)
-    target = models_dir / name
-    staging = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=models_dir))
-    previous = models_dir / f".replaced-{name}"
-    try:
-        save_file(tensors, str(staging / "weights.safetensors"))
-        for file_name, extra_tensors in (extra or {}).items():
-            save_file(extra_tensors, str(staging / file_name))
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if target.exists():
-            target.rename(previous)
-        staging.rename(target)
-        shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if previous.exists() and not target.exists():
-            previous.rename(target)
-    return target
 
 
 def pull_snapshot(repo_id: str = HUB_REPO, revision: str | None = None) -> Path:

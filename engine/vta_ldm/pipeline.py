@@ -2,12 +2,11 @@
 latent per seed, decode the latents to log-mel, vocode."""
 
 import functools
+from dataclasses import replace
+from fractions import Fraction
 
 import numpy as np
 import torch
-
-from dataclasses import replace
-from fractions import Fraction
 
 from engine.config import SAMPLING_PRESETS, Prompt, SamplingConfig
 from engine.video import EditFrames, EditSpan, Frames

@@ -101,10 +101,9 @@ def vae_case() -> dict[str, torch.Tensor]:
 
 
 def v1_case(tmp: Path) -> dict[str, torch.Tensor]:
-    from omegaconf import OmegaConf
-
     from mmaudio.ext.bigvgan import BigVGAN
     from mmaudio.ext.bigvgan.models import BigVGANVocoder
+    from omegaconf import OmegaConf
 
     torch.manual_seed(1)
     config = OmegaConf.create(TINY_VOCODER)

@@ -58,10 +58,9 @@ def install_stand_ins() -> None:
 def build_theirs(checkout: Path) -> torch.nn.Module:
     """Their Synchformer at the tiny sizes, every parameter seeded random."""
     sys.path.insert(0, str(checkout))
-    from omegaconf import OmegaConf
-
     from mmaudio.ext.synchformer import motionformer
     from mmaudio.ext.synchformer.synchformer import Synchformer
+    from omegaconf import OmegaConf
 
     class TinyOmegaConf:
         """OmegaConf whose `load` applies the tiny overrides to the MotionFormer config."""
