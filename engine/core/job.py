@@ -63,6 +63,7 @@ def check_spec(spec: JobSpec) -> None:
     config, family = model_config(spec.model), model_family(spec.model)
     check_request(spec.start, spec.end, spec.sampling, spec.seeds)
     check_prompt(spec.prompt, family.TAKES_TEXT, spec.model)
+    family.timesteps(config, spec.sampling)  # the sampler and spacing are the model family's
     if spec.frames is not None:
         expected = len(target_times(spec.start, spec.end, config.frame_rate))
         if len(spec.frames.rgb) != expected:

@@ -6,8 +6,6 @@ full Synchformer, audio branch and sync transformer included), so the selected p
 """
 
 import logging
-import pickle
-import zipfile
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.checkpoints import check_state
+from engine.checkpoints import check_state, load_state
 from engine.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -324,13 +322,7 @@ def load_synchformer(
 ) -> Synchformer:
     """Build the visual branch and load it strictly from `synchformer_state_dict.pth` (a plain dict of tensors,
     read with `weights_only=True` and memory-mapped), in eval mode."""
-    try:
-        published = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        raise CheckpointError(
-            f"{path} cannot be read as a plain state dict of tensors ({type(exc).__name__}). Download "
-            "synchformer_state_dict.pth again from MMAudio's release."
-        ) from None
+    published = load_state(path)
     if not isinstance(published, Mapping):
         raise CheckpointError(f"{path} holds a {type(published).__name__}, not a state dict. Is it the right file?")
     state, _ = select_sync_state(published)

@@ -225,19 +225,21 @@ class EngineClient:
     def submit_media(self, path: str, start: str, end: str, *, seeds: list[int], model: str | None = None,
                      steps: int | None = None, guidance: float | None = None, legacy_frames: bool = False,
                      sampler: str | None = None, spacing: str | None = None, source: str = "",
-                     level: str = "normalised") -> dict:
+                     level: str = "normalised", prompt: str = "", negative_prompt: str = "") -> dict:
         """A job on a media file the engine can read itself (local engines). Times are seconds as exact strings."""
         payload = {"media": str(path), "start": str(start), "end": str(end), "legacy_frames": legacy_frames,
-                   "source": source, "level": level, **_params(seeds, model, steps, guidance, sampler, spacing)}
+                   "source": source, "level": level,
+                   **_params(seeds, model, steps, guidance, sampler, spacing, prompt, negative_prompt)}
         return self._submitted(self._json("POST", "/jobs", payload))
 
     def submit_edit(self, edit: list[dict], start: str, end: str, *, seeds: list[int], source: str = "",
                     model: str | None = None, steps: int | None = None, guidance: float | None = None,
-                    sampler: str | None = None, spacing: str | None = None, level: str = "normalised") -> dict:
+                    sampler: str | None = None, spacing: str | None = None, level: str = "normalised",
+                    prompt: str = "", negative_prompt: str = "") -> dict:
         """A job on an edited range the engine decodes itself: `edit` lists spans
         `{"media", "record_start", "record_end", "source_start"}` (seconds as exact strings) that must not overlap."""
         payload = {"edit": edit, "start": str(start), "end": str(end), "source": source, "level": level,
-                   **_params(seeds, model, steps, guidance, sampler, spacing)}
+                   **_params(seeds, model, steps, guidance, sampler, spacing, prompt, negative_prompt)}
         return self._submitted(self._json("POST", "/jobs", payload))
 
     def upload_frames(self, rgb: bytes, *, count: int, width: int, height: int, frame_times: list[str],
@@ -252,14 +254,15 @@ class EngineClient:
     def submit_frames(self, rgb: bytes, *, count: int, width: int, height: int, fps: int, start: str, end: str,
                       frame_times: list[str], seeds: list[int], source: str = "", model: str | None = None,
                       steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
-                      level: str = "normalised", spacing: str | None = None, upload: str | None = None) -> dict:
+                      level: str = "normalised", spacing: str | None = None, upload: str | None = None,
+                      prompt: str = "", negative_prompt: str = "") -> dict:
         """A job on decoded frames: `count` uint8 RGB pictures of `height` x `width`, sampled at `fps` from start
         (after the frames of `upload`, when given); `level` is how the WAVs are written ("normalised" or "raw",
         see engine/core/levels.py)."""
         header = {"format": FRAMES_FORMAT, "count": count, "width": width, "height": height, "fps": fps,
                   "start": str(start), "end": str(end), "frame_times": [str(t) for t in frame_times],
                   "source": source, "level": level, "upload": upload,
-                  **_params(seeds, model, steps, guidance, sampler, spacing)}
+                  **_params(seeds, model, steps, guidance, sampler, spacing, prompt, negative_prompt)}
         body = json.dumps(header).encode() + b"\n" + bytes(rgb)
         return self._submitted(json.loads(self.request("POST", "/jobs", body, FRAMES_CONTENT_TYPE)))
 
@@ -402,8 +405,10 @@ class EngineClient:
 
 
 def _params(seeds: list[int], model: str | None, steps: int | None, guidance: float | None,
-            sampler: str | None = None, spacing: str | None = None) -> dict:
+            sampler: str | None = None, spacing: str | None = None, prompt: str = "", negative_prompt: str = "") -> dict:
     params: dict = {"seeds": [int(s) for s in seeds]}
+    if prompt or negative_prompt:  # for models that take text (the engine's /v1/models says which)
+        params["prompt"], params["negative_prompt"] = prompt, negative_prompt
     if sampler is not None:
         params["sampler"] = sampler
     if spacing is not None:  # the timesteps are part of the sound: "fast" is trailing, the reference leading

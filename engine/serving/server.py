@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -39,10 +39,10 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from starlette.concurrency import run_in_threadpool
 
 from engine import __version__
-from engine.config import LEVEL_MODES, SAMPLING_PRESETS, LevelMode, SamplingConfig
+from engine.config import LEVEL_MODES, LevelMode, Prompt, SamplingConfig
 from engine.core.job import JobSpec
 from engine.errors import FoleyError
-from engine.models import EMBEDDED, best_installed, list_models, model_config, model_manifest
+from engine.models import EMBEDDED, best_installed, family_name, list_models, model_config, model_family, model_manifest
 from engine.serving.client import (
     API,
     DISCOVERY_FORMAT,
@@ -55,11 +55,11 @@ from engine.serving.client import (
 )
 from engine.serving.jobs import JobNotDone, JobRunner, QueueFull, UnknownJob
 from engine.video import EditSpan, Frames, fit_frames
-from engine.vta_ldm.sampling import SAMPLERS, TIMESTEP_SPACINGS
 
 logger = logging.getLogger(__name__)
 
 MAX_SIDE = 8192
+MAX_PROMPT = 1000  # characters
 EVENT_POLL_SECONDS = 0.05
 HEARTBEAT_SECONDS = 10.0
 HEADER_LIMIT = 1 << 20
@@ -90,23 +90,29 @@ def _fraction(value, name: str) -> Fraction:
         raise ValueError(f"'{name}' must be a time in seconds such as \"12\", \"9.5\" or \"1001/30000\"; got {value!r}.") from None
 
 
-def _sampling(payload: dict) -> SamplingConfig:
+def _sampling(payload: dict, model: str) -> SamplingConfig:
+    """The model family's preset with the payload's overrides (the job check refuses a sampler the family lacks)."""
+    presets = model_family(model).SAMPLING_PRESETS
     preset = payload.get("preset", "reference")
-    if preset not in SAMPLING_PRESETS:
-        raise ValueError(f"preset '{preset}' is unknown; use one of {', '.join(SAMPLING_PRESETS)}.")
-    sampling = SAMPLING_PRESETS[preset]
-    sampler = payload.get("sampler", sampling.sampler)
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler '{sampler}' is not available; this engine offers {', '.join(SAMPLERS)}.")
-    spacing = payload.get("spacing", sampling.spacing)
-    if spacing not in TIMESTEP_SPACINGS:
-        raise ValueError(f"spacing '{spacing}' is unknown; use one of {', '.join(TIMESTEP_SPACINGS)}.")
+    if preset not in presets:
+        raise ValueError(f"preset '{preset}' is unknown; use one of {', '.join(presets)}.")
+    sampling = presets[preset]
+    sampler, spacing = payload.get("sampler", sampling.sampler), payload.get("spacing", sampling.spacing)
     steps, guidance = payload.get("steps", sampling.steps), payload.get("guidance", sampling.guidance)
     if not isinstance(steps, int) or isinstance(steps, bool):
         raise ValueError(f"'steps' must be a whole number; got {steps!r}.")
     if not isinstance(guidance, (int, float)) or isinstance(guidance, bool):
         raise ValueError(f"'guidance' must be a number; got {guidance!r}.")
-    return replace(sampling, sampler=sampler, steps=steps, guidance=float(guidance), spacing=spacing)
+    return replace(sampling, sampler=str(sampler), steps=steps, guidance=float(guidance), spacing=str(spacing))
+
+
+def _prompt(payload: dict) -> Prompt:
+    text, negative = payload.get("prompt", ""), payload.get("negative_prompt", "")
+    if not isinstance(text, str) or not isinstance(negative, str):
+        raise ValueError("'prompt' and 'negative_prompt' must be strings.")
+    if len(text) > MAX_PROMPT or len(negative) > MAX_PROMPT:
+        raise ValueError(f"a prompt is at most {MAX_PROMPT} characters (the text encoder reads 77 tokens).")
+    return Prompt(text, negative)
 
 
 def _seeds(payload: dict) -> tuple[int, ...]:
@@ -125,9 +131,11 @@ def _level(payload: dict) -> LevelMode:
 
 def _spec(payload: dict, **inputs) -> JobSpec:
     """The fields both kinds of submission share."""
+    model = str(payload.get("model") or best_installed())
     return JobSpec(
-        model=str(payload.get("model") or best_installed()),
-        sampling=_sampling(payload),
+        model=model,
+        sampling=_sampling(payload, model),
+        prompt=_prompt(payload),
         seeds=_seeds(payload),
         start=_fraction(payload.get("start"), "start"),
         end=_fraction(payload.get("end"), "end"),
@@ -198,6 +206,9 @@ def parse_frames_job(body: bytes, uploads: "Uploads | None" = None) -> JobSpec:
         rgb, times = np.concatenate([earlier, rgb]), earlier_times + times
     spec = _spec(header, source=str(header.get("source") or "frames"))
     config = model_config(spec.model)
+    if not hasattr(config, "vision"):
+        raise ValueError(f"frames upload: model '{spec.model}' conditions on pictures at two rates and sizes (CLIP "
+                         "and Synchformer); send it the media ('media' or 'edit' jobs) instead of frames.")
     if header.get("fps") != config.frame_rate:
         raise ValueError(f"frames upload: frames must be sampled at {config.frame_rate} fps for model "
                          f"'{spec.model}'; the header says fps={header.get('fps')!r}.")
@@ -247,12 +258,16 @@ class Uploads:
 
 
 def _model_entry(name: str, licences, trained: bool, default: str) -> dict:
-    config = model_config(name)
+    config, family = model_config(name), model_family(name)
+    single = hasattr(config, "vision")  # one picture stream (VTA-LDM): hosts may upload frames at this rate and size
     return {
         "name": name,
+        "family": family_name(model_manifest(name)),
         "preset": config.name,
+        "takes_text": family.TAKES_TEXT,
+        "sampling_presets": {preset: asdict(sampling) for preset, sampling in family.SAMPLING_PRESETS.items()},
         "frame_rate": config.frame_rate,
-        "image_size": config.vision.image_size,
+        "image_size": config.vision.image_size if single else None,
         "window_seconds": str(config.window_seconds),
         "sample_rate": config.sample_rate,
         "licences": list(licences),

@@ -40,6 +40,11 @@ def frame_source(spans: tuple[EditSpan, ...], start: Fraction, end: Fraction, co
 
 def timesteps(config: ModelConfig, sampling: SamplingConfig) -> list[int]:
     """The sampler's timesteps: the preset's spacing over the model's training schedule."""
+    if sampling.sampler not in SAMPLERS:
+        raise ValueError(f"sampler '{sampling.sampler}' is not available for VTA-LDM models; use one of "
+                         f"{', '.join(SAMPLERS)}.")
+    if sampling.spacing not in TIMESTEP_SPACINGS:
+        raise ValueError(f"spacing '{sampling.spacing}' is unknown; use one of {', '.join(TIMESTEP_SPACINGS)}.")
     return TIMESTEP_SPACINGS[sampling.spacing](config.scheduler, sampling.steps)
 
 

@@ -118,7 +118,10 @@ def add_generation_options(parser: argparse.ArgumentParser, default_output: str 
     parser.add_argument("--model", help="installed model name, or 'builtin' (default: best installed)")
     parser.add_argument("--preset", choices=list(SAMPLING_PRESETS), default="fast",
                         help="fast (default): DPM-Solver++(2M) 25 steps; reference: the published DDPM 300 steps "
-                             "(the same onset accuracy on the starter model, 12x the time)")
+                             "(the same onset accuracy on the starter model, 12x the time); MMAudio models: Euler "
+                             "25 steps, guidance 4.5, for both")
+    parser.add_argument("--prompt", help="what the sound should be, for models that take text (MMAudio)")
+    parser.add_argument("--negative-prompt", help="what the sound should not be, for models that take text")
     parser.add_argument("--sampler", choices=list(typing.get_args(SamplerName)), help="override the preset's sampler")
     parser.add_argument("--steps", type=int, help="override the preset's steps")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (reference: 3)")

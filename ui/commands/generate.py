@@ -12,7 +12,7 @@ from dataclasses import fields, replace
 from fractions import Fraction
 from pathlib import Path
 
-from engine.config import SAMPLING_PRESETS
+from engine.config import SamplingConfig
 from ui.commands import hosts
 from ui.commands.common import (
     DEFAULT_OUTPUT,
@@ -39,26 +39,29 @@ def run_generation(edit: tuple[EditSpan, ...], start: Fraction, end: Fraction, n
     the variants, print their paths."""
     from engine.core.job import JobSpec
 
+    from engine.config import Prompt
+
     if args.legacy_frames and len(edit) != 1:
         raise ValueError("--legacy-frames samples one video file by the reference's rule; it does not apply to edits.")
-    sampling = SAMPLING_PRESETS[args.preset]
-    if args.sampler is not None:
-        sampling = replace(sampling, sampler=args.sampler)
-    if args.steps is not None:
-        sampling = replace(sampling, steps=args.steps)
-    if args.guidance is not None:
-        sampling = replace(sampling, guidance=args.guidance)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     seeds = tuple(seed + i for i in range(args.variants))
     _check_seeds(args.variants, seeds)
-    spec = JobSpec(model=args.model or "", sampling=sampling, seeds=seeds, start=start, end=end, source=name,
-                   edit=edit, legacy_frames=args.legacy_frames, level=args.level)
+    spec = JobSpec(model=args.model or "", sampling=SamplingConfig(), seeds=seeds, start=start, end=end, source=name,
+                   edit=edit, legacy_frames=args.legacy_frames, level=args.level,
+                   prompt=Prompt(args.prompt or "", args.negative_prompt or ""))
     paths = _generate_on_engine(spec, args) if args.engine else _generate_here(spec, args)
     for path in paths:  # stdout stays one WAV path a line; the score goes beside it on stderr
         score = json.loads(path.with_suffix(".json").read_text()).get("sync_score")
         print(f"sync score {score:.2f}  {path.name}" if score is not None else path.name, file=sys.stderr)
         print(path)
     return paths
+
+
+def sampling_of(args: argparse.Namespace, presets: dict[str, SamplingConfig]) -> SamplingConfig:
+    """The model family's --preset, with --sampler, --steps and --guidance over it."""
+    sampling = presets[args.preset]
+    overrides = {"sampler": args.sampler, "steps": args.steps, "guidance": args.guidance}
+    return replace(sampling, **{key: value for key, value in overrides.items() if value is not None})
 
 
 def _check_seeds(variants: int, seeds: tuple[int, ...]) -> None:
@@ -76,9 +79,10 @@ def _check_seeds(variants: int, seeds: tuple[int, ...]) -> None:
 def _generate_here(spec: JobSpec, args: argparse.Namespace) -> list[Path]:
     """The job in this process: the same `run_job` the engine's worker runs."""
     from engine.core.job import check_spec, run_job
-    from engine.models import best_installed, load_model, place
+    from engine.models import best_installed, load_model, model_family, place
 
-    spec = replace(spec, model=spec.model or best_installed())
+    model = spec.model or best_installed()
+    spec = replace(spec, model=model, sampling=sampling_of(args, model_family(model).SAMPLING_PRESETS))
     check_spec(spec)
     components = load_model(spec.model, Path(args.encoder) if args.encoder else None)
     components = place(components, args.device, args.precision)
@@ -105,10 +109,13 @@ def _run_on_engine(client: EngineClient, spec: JobSpec, args: argparse.Namespace
     from engine.progress import StepInfo
 
     model = engine_model(client, args.model)
+    presets = {name: SamplingConfig(**values) for name, values in model["sampling_presets"].items()}
+    spec = replace(spec, sampling=sampling_of(args, presets))
     announce_model(model["name"], model["licences"], model["trained"], spec.sampling, spec.seeds)
     sampling = spec.sampling
     params = {"seeds": list(spec.seeds), "model": model["name"], "steps": sampling.steps, "guidance": sampling.guidance,
-              "sampler": sampling.sampler, "spacing": sampling.spacing, "level": spec.level}
+              "sampler": sampling.sampler, "spacing": sampling.spacing, "level": spec.level,
+              "prompt": spec.prompt.text, "negative_prompt": spec.prompt.negative}
     bar = ProgressBar()
     if client.local and spec.legacy_frames:
         (span,) = spec.edit
@@ -143,6 +150,9 @@ def _upload_frames(client: EngineClient, spec: JobSpec, model: dict, params: dic
     from engine.progress import StepInfo
     from engine.video import EditFrames, decode_frames
 
+    if model["image_size"] is None:
+        raise ValueError(f"model '{model['name']}' reads the media itself (two picture streams); run the job on an "
+                         "engine on the machine that holds the media, or in this process (drop --engine).")
     rate, size = model["frame_rate"], model["image_size"]
     window = Fraction(int(Fraction(model["window_seconds"]) * rate), rate)  # a model window, whole frames long
     if spec.legacy_frames:  # the reference's rule indexes the whole file: one decode

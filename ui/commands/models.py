@@ -7,10 +7,14 @@ from pathlib import Path
 
 
 def cmd_models_import(args: argparse.Namespace) -> None:
+    from engine.mmaudio.checkpoint import import_folder, is_mmaudio_folder
     from engine.models import models_dir
     from engine.vta_ldm.checkpoint import import_snapshot
 
-    manifest = import_snapshot(args.folder, models_dir(), name=args.name, preset=args.preset, force=args.force)
+    if is_mmaudio_folder(Path(args.folder)):
+        manifest = import_folder(args.folder, models_dir(), variant=args.variant, name=args.name, force=args.force)
+    else:
+        manifest = import_snapshot(args.folder, models_dir(), name=args.name, preset=args.preset, force=args.force)
     _print_installed(manifest)
 
 
@@ -48,8 +52,10 @@ def cmd_models_list(args: argparse.Namespace) -> None:
     licences = "; ".join(item["licence"] for item in model_manifest(EMBEDDED)["licences"])
     print(f"{EMBEDDED}: the built-in starter model (trained on synthetic scenes), always available, {licences}")
     for manifest in list_models():
-        licences = "; ".join(item["licence"] for item in manifest["licences"])
-        print(f"{manifest['name']}: preset {manifest['preset']}, scale factor {manifest['scale_factor']:.6g}, {licences}")
+        licences = "; ".join(f"{item['component']}: {item['licence']}" for item in manifest["licences"])
+        family = manifest.get("family", "vta-ldm")
+        text = ", takes text prompts" if manifest.get("takes_text") else ""
+        print(f"{manifest['name']}: {family} {manifest['preset']}{text}; licences: {licences}")
 
 
 def cmd_models_remove(args: argparse.Namespace) -> None:
@@ -61,8 +67,9 @@ def cmd_models_remove(args: argparse.Namespace) -> None:
 
 def add_commands(sub) -> None:
     models = sub.add_parser("models", help="install, list and remove models").add_subparsers(dest="action", required=True)
-    imp = models.add_parser("import", help="import a downloaded VTA-LDM snapshot folder")
+    imp = models.add_parser("import", help="import a downloaded VTA-LDM snapshot folder, or MMAudio's files")
     imp.add_argument("folder")
+    imp.add_argument("--variant", help="MMAudio: which network of the folder (small_16k, large_44k_v2, ...)")
     imp.add_argument("--name", help="install under this name (default: the preset name)")
     imp.add_argument("--preset", help="model preset, when summary.jsonl does not say")
     imp.add_argument("--force", action="store_true", help="replace an installed model of the same name")
