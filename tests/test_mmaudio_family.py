@@ -91,3 +91,49 @@ def test_a_prompt_for_a_model_without_text_is_refused_in_one_line(home, capsys):
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "does not take text prompts" in error[0]
     assert not (home / "out").exists() or not list((home / "out").iterdir())
+
+
+def _hub_cache(cache, repo: str, files: dict) -> None:
+    """A Hugging Face cache holding `files` (name in repo -> source path) of `repo`, as hf_hub_download leaves it."""
+    import shutil
+
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    root = cache / ("models--" + repo.replace("/", "--"))
+    for name, source in files.items():
+        (root / "snapshots" / revision / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, root / "snapshots" / revision / name)
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / "main").write_text(revision)
+
+
+def test_pull_takes_hub_files_and_release_files_offline_from_their_caches(home, monkeypatch, capsys):
+    """`foley models pull mmaudio-tiny-44k` through the real hf_hub_download code path (a populated cache,
+    offline) and the kept release files; without them, one line that says what to download."""
+    import shutil
+
+    import huggingface_hub.constants as constants
+
+    from engine.mmaudio.checkpoint import CLIP_REPO, NETWORK_REPO, VOCODER_44K_REPO, downloads_dir
+
+    cache = home / "hf"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["models", "pull", "mmaudio-tiny-44k"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "Could not download bigvgan_generator.pt" in error[0] and "models import" in error[0]
+    published = write_published(home / "download", "tiny_44k")
+    _hub_cache(cache, NETWORK_REPO, {"weights/mmaudio_tiny_44k.pth": published / "weights" / "mmaudio_tiny_44k.pth"})
+    _hub_cache(cache, CLIP_REPO, {"open_clip_pytorch_model.bin":
+                                  published / "DFN5B-CLIP-ViT-H-14-384" / "open_clip_pytorch_model.bin"})
+    hub = published / "bigvgan_v2_44khz_128band_512x"
+    _hub_cache(cache, VOCODER_44K_REPO, {"bigvgan_generator.pt": hub / "bigvgan_generator.pt",
+                                         "config.json": hub / "config.json"})
+    assert main(["models", "pull", "mmaudio-tiny-44k"]) == 2
+    assert "v1-44.pth is not downloaded and HF_HUB_OFFLINE is set" in capsys.readouterr().err
+    downloads_dir().mkdir(parents=True)
+    for name in ("v1-44.pth", "synchformer_state_dict.pth"):
+        shutil.copy(published / "ext_weights" / name, downloads_dir() / name)
+    assert main(["models", "pull", "mmaudio-tiny-44k"]) == 0
+    assert "installed 'mmaudio-tiny-44k'" in capsys.readouterr().out
+    assert load_model("mmaudio-tiny-44k").config.sample_rate == 44100

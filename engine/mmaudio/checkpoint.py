@@ -13,11 +13,15 @@ and no allow-list: each is a plain dict of tensors (the vocoders' nested under "
 any other object is refused by name (engine.checkpoints.load_state).
 """
 
+import hashlib
 import json
+import os
 import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import platformdirs
 import torch
 
 from engine import __version__
@@ -35,6 +39,13 @@ NETWORK_REPO = "hkchengrex/MMAudio"
 VOCODER_44K_REPO = "nvidia/bigvgan_v2_44khz_128band_512x"
 RELEASE = "https://github.com/hkchengrex/MMAudio/releases/download/v0.1"
 NON_COMMERCIAL = "CC-BY-NC-4.0 (non-commercial)"
+# the release files' checksums as MMAudio's download code lists them
+RELEASE_MD5 = {
+    "v1-16.pth": "69f56803f59a549a1a507c93859fd4d7",
+    "best_netG.pt": "eeaf372a38a9c31c362120aba2dde292",
+    "v1-44.pth": "fab020275fa44c6589820ce025191600",
+    "synchformer_state_dict.pth": "5b2f5594b0730f70e41e549b7c94390c",
+}
 
 
 @dataclass(frozen=True)
@@ -175,3 +186,66 @@ def import_folder(folder: str | Path, models_dir: Path, *, variant: str | None =
 
 def is_mmaudio_folder(folder: Path) -> bool:
     return any(Path(folder).rglob("mmaudio_*.pth"))
+
+
+def downloads_dir() -> Path:
+    """Where release files are kept once downloaded and verified (beside the models under FOLEY_HOME)."""
+    home = os.environ.get("FOLEY_HOME")
+    return (Path(home) if home else Path(platformdirs.user_data_dir("foley-desk"))) / "downloads" / "mmaudio"
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def release_file(name: str) -> Path:
+    """A file of MMAudio's v0.1 release: kept copy, or downloaded, checked against its published MD5, then kept."""
+    target = downloads_dir() / name
+    if target.is_file():
+        return target
+    if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0"):
+        raise CheckpointError(f"{name} is not downloaded and HF_HUB_OFFLINE is set. Download {RELEASE}/{name} by "
+                              "hand and run `foley models import FOLDER`.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f".{name}.part")
+    try:
+        urllib.request.urlretrieve(f"{RELEASE}/{name}", part)
+        if _md5(part) != RELEASE_MD5[name]:
+            raise CheckpointError(f"{name} downloaded with another checksum than MMAudio publishes; try again.")
+        part.rename(target)
+    except OSError as exc:
+        raise CheckpointError(f"Could not download {RELEASE}/{name} ({exc}). Check the network, or download the "
+                              "files by hand and run `foley models import FOLDER`.") from None
+    finally:
+        part.unlink(missing_ok=True)
+    return target
+
+
+def _hub_file(repo: str, name: str) -> Path:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo, name))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        raise CheckpointError(f"Could not download {name} of {repo} ({exc}). Check the network, or download the "
+                              "files by hand and run `foley models import FOLDER`.") from None
+
+
+def pull(variant: str) -> Files:
+    """Every file of `variant`, from the Hugging Face hub (network, CLIP, the 44.1 kHz vocoder) and MMAudio's
+    release (VAE, 16 kHz vocoder, Synchformer), as MMAudio's own download code fetches them."""
+    if variant not in PRESETS:
+        raise CheckpointError(f"'{variant}' is not an MMAudio variant; known: {', '.join(PRESETS)}.")
+    config = PRESETS[variant]
+    vocoder, vocoder_config = (
+        (release_file(vocoder_file(config)), None) if config.sample_rate == 16000 else
+        (_hub_file(VOCODER_44K_REPO, vocoder_file(config)), _hub_file(VOCODER_44K_REPO, "config.json")))
+    return Files(network=_hub_file(NETWORK_REPO, f"weights/{network_file(variant)}"),
+                 vae=release_file(vae_file(config)), vocoder=vocoder,
+                 synchformer=release_file("synchformer_state_dict.pth"),
+                 clip=_hub_file(CLIP_REPO, "open_clip_pytorch_model.bin"), vocoder_config=vocoder_config)

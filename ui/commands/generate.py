@@ -37,9 +37,8 @@ def run_generation(edit: tuple[EditSpan, ...], start: Fraction, end: Fraction, n
                    args: argparse.Namespace) -> list[Path]:
     """Generate the range [start, end) of `edit` (named `name` in the sidecars) here or on an engine server, write
     the variants, print their paths."""
-    from engine.core.job import JobSpec
-
     from engine.config import Prompt
+    from engine.core.job import JobSpec
 
     if args.legacy_frames and len(edit) != 1:
         raise ValueError("--legacy-frames samples one video file by the reference's rule; it does not apply to edits.")

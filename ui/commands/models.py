@@ -19,9 +19,14 @@ def cmd_models_import(args: argparse.Namespace) -> None:
 
 
 def cmd_models_pull(args: argparse.Namespace) -> None:
+    from engine.mmaudio import checkpoint as mmaudio
     from engine.models import models_dir
     from engine.vta_ldm.checkpoint import HUB_REPO, import_snapshot, pull_snapshot
 
+    if args.repo.startswith("mmaudio-"):
+        variant = args.repo.removeprefix("mmaudio-").replace("-", "_")
+        manifest = mmaudio.import_files(mmaudio.pull(variant), models_dir(), variant, name=args.name, force=args.force)
+        return _print_installed(manifest)
     repo = HUB_REPO if args.repo in ("vta-ldm", HUB_REPO) else args.repo
     folder = pull_snapshot(repo, args.revision)
     manifest = import_snapshot(folder, models_dir(), name=args.name, force=args.force)
@@ -75,7 +80,10 @@ def add_commands(sub) -> None:
     imp.add_argument("--force", action="store_true", help="replace an installed model of the same name")
     imp.set_defaults(func=cmd_models_import)
     pull = models.add_parser("pull", help="download a model from the Hugging Face hub and import it")
-    pull.add_argument("repo", nargs="?", default="vta-ldm", help="'vta-ldm' (the published checkpoint) or a Hugging Face repo id")
+    pull.add_argument("repo", nargs="?", default="vta-ldm",
+                      help="'vta-ldm' (the published checkpoint), a Hugging Face repo id of a VTA-LDM snapshot, or "
+                           "mmaudio-small-16k | mmaudio-small-44k | mmaudio-medium-44k | mmaudio-large-44k | "
+                           "mmaudio-large-44k-v2")
     pull.add_argument("--revision")
     pull.add_argument("--name")
     pull.add_argument("--force", action="store_true")
