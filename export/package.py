@@ -4,6 +4,7 @@ that is renamed into place only when everything succeeded.
 
 Takes of one range (same source and range in their sidecars) are alternates, never summed: the first one listed
 is the range's take in the mixdown; the others are stems marked `"take": "alternate"` (muted tracks in the OTIO).
+Layers of a range (several prompts of one job, e.g. footsteps, wind, cloth) are summed: each layer has its takes.
 """
 
 import json
@@ -64,9 +65,11 @@ def stem_input(wav: Path, record: Fraction | None = None) -> StemInput:
 
 
 def _range_key(item: StemInput) -> tuple:
-    """Two WAVs are takes of one range when their sidecars name the same source and range; else each is its own."""
+    """Two WAVs are takes of one range when their sidecars name the same source, range and layer (a layer is one
+    prompt of several for the range: layers are summed, takes are alternates); else each is its own."""
     source = item.sidecar.get("source")
-    return (source.get("path"), source.get("start"), source.get("end")) if source else (str(item.wav),)
+    layer = (item.sidecar.get("layer") or {}).get("number")
+    return (source.get("path"), source.get("start"), source.get("end"), layer) if source else (str(item.wav),)
 
 
 def mixdown_takes(inputs: list[StemInput]) -> list[StemInput]:
@@ -156,6 +159,7 @@ def export_package(inputs: list[StemInput], folder: Path, *, loudness: str = "br
                           "source_wav": str(item.wav),
                           "seed": sidecar.get("seed"), "model": sidecar.get("model"), "sampler": sidecar.get("sampler"),
                           "steps": sidecar.get("steps"), "guidance": sidecar.get("guidance"),
+                          "prompt": sidecar.get("prompt", ""), "layer": sidecar.get("layer"),
                           "source": sidecar.get("source", {}).get("path"), "licences": sidecar.get("licences", []),
                           "loudness": level.__dict__})
         mix_start, mix = _mixdown([item for item, take in zip(inputs, takes) if take is item])

@@ -137,3 +137,42 @@ def test_pull_takes_hub_files_and_release_files_offline_from_their_caches(home, 
     assert main(["models", "pull", "mmaudio-tiny-44k"]) == 0
     assert "installed 'mmaudio-tiny-44k'" in capsys.readouterr().out
     assert load_model("mmaudio-tiny-44k").config.sample_rate == 44100
+
+
+def test_layered_foley_three_prompts_their_own_tracks_stems_and_one_mixdown(home, capsys):
+    """One job, three prompts: a variant set per layer, each layer on its own track of the real Kdenlive project,
+    each take its own 48 kHz stem; the mixdown sums the layers (first take of each) and keeps the others as
+    alternates."""
+    from editor_plugin import mlt
+    from tests.projects import kdenlive_project
+
+    assert main(["models", "import", str(write_published(home / "download", "tiny"))]) == 0
+    project = kdenlive_project(home, Fraction(25))
+    out = home / "out"
+    prompts = ["footsteps on gravel", "wind", "cloth rustle"]
+    code = main(["generate", "--project", str(project), "--model", "mmaudio-tiny", "--steps", "1", "--seed", "3",
+                 "--variants", "2", *[arg for text in prompts for arg in ("--prompt", text)], "--place", "-o", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    wavs = sorted(out.glob("*.wav"))
+    assert [w.name for w in wavs] == [f"edit_0.800-6.400_{layer}_v{n}_seed{seed}.wav"
+                                      for layer in ("L1-footsteps-on-gravel", "L2-wind", "L3-cloth-rustle")
+                                      for n, seed in ((1, 3), (2, 4))]
+    layers = [json.loads(w.with_suffix(".json").read_text())["layer"] for w in wavs]
+    assert [(x["number"], x["of"], x["prompt"]) for x in layers[::2]] == [(1, 3, prompts[0]), (2, 3, prompts[1]),
+                                                                          (3, 3, prompts[2])]
+    first = {n: soundfile.read(w)[0] for n, w in enumerate(wavs)}
+    assert not np.array_equal(first[0], first[2])  # another prompt, another sound, same seed
+    timeline = mlt.read_timeline(project)
+    tracks = {t.name: len(t.find_clips()) for t in timeline.audio_tracks()}
+    for text in prompts:  # each layer's two variants on its own tracks
+        assert sum(count for name, count in tracks.items() if name.startswith("Foley") and text in name) == 2
+    assert main(["export", *map(str, wavs), "-o", str(home / "stems")]) == 0
+    manifest = json.loads((home / "stems" / "stems.json").read_text())
+    assert len(manifest["stems"]) == 6
+    assert [s["take"] for s in manifest["stems"]] == ["mixdown", "alternate"] * 3
+    assert [s["prompt"] for s in manifest["stems"][::2]] == prompts
+    mix = soundfile.read(home / "stems" / manifest["mixdown"]["file"])[0]
+    assert len(mix) == round(Fraction(28, 5) * 48000)  # 0.8-6.4 s at 48 kHz
+    assert all(s["samples"] == len(mix) for s in manifest["stems"])
+    assert "CC-BY-NC-4.0 (non-commercial)" in manifest["licences"]

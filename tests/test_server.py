@@ -415,7 +415,8 @@ def test_a_remote_engine_gets_the_frames_a_window_at_a_time(engine, tmp_path, mo
     sampling = replace(SAMPLING_PRESETS["fast"], steps=1)
     spec = JobSpec(model="tiny", sampling=sampling, seeds=(7,), start=Fraction(0), end=Fraction(12), source="long",
                    edit=(EditSpan(long_clip, Fraction(0), Fraction(12), Fraction(0)),))
-    args = Namespace(model="tiny", output=str(tmp_path / "streamed"))
+    args = Namespace(model="tiny", output=str(tmp_path / "streamed"), preset="fast", sampler=None, steps=1,
+                     guidance=None)
     (streamed,) = _run_on_engine(remote, spec, args)
     assert parts == [20]  # the first 10 s window went ahead; the last 2 s came with the job
     decoded = engine.client.submit_media(str(long_clip), "0", "12", seeds=[7], model="tiny", steps=1,

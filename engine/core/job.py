@@ -9,7 +9,7 @@ from threading import Event
 
 from engine.config import LevelMode, Prompt, SamplingConfig
 from engine.core.generate import Generation, check_prompt, check_request, generate
-from engine.core.output import write_variants
+from engine.core.output import Layer, write_variants
 from engine.models import Components, family_of, model_config, model_family
 from engine.progress import StepInfo
 from engine.video import (
@@ -22,6 +22,9 @@ from engine.video import (
     probe_video,
     target_times,
 )
+
+
+MAX_LAYERS = 8
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class JobSpec:
     edit: tuple[EditSpan, ...] = ()
     legacy_frames: bool = False
     level: LevelMode = "normalised"
-    prompt: Prompt = Prompt()
+    prompts: tuple[Prompt, ...] = (Prompt(),)  # one layer per prompt: its own variants, its own stem
 
     def params(self) -> dict:
         return {
@@ -53,8 +56,7 @@ class JobSpec:
             "source": self.source,
             "input": "frames" if self.frames is not None else "edit",
             "level": self.level,
-            "prompt": self.prompt.text,
-            "negative_prompt": self.prompt.negative,
+            "layers": [{"prompt": p.text, "negative_prompt": p.negative} for p in self.prompts],
         }
 
 
@@ -62,7 +64,10 @@ def check_spec(spec: JobSpec) -> None:
     """Refuse a job before it is queued: unknown model, bad parameters, wrong frames, unreadable media."""
     config, family = model_config(spec.model), model_family(spec.model)
     check_request(spec.start, spec.end, spec.sampling, spec.seeds)
-    check_prompt(spec.prompt, family.TAKES_TEXT, spec.model)
+    if not 1 <= len(spec.prompts) <= MAX_LAYERS:
+        raise ValueError(f"{len(spec.prompts)} layers requested; one job makes 1 to {MAX_LAYERS}.")
+    for prompt in spec.prompts:
+        check_prompt(prompt, family.TAKES_TEXT, spec.model)
     family.timesteps(config, spec.sampling)  # the sampler and spacing are the model family's
     if spec.frames is not None:
         expected = len(target_times(spec.start, spec.end, config.frame_rate))
@@ -87,17 +92,29 @@ def check_spec(spec: JobSpec) -> None:
 
 @dataclass(frozen=True)
 class JobResult:
-    generation: Generation
-    wavs: list[Path]  # one per variant, each with its `.json` sidecar beside it
+    generations: tuple[Generation, ...]  # one per layer (prompt)
+    wavs: list[Path]  # every variant of every layer, layer by layer, each with its `.json` sidecar beside it
 
 
 def run_job(spec: JobSpec, components: Components, out_dir: Path, *, report: Callable[[StepInfo], None] | None = None,
             cancel: Event | None = None) -> JobResult:
-    """Decode (edits window by window inside `generate`), generate every seed, write the variants to `out_dir`."""
+    """Decode (edits window by window inside `generate`), generate every seed of every layer, write the variants
+    to `out_dir` (all of them or, on failure, none)."""
     frames = spec.frames if spec.frames is not None else job_frames(spec, components, report)
-    generation = generate(frames, components=components, sampling=spec.sampling, seeds=spec.seeds, prompt=spec.prompt,
-                          callback=report, cancel=cancel)
-    return JobResult(generation, write_variants(generation, components, spec.source, out_dir, spec.level))
+    generations = tuple(generate(frames, components=components, sampling=spec.sampling, seeds=spec.seeds,
+                                 prompt=prompt, callback=report, cancel=cancel) for prompt in spec.prompts)
+    layered = len(generations) > 1
+    written: list[Path] = []
+    try:
+        for number, generation in enumerate(generations, start=1):
+            layer = Layer(number, len(generations), generation.prompt.text) if layered else None
+            written += write_variants(generation, components, spec.source, out_dir, spec.level, layer)
+    except BaseException:
+        for wav in written:  # a later layer failed: the job leaves nothing
+            wav.unlink(missing_ok=True)
+            wav.with_suffix(".json").unlink(missing_ok=True)
+        raise
+    return JobResult(generations, written)
 
 
 def job_frames(spec: JobSpec, components: Components,

@@ -225,7 +225,7 @@ class EngineClient:
     def submit_media(self, path: str, start: str, end: str, *, seeds: list[int], model: str | None = None,
                      steps: int | None = None, guidance: float | None = None, legacy_frames: bool = False,
                      sampler: str | None = None, spacing: str | None = None, source: str = "",
-                     level: str = "normalised", prompt: str = "", negative_prompt: str = "") -> dict:
+                     level: str = "normalised", prompt: str | list[str] = "", negative_prompt: str = "") -> dict:
         """A job on a media file the engine can read itself (local engines). Times are seconds as exact strings."""
         payload = {"media": str(path), "start": str(start), "end": str(end), "legacy_frames": legacy_frames,
                    "source": source, "level": level,
@@ -235,7 +235,7 @@ class EngineClient:
     def submit_edit(self, edit: list[dict], start: str, end: str, *, seeds: list[int], source: str = "",
                     model: str | None = None, steps: int | None = None, guidance: float | None = None,
                     sampler: str | None = None, spacing: str | None = None, level: str = "normalised",
-                    prompt: str = "", negative_prompt: str = "") -> dict:
+                    prompt: str | list[str] = "", negative_prompt: str = "") -> dict:
         """A job on an edited range the engine decodes itself: `edit` lists spans
         `{"media", "record_start", "record_end", "source_start"}` (seconds as exact strings) that must not overlap."""
         payload = {"edit": edit, "start": str(start), "end": str(end), "source": source, "level": level,
@@ -255,7 +255,7 @@ class EngineClient:
                       frame_times: list[str], seeds: list[int], source: str = "", model: str | None = None,
                       steps: int | None = None, guidance: float | None = None, sampler: str | None = None,
                       level: str = "normalised", spacing: str | None = None, upload: str | None = None,
-                      prompt: str = "", negative_prompt: str = "") -> dict:
+                      prompt: str | list[str] = "", negative_prompt: str = "") -> dict:
         """A job on decoded frames: `count` uint8 RGB pictures of `height` x `width`, sampled at `fps` from start
         (after the frames of `upload`, when given); `level` is how the WAVs are written ("normalised" or "raw",
         see engine/core/levels.py)."""
@@ -405,9 +405,14 @@ class EngineClient:
 
 
 def _params(seeds: list[int], model: str | None, steps: int | None, guidance: float | None,
-            sampler: str | None = None, spacing: str | None = None, prompt: str = "", negative_prompt: str = "") -> dict:
+            sampler: str | None = None, spacing: str | None = None, prompt: str | list[str] = "",
+            negative_prompt: str = "") -> dict:
+    """`prompt` (for models that take text, as the engine's /models says) is one prompt, or a list of them: one
+    layer each, its own variants and its own stem, with `negative_prompt` for every layer."""
     params: dict = {"seeds": [int(s) for s in seeds]}
-    if prompt or negative_prompt:  # for models that take text (the engine's /v1/models says which)
+    if isinstance(prompt, list):
+        params["layers"] = [{"prompt": text, "negative_prompt": negative_prompt} for text in prompt]
+    elif prompt or negative_prompt:
         params["prompt"], params["negative_prompt"] = prompt, negative_prompt
     if sampler is not None:
         params["sampler"] = sampler

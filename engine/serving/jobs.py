@@ -221,11 +221,13 @@ class JobRunner:
             result = run_job(spec, components, staging, report=report, cancel=job.cancel)
             scores = [json.loads(path.with_suffix(".json").read_text())["sync_score"] for path in result.wavs]
             os.replace(staging, self.results / job.id)
-            generation = result.generation
+            made = [(layer, generation, variant) for layer, generation in enumerate(result.generations, start=1)
+                    for variant in generation.variants]
             job.variants = [
                 {"number": n, "seed": variant.seed, "wav": path.name, "json": path.with_suffix(".json").name,
-                 "samples": len(variant.audio), "sample_rate": generation.sample_rate, "sync_score": score}
-                for n, (variant, path, score) in enumerate(zip(generation.variants, result.wavs, scores), start=1)
+                 "samples": len(variant.audio), "sample_rate": generation.sample_rate, "sync_score": score,
+                 "layer": layer, "prompt": generation.prompt.text}
+                for n, ((layer, generation, variant), path, score) in enumerate(zip(made, result.wavs, scores), start=1)
             ]
             state, error = "done", None
         except JobCancelled:

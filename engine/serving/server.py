@@ -106,13 +106,23 @@ def _sampling(payload: dict, model: str) -> SamplingConfig:
     return replace(sampling, sampler=str(sampler), steps=steps, guidance=float(guidance), spacing=str(spacing))
 
 
-def _prompt(payload: dict) -> Prompt:
-    text, negative = payload.get("prompt", ""), payload.get("negative_prompt", "")
+def _prompt(item: dict) -> Prompt:
+    text, negative = item.get("prompt", ""), item.get("negative_prompt", "")
     if not isinstance(text, str) or not isinstance(negative, str):
         raise ValueError("'prompt' and 'negative_prompt' must be strings.")
     if len(text) > MAX_PROMPT or len(negative) > MAX_PROMPT:
         raise ValueError(f"a prompt is at most {MAX_PROMPT} characters (the text encoder reads 77 tokens).")
     return Prompt(text, negative)
+
+
+def _prompts(payload: dict) -> tuple[Prompt, ...]:
+    """'layers': [{"prompt", "negative_prompt"}, ...] (one layer each), or one 'prompt' / 'negative_prompt'."""
+    if "layers" not in payload:
+        return (_prompt(payload),)
+    layers = payload["layers"]
+    if not isinstance(layers, list) or not layers or not all(isinstance(item, dict) for item in layers):
+        raise ValueError("'layers' must be a list of {\"prompt\", \"negative_prompt\"} objects, one per layer.")
+    return tuple(_prompt(item) for item in layers)
 
 
 def _seeds(payload: dict) -> tuple[int, ...]:
@@ -135,7 +145,7 @@ def _spec(payload: dict, **inputs) -> JobSpec:
     return JobSpec(
         model=model,
         sampling=_sampling(payload, model),
-        prompt=_prompt(payload),
+        prompts=_prompts(payload),
         seeds=_seeds(payload),
         start=_fraction(payload.get("start"), "start"),
         end=_fraction(payload.get("end"), "end"),

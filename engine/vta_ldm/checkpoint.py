@@ -191,11 +191,8 @@ def convert_vocoder(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _vae_source(snapshot: Snapshot, config: ModelConfig) -> tuple[dict, float, str, Path]:

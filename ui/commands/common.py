@@ -120,8 +120,10 @@ def add_generation_options(parser: argparse.ArgumentParser, default_output: str 
                         help="fast (default): DPM-Solver++(2M) 25 steps; reference: the published DDPM 300 steps "
                              "(the same onset accuracy on the starter model, 12x the time); MMAudio models: Euler "
                              "25 steps, guidance 4.5, for both")
-    parser.add_argument("--prompt", help="what the sound should be, for models that take text (MMAudio)")
-    parser.add_argument("--negative-prompt", help="what the sound should not be, for models that take text")
+    parser.add_argument("--prompt", action="append",
+                        help="what the sound should be, for models that take text (MMAudio); repeat it for layers "
+                             "(each prompt its own variants, stem and track: --prompt footsteps --prompt wind)")
+    parser.add_argument("--negative-prompt", help="what the sound should not be (every layer), for models that take text")
     parser.add_argument("--sampler", choices=list(typing.get_args(SamplerName)), help="override the preset's sampler")
     parser.add_argument("--steps", type=int, help="override the preset's steps")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (reference: 3)")

@@ -47,7 +47,7 @@ def run_generation(edit: tuple[EditSpan, ...], start: Fraction, end: Fraction, n
     _check_seeds(args.variants, seeds)
     spec = JobSpec(model=args.model or "", sampling=SamplingConfig(), seeds=seeds, start=start, end=end, source=name,
                    edit=edit, legacy_frames=args.legacy_frames, level=args.level,
-                   prompt=Prompt(args.prompt or "", args.negative_prompt or ""))
+                   prompts=tuple(Prompt(text, args.negative_prompt or "") for text in args.prompt or [""]))
     paths = _generate_on_engine(spec, args) if args.engine else _generate_here(spec, args)
     for path in paths:  # stdout stays one WAV path a line; the score goes beside it on stderr
         score = json.loads(path.with_suffix(".json").read_text()).get("sync_score")
@@ -114,7 +114,8 @@ def _run_on_engine(client: EngineClient, spec: JobSpec, args: argparse.Namespace
     sampling = spec.sampling
     params = {"seeds": list(spec.seeds), "model": model["name"], "steps": sampling.steps, "guidance": sampling.guidance,
               "sampler": sampling.sampler, "spacing": sampling.spacing, "level": spec.level,
-              "prompt": spec.prompt.text, "negative_prompt": spec.prompt.negative}
+              "prompt": [p.text for p in spec.prompts] if len(spec.prompts) > 1 else spec.prompts[0].text,
+              "negative_prompt": spec.prompts[0].negative}
     bar = ProgressBar()
     if client.local and spec.legacy_frames:
         (span,) = spec.edit
@@ -202,7 +203,22 @@ def _generate_for_project(args: argparse.Namespace) -> None:
         args.output = str(project.foley_folder or DEFAULT_OUTPUT)
     wavs = run_generation(tuple(selection.edit()), start, end, name, args)
     if args.place:
-        hosts.place(project, wavs, selection.record.start_time, args.track)
+        for track, layer_wavs in layer_tracks(wavs, args.track):
+            hosts.place(project, layer_wavs, selection.record.start_time, track)
+
+
+def layer_tracks(wavs: list[Path], track: str) -> list[tuple[str, list[Path]]]:
+    """Each layer's variants on a track of its own ('Foley 2 wind'); one layer keeps the track as named."""
+    layers: dict[int, list[Path]] = {}
+    prompts: dict[int, str] = {}
+    for wav in wavs:
+        layer = json.loads(wav.with_suffix(".json").read_text()).get("layer")
+        number = layer["number"] if layer else 0
+        layers.setdefault(number, []).append(wav)
+        prompts[number] = layer["prompt"] if layer else ""
+    if len(layers) == 1:
+        return [(track, wavs)]
+    return [(f"{track} {number} {prompts[number]}".strip()[:48], group) for number, group in layers.items()]
 
 
 def video_range(video: Path, start: Fraction, end: Fraction | None) -> tuple[tuple[EditSpan], Fraction, Fraction, str]:

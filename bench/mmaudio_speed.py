@@ -1,0 +1,77 @@
+"""MMAudio on this machine at the published shapes with random weights: seconds per 8 s clip and each stage's share,
+for the precisions given, from one run (the weights do not change the work; the sound is noise).
+
+Usage: python bench/mmaudio_speed.py [--variant small_16k] [--precision fp32 bf16] [--steps 25]
+(small_16k in fp32 takes several minutes on 2 CPU cores, mostly the CLIP ViT-H/14 over 64 frames of 384 px.)
+MMAudio's paper reports 1.23 s (small) and 1.96 s (large) per 8 s clip on a GPU: the numbers to beat there.
+"""
+
+import argparse
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+
+from engine.config import Prompt
+from engine.mmaudio.config import PRESETS
+from engine.mmaudio.pipeline import SAMPLING_PRESETS, frame_source, generate_window, timesteps
+from engine.mmaudio.stages import build_modules
+from engine.models import PRECISIONS
+from engine.training.sample_video import make_demo_video
+from engine.video import EditSpan
+
+
+def measure(variant: str, precision: str, steps: int, video: Path) -> dict[str, float]:
+    """Seconds per stage of one 8 s window: decode (both streams), encode (CLIP frames, Synchformer, prompt), sample
+    (Euler with CFG), VAE, vocoder."""
+    config = PRESETS[variant]
+    stages = build_modules(config)
+    for name, module in stages.parts().items():
+        setattr(stages, name, module.to(PRECISIONS[precision]))
+    end = config.window_seconds
+    times: dict[str, float] = defaultdict(float)
+    clock = {"stage": "decode", "at": time.perf_counter()}
+
+    def report(stage: str, step: int, total: int) -> None:
+        now = time.perf_counter()
+        times[clock["stage"]] += now - clock["at"]
+        clock.update(stage=stage, at=now)
+
+    source = frame_source((EditSpan(video, Fraction(0), end, Fraction(0)),), Fraction(0), end, config)
+    part = source.window(Fraction(0), end)
+    report("encode", 0, 1)
+    sampling = replace(SAMPLING_PRESETS["reference"], steps=steps)
+    generate_window(stages, config, 1.0, "cpu", part, sampling, timesteps(config, sampling), [0], report,
+                    Prompt("footsteps on gravel", ""))
+    report("done", 0, 0)
+    return dict(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", default="small_16k", choices=list(PRESETS))
+    parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--steps", type=int, default=25)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as folder:
+        video = make_demo_video(Path(folder) / "clip.mp4", seconds=float(PRESETS[args.variant].window_seconds))
+        rows = {precision: measure(args.variant, precision, args.steps, video) for precision in args.precision}
+    print(f"MMAudio {args.variant}, one 8 s window, Euler {args.steps} steps with CFG, {torch.get_num_threads()} "
+          "CPU threads, random weights")
+    first = next(iter(rows.values()))
+    stages = [stage for stage in first if stage != "done"]
+    print(f"{'precision':<10}" + "".join(f"{stage:>16}" for stage in stages) + f"{'total s':>10}{'vs first':>10}")
+    base = sum(first.values())
+    for precision, times in rows.items():
+        total = sum(times.values())
+        cells = "".join(f"{times.get(stage, 0):>8.1f} s {100 * times.get(stage, 0) / total:>3.0f} %" for stage in stages)
+        print(f"{precision:<10}{cells}{total:>10.1f}{base / total:>9.2f}x")
+
+
+if __name__ == "__main__":
+    main()
