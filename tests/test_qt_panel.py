@@ -168,6 +168,7 @@ def test_the_prompt_row_follows_the_chosen_model_and_keeps_a_prompt_per_range(qt
     choose(box, "tiny")  # no text: empty, disabled fields that say why; VTA-LDM's samplers and guidance
     assert not panel.prompt_edit.isEnabled() and panel.prompt_edit.text() == ""
     assert panel.prompt_edit.placeholderText().startswith("tiny (vta-ldm) takes no text prompt")
+    assert panel.negative_edit.placeholderText() == "" and not panel.negative_edit.isEnabled()  # said once
     assert panel.settings.guidance.value() == 3.0 and panel.quality_box.itemText(2) == "Published method (slow)"
     assert "dpmpp_2m sampler, 3 steps" in panel.quality_box.toolTip()
     choose(box, "mmaudio-tiny")

@@ -77,13 +77,14 @@ class QtPrompt(QWidget):
         self._update_prompt()
 
     def _update_prompt(self, _=None) -> None:
-        """The range's prompt when the fields take text; else empty fields that say why they do not."""
+        """The range's prompt when the fields take text; else empty fields, the first saying why (once is enough)."""
         field, prompt = self.model.prompt_field(), self.model.prompt
-        shown = ((self.prompt_edit, PROMPT_HINT, prompt.text), (self.negative_edit, NEGATIVE_HINT, prompt.negative))
-        for edit, hint, text in shown:
+        shown = ((self.prompt_edit, PROMPT_HINT, field.reason, prompt.text),
+                 (self.negative_edit, NEGATIVE_HINT, "", prompt.negative))
+        for edit, hint, reason, text in shown:
             edit.setEnabled(field.enabled)
-            edit.setPlaceholderText(hint if field.enabled else field.reason)
             edit.setToolTip(hint if field.enabled else field.reason)
+            edit.setPlaceholderText(hint if field.enabled else reason)
             text = text if field.enabled else ""
             if edit.text() != text:  # the user's own typing comes back unchanged: keep the cursor where it is
                 edit.setText(text)

@@ -21,6 +21,7 @@ class QtSettings(QWidget):
         self.lock_seed = QCheckBox("Lock")
         self.shuffle_button = QPushButton("Shuffle")
         self.quality = QComboBox()
+        self.quality.setSizeAdjustPolicy(QComboBox.AdjustToContents)  # "(slow)" comes and goes with the model
         for name in QUALITIES:
             self.quality.addItem(name, name)
         self.guidance = QDoubleSpinBox()
