@@ -62,9 +62,10 @@ scene.use_preview_range = True
 text = bpy.ops.sequencer.foley_generate()
 texts = [s for s in sound_strips() if s["name"] not in {sound["name"] for sound in sounds}]
 entry = foley_desk.find_model(foley_desk.known_models, settings.model)
+report = {"first": sorted(first), "second": sorted(second), "sounds": sounds, "text": sorted(text),
+          "text_sounds": texts, "text_params": foley_desk.job_params(settings, entry),
+          "text_recipe": foley_desk.recipe(entry, settings),
+          "prompt_state": {"unknown": before, args["model"]: after,
+                           args["text_model"]: foley_desk.prompt_state(settings)}}
 with open(args["report"], "w") as handle:
-    json.dump({"first": sorted(first), "second": sorted(second), "sounds": sounds, "text": sorted(text),
-               "text_sounds": texts, "prompt_state": {"unknown": before, args["model"]: after,
-                                                      args["text_model"]: foley_desk.prompt_state(settings)},
-               "text_params": foley_desk.job_params(settings, entry), "text_recipe": foley_desk.recipe(entry, settings)},
-              handle)
+    json.dump(report, handle)
