@@ -76,3 +76,11 @@ def engine_with_test_model(home: Path, *args: str) -> EngineProcess:
     build_snapshot(home.parent / f"{home.name}-snapshot")
     import_snapshot(home.parent / f"{home.name}-snapshot", home / "models")
     return EngineProcess(home, *args)
+
+
+def install_mmaudio_tiny(home: Path) -> str:
+    """Put the test-sized MMAudio model (it takes text prompts) into FOLEY_HOME `home`; its name."""
+    from engine.mmaudio.checkpoint import import_folder
+    from tests.mmaudio_layout import write_published
+
+    return import_folder(write_published(home.parent / f"{home.name}-mmaudio", "tiny"), home / "models")["name"]

@@ -1,4 +1,5 @@
-"""The panel's Qt-free model end to end: project, selection, seeds, jobs with ETA, variants, place, undo, export.
+"""The panel's Qt-free model end to end: project, selection, seeds, jobs with ETA, variants, place, undo, export;
+the engine's models with their own sampling presets, and prompts kept per range for a model that takes text.
 
 No Qt here: the test plays the worker's part with the same stdlib client calls against a real engine.
 """
@@ -7,29 +8,41 @@ from collections import defaultdict
 from dataclasses import replace
 from fractions import Fraction
 
+import json
+
 import numpy as np
 import pytest
 from opentimelineio.opentime import RationalTime
 
-from engine.config import SamplingConfig
+from engine.config import Prompt, SamplingConfig
 from export.stems import read_time_reference
-from tests.engine_process import engine_with_test_model
+from tests.engine_process import engine_with_test_model, install_mmaudio_tiny
 from tests.projects import kdenlive_project
 from ui import panel_model
-from ui.panel_model import GenerateRequest, JobRow, PanelModel, VariantRow
+from ui.panel_model import GenerateRequest, JobRow, ModelInfo, PanelModel, VariantRow
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    process = engine_with_test_model(tmp_path_factory.mktemp("panel-engine") / "home")
+    """One engine with the test-sized VTA-LDM model "tiny" and MMAudio model "mmaudio-tiny" (its default)."""
+    home = tmp_path_factory.mktemp("panel-engine") / "home"
+    install_mmaudio_tiny(home)
+    process = engine_with_test_model(home)
     yield process
     process.stop()
+
+
+@pytest.fixture
+def quick(monkeypatch):
+    """Draft at 3 steps: a short loop keeps the tests quick, through the same presets a user's Draft takes."""
+    monkeypatch.setattr(panel_model, "DRAFT_STEPS", 3)
 
 
 def run_like_the_worker(client, model, request, etas):
     job = client.submit_edit(request.edit, str(request.start), str(request.end), seeds=request.seeds,
                              source=request.source, model=request.model, steps=request.steps, guidance=request.guidance,
-                             sampler=request.sampler, spacing=request.spacing)
+                             sampler=request.sampler, spacing=request.spacing, prompt=request.prompt.text,
+                             negative_prompt=request.prompt.negative)
     model.job_submitted(request.key, job["id"])
 
     def on_event(event):
@@ -40,8 +53,7 @@ def run_like_the_worker(client, model, request, etas):
     model.job_finished(request.key, request, client.download(job["id"], model.output))
 
 
-def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, monkeypatch):
-    monkeypatch.setitem(panel_model.QUALITY, "Final", SamplingConfig("dpmpp_2m", 3))  # a short loop keeps it quick
+def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, quick):
     project = kdenlive_project(tmp_path, Fraction(25))
     original = project.read_bytes()
     model = PanelModel(tmp_path / "out")
@@ -58,9 +70,10 @@ def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, monke
     model.set_engine({"health": engine.client.health(), "models": engine.client.models()})
     assert model.engine.connected and model.engine.device == "cpu"
 
-    model.update_settings(variants=2, seed=7, model="tiny")
+    model.update_settings(variants=2, seed=7, model="tiny", quality="Draft")
     request = model.generate()
     assert request.seeds == [7, 8] and request.steps == 3 and model.settings.seed == 9  # the seed moves on
+    assert (request.sampler, request.spacing, request.guidance) == ("dpmpp_2m", "trailing", 3.0)  # tiny's fast
     assert seen["generate_requested"] == [request] and model.jobs[0].state == "waiting"
     etas = []
     run_like_the_worker(engine.client, model, request, etas)
@@ -104,15 +117,14 @@ def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, monke
     assert locked.seeds == [3, 4] and model.settings.seed == 3
 
 
-def test_variants_are_grouped_by_their_range_and_placing_one_elsewhere_says_so(engine, tmp_path, monkeypatch):
-    monkeypatch.setitem(panel_model.QUALITY, "Final", SamplingConfig("dpmpp_2m", 3))
+def test_variants_are_grouped_by_their_range_and_placing_one_elsewhere_says_so(engine, tmp_path, quick):
     project = kdenlive_project(tmp_path, Fraction(25))
     model = PanelModel(tmp_path / "out")
     messages = []
     model.events.message.connect(messages.append)
     model.open_project(project)
     model.set_engine({"health": engine.client.health(), "models": engine.client.models()})
-    model.update_settings(variants=2, model="tiny")
+    model.update_settings(variants=2, model="tiny", quality="Draft")
     for first, after, label in ((20, 70, "door"), (110, 135, "steps"), (20, 70, "door")):
         model.select_range(first, after, label)
         run_like_the_worker(engine.client, model, model.generate(), [])
@@ -142,12 +154,89 @@ def test_variants_go_beside_the_project_unless_a_folder_was_chosen(tmp_path):
     assert PanelModel(tmp_path / "chosen").output == tmp_path / "chosen"
 
 
-def test_quality_choices_are_in_an_editors_words_with_the_fast_method_by_default():
-    assert list(panel_model.QUALITY) == ["Draft", "Final", "Published method (slow)"]
+def test_quality_choices_are_in_an_editors_words_and_follow_each_models_own_presets(engine):
+    assert panel_model.QUALITIES == ("Draft", "Final", "Published method")
     assert panel_model.Settings().quality == "Final"
-    final, published = panel_model.QUALITY["Final"], panel_model.QUALITY["Published method (slow)"]
-    assert (final.sampler, final.steps) == ("dpmpp_2m", 25) and (published.sampler, published.steps) == ("ddpm", 300)
-    assert panel_model.QUALITY["Draft"].steps < final.steps
+    model = PanelModel()
+    model.set_engine({"health": engine.client.health(), "models": engine.client.models()})
+    assert model.model_info.name == "mmaudio-tiny" and model.model_info.takes_text  # the engine's default
+
+    model.choose_model("tiny")
+    vta = model.model_info.qualities()
+    final, published = vta["Final"], vta["Published method"]
+    assert (final.sampler, final.steps, final.spacing) == ("dpmpp_2m", 25, "trailing")
+    assert (published.sampler, published.steps, published.spacing) == ("ddpm", 300, "leading")
+    assert vta["Draft"] == SamplingConfig("dpmpp_2m", 10, 3.0, "trailing")
+    assert model.model_info.quality_label("Published method") == "Published method (slow)"
+    assert model.sampling == final and not model.model_info.takes_text
+
+    model.choose_model("mmaudio-tiny")  # MMAudio refuses VTA-LDM's samplers: its own Euler flow matching instead
+    for quality in panel_model.QUALITIES:
+        model.update_settings(quality=quality)
+        assert (model.sampling.sampler, model.sampling.guidance) == ("euler", 4.5)
+        assert model.model_info.quality_label(quality) == quality  # 25 Euler steps are not slow
+    assert model.sampling.steps == 25 and model.model_info.qualities()["Draft"].steps == 10
+
+    model.update_settings(guidance=6.0)  # the user's guidance, until another model is chosen
+    assert model.sampling.guidance == 6.0
+    model.choose_model("tiny")
+    assert model.settings.guidance is None and model.sampling.guidance == 3.0
+
+    older = ModelInfo.from_entry({"name": "old", "default": True, "licences": []})  # an engine before MMAudio
+    assert older.presets == panel_model.SAMPLING_PRESETS and not older.takes_text and older.family == "vta-ldm"
+
+
+def test_prompts_are_kept_per_range_sent_for_a_text_model_and_shown_with_each_variant(engine, tmp_path, quick):
+    model = PanelModel(tmp_path / "out")
+    prompts = []
+    model.events.prompt.connect(prompts.append)
+    model.open_project(kdenlive_project(tmp_path, Fraction(25)))
+    assert not model.prompt_field().enabled and "Connect the engine" in model.prompt_field().reason
+    model.set_engine({"health": engine.client.health(), "models": engine.client.models()})
+    model.update_settings(variants=1, seed=5, quality="Draft")
+    assert model.prompt_field().reason.startswith("Select a range")
+
+    model.select_range(20, 70, "door")
+    assert model.prompt_field().enabled and model.prompt == Prompt()
+    model.set_prompt(text="a wooden door creaks")
+    model.set_prompt(negative="music")
+    assert prompts[-1] == Prompt("a wooden door creaks", "music")
+    model.select_range(110, 135, "steps")
+    assert model.prompt == Prompt() and prompts[-1] == Prompt()  # a new range starts with its own, empty prompt
+    model.set_prompt(text="footsteps on gravel")
+    model.select_range(20, 70, "door")
+    assert model.prompt == Prompt("a wooden door creaks", "music")  # kept for its range
+
+    door = model.generate()
+    assert door.model == "mmaudio-tiny" and door.prompt == Prompt("a wooden door creaks", "music")
+    assert (door.sampler, door.steps, door.guidance) == ("euler", 3, 4.5)
+    assert model.jobs[-1].label.startswith("door · a wooden door creaks · not: music · 1 variant(s)")
+    run_like_the_worker(engine.client, model, door, [])
+    model.select_range(110, 135, "steps")
+    run_like_the_worker(engine.client, model, model.generate(), [])
+    sidecars = [json.loads(v.wav.with_suffix(".json").read_text()) for v in model.variants]
+    assert [(s["prompt"], s["negative_prompt"]) for s in sidecars] == [("a wooden door creaks", "music"),
+                                                                     ("footsteps on gravel", "")]
+    assert {(s["model"]["family"], s["sampler"], s["steps"], s["guidance"]) for s in sidecars} == {
+        ("mmaudio", "euler", 3, 4.5)}
+    assert [panel_model.describe_prompt(v.prompt) for v in model.variants] == ["a wooden door creaks · not: music",
+                                                                            "footsteps on gravel"]
+    assert model.variants[0].recipe == "mmaudio-tiny: euler sampler, 3 steps, guidance 4.5, seed 5"
+
+    model.choose_model("tiny")  # a model without text: the fields say why, and no prompt goes with the job
+    field = model.prompt_field()
+    assert not field.enabled and field.reason.startswith("tiny (vta-ldm) takes no text prompt")
+    request = model.generate()
+    assert request.prompt == Prompt() and request.sampler == "dpmpp_2m" and request.model == "tiny"
+    run_like_the_worker(engine.client, model, request, [])  # the engine would refuse a prompt for this model
+    assert model.jobs[-1].state == "done" and model.variants[-1].prompt == Prompt()
+    assert model.prompt == Prompt("footsteps on gravel")  # still kept for the range, for a model that takes it
+    assert [len(g.indices) for g in model.variant_groups()] == [1, 2]
+
+    model.update_settings(model="gone")
+    assert model.generate() is None
+    model.set_engine({"health": engine.client.health(), "models": engine.client.models()})
+    assert model.settings.model is None  # a model the engine no longer offers: back to its default
 
 
 def test_cancel_asks_for_the_newest_job_the_engine_still_has():

@@ -1,5 +1,7 @@
-"""The Qt panel as a user drives it (pytest-qt, offscreen): open, click a clip, generate, audition, A/B, place."""
+"""The Qt panel as a user drives it (pytest-qt, offscreen): open, click a clip, generate, audition, A/B, place;
+choose a model and type a prompt per range for a model that takes text."""
 
+import json
 import os
 import subprocess
 import sys
@@ -18,9 +20,9 @@ from PySide6.QtCore import QPoint, Qt, QThread  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from editor_plugin import mlt  # noqa: E402
-from engine.config import SamplingConfig
-from engine.serving.client import EngineClient
-from tests.engine_process import engine_with_test_model  # noqa: E402
+from engine.config import Prompt  # noqa: E402
+from engine.serving.client import EngineClient  # noqa: E402
+from tests.engine_process import engine_with_test_model, install_mmaudio_tiny  # noqa: E402
 from tests.fakes.player import RecordingPlayer  # noqa: E402
 from tests.projects import kdenlive_project  # noqa: E402
 from ui import panel_model, worker  # noqa: E402
@@ -28,17 +30,29 @@ from ui.panel_model import GenerateRequest, PanelModel  # noqa: E402
 from ui.qt_export import QtExportDialog  # noqa: E402
 from ui.qt_panel import QtFoleyPanel  # noqa: E402
 from ui.qt_timeline import RULER_HEIGHT, TRACK_HEIGHT, QtTimeline  # noqa: E402
+from ui.qt_variants import PROMPT_COLUMN  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    process = engine_with_test_model(tmp_path_factory.mktemp("qt-engine") / "home")
+    """One engine with the test-sized VTA-LDM model "tiny" and MMAudio model "mmaudio-tiny" (its default)."""
+    home = tmp_path_factory.mktemp("qt-engine") / "home"
+    install_mmaudio_tiny(home)
+    process = engine_with_test_model(home)
     yield process
     process.stop()
 
 
+def choose(box, data) -> None:
+    """Pick the item holding `data` in a combo box as a user does (Qt emits `activated` only for the user)."""
+    index = box.findData(data)
+    assert index >= 0, data
+    box.setCurrentIndex(index)
+    box.activated.emit(index)
+
+
 def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
-    monkeypatch.setitem(panel_model.QUALITY, "Final", SamplingConfig("dpmpp_2m", 3))
+    monkeypatch.setattr(panel_model, "DRAFT_STEPS", 3)  # a short loop keeps it quick
     decoded_on = []
 
     def decode_and_note_thread(request):  # the real decode, noting the thread it runs on
@@ -55,8 +69,11 @@ def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
     panel.show()
     qtbot.waitExposed(panel)
     qtbot.waitUntil(lambda: model.engine.connected, timeout=20000)
-    assert panel.engine_label.text() == "Engine: cpu, model tiny (none (test-sized checkpoint))"  # licence shown
-    model.update_settings(model="tiny")
+    assert panel.engine_label.text().startswith("Engine: cpu, model mmaudio-tiny (CC-BY-NC-4.0 (non-commercial)")
+    assert "apple-amlr" in panel.engine_label.toolTip()  # every licence, in the tooltip
+    choose(panel.model_box, "tiny")
+    choose(panel.quality_box, "Draft")
+    assert model.settings.model == "tiny" and model.sampling.steps == 3
     model.open_project(project)
 
     timeline = panel.timeline
@@ -71,6 +88,7 @@ def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
     qtbot.waitUntil(lambda: len(model.variants) == 2, timeout=120000)
     (group,) = [panel.variants.topLevelItem(i) for i in range(panel.variants.topLevelItemCount())]
     assert group.text(0).startswith("shot   00:00:04:10 – 00:00:08:10") and group.childCount() == 2
+    assert panel.variants.isColumnHidden(PROMPT_COLUMN)  # no variant was made with a prompt
     scores = [variant.sync for variant in model.variants]
     assert all(score is not None for score in scores)  # from each variant's sidecar
     assert [group.child(i).text(3) for i in range(2)] == [f"{score:.2f}" for score in scores]
@@ -106,6 +124,55 @@ def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
     dialog.show()
     manifest = model.export(Path(dialog.folder.text()), dialog.loudness.currentData(), dialog.ceiling.value())
     assert len(manifest["stems"]) == 1 and (tmp_path / "stems" / "mixdown_48k.wav").is_file()  # the chosen one
+    panel.close()
+
+
+def test_the_prompt_row_follows_the_chosen_model_and_keeps_a_prompt_per_range(qtbot, engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(panel_model, "DRAFT_STEPS", 3)
+    model = PanelModel(tmp_path / "out")
+    panel = QtFoleyPanel(model, lambda: EngineClient(engine.url, engine.token), RecordingPlayer)
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitUntil(lambda: model.engine.connected, timeout=20000)
+    box = panel.model_box
+    assert [box.itemData(i) for i in range(box.count())] == ["builtin", "mmaudio-tiny", "tiny"]
+    assert box.currentData() == "mmaudio-tiny" and "takes a text prompt" in box.toolTip()  # the engine's default
+    assert "euler sampler, 25 steps, guidance 4.5" in panel.quality_box.toolTip()
+    assert panel.settings.guidance.value() == 4.5 and panel.quality_box.itemText(2) == "Published method"
+    assert not panel.prompt_edit.isEnabled() and panel.prompt_edit.placeholderText().startswith("Select a range")
+
+    model.open_project(kdenlive_project(tmp_path, Fraction(25)))
+    model.select_range(20, 70, "door")
+    assert panel.prompt_edit.isEnabled() and panel.prompt_edit.placeholderText().startswith("Describe the sound")
+    qtbot.keyClicks(panel.prompt_edit, "a wooden door creaks")
+    qtbot.keyClicks(panel.negative_edit, "music")
+    assert model.prompt == Prompt("a wooden door creaks", "music")
+    model.select_range(110, 135, "steps")
+    assert panel.prompt_edit.text() == panel.negative_edit.text() == ""  # this range's own prompt: none yet
+    model.select_range(20, 70, "door")
+    assert (panel.prompt_edit.text(), panel.negative_edit.text()) == ("a wooden door creaks", "music")
+
+    choose(panel.quality_box, "Draft")
+    panel.variants_spin.setValue(1)
+    qtbot.mouseClick(panel.generate_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: len(model.variants) == 1, timeout=120000)
+    (take,) = panel.variants.variant_items()
+    assert not panel.variants.isColumnHidden(PROMPT_COLUMN)
+    assert take.text(PROMPT_COLUMN) == "a wooden door creaks · not: music"
+    assert "mmaudio-tiny: euler sampler, 3 steps, guidance 4.5" in take.toolTip(0)
+    sidecar = json.loads(model.variants[0].wav.with_suffix(".json").read_text())
+    assert (sidecar["prompt"], sidecar["negative_prompt"], sidecar["sampler"]) == ("a wooden door creaks", "music",
+                                                                                    "euler")
+    assert "a wooden door creaks" in panel.jobs.item(0).text()
+
+    choose(box, "tiny")  # no text: empty, disabled fields that say why; VTA-LDM's samplers and guidance
+    assert not panel.prompt_edit.isEnabled() and panel.prompt_edit.text() == ""
+    assert panel.prompt_edit.placeholderText().startswith("tiny (vta-ldm) takes no text prompt")
+    assert panel.negative_edit.placeholderText() == "" and not panel.negative_edit.isEnabled()  # said once
+    assert panel.settings.guidance.value() == 3.0 and panel.quality_box.itemText(2) == "Published method (slow)"
+    assert "dpmpp_2m sampler, 3 steps" in panel.quality_box.toolTip()
+    choose(box, "mmaudio-tiny")
+    assert panel.prompt_edit.text() == "a wooden door creaks"  # kept all along
     panel.close()
 
 

@@ -1,4 +1,5 @@
-"""The panel's state without Qt: project and selection, generation settings, jobs, variants, placing, export.
+"""The panel's state without Qt: project and selection, the engine's models, generation settings and prompts,
+jobs, variants, placing, export.
 
 Views connect to `model.events`; generation is requested through `events.generate_requested` and answered by
 the worker calling `job_event`, `job_finished` or `job_failed`; a cancel is requested through
@@ -9,7 +10,7 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from editor_plugin.contract import Placement, Selection, WriteReport, exact_rate
 from editor_plugin.errors import HostError, SelectionError
 from editor_plugin.hosts import RESOLVE, Project, open_project
 from editor_plugin.project_files import restore
-from engine.config import SAMPLING_PRESETS
+from engine.config import SAMPLING_PRESETS, Prompt, SamplingConfig
 from engine.serving.client import progress_text
 from export.package import export_package, stem_input
 from export.stems import ExportError
@@ -30,13 +31,13 @@ from ui.events import Events
 
 logger = logging.getLogger(__name__)
 
-# in an editor's words; the sampler and steps are the tooltip. Draft: DPM-Solver++(2M) 10 steps gave the fast
-# preset's onset accuracy at half its time on the starter model (docs/starter-model.md)
-QUALITY = {
-    "Draft": replace(SAMPLING_PRESETS["fast"], steps=10),
-    "Final": SAMPLING_PRESETS["fast"],
-    "Published method (slow)": SAMPLING_PRESETS["reference"],
-}
+# the qualities in an editor's words, each made from the chosen model's own sampling presets (`/v1/models`):
+# Final is its "fast" preset, the published method its "reference" one, Draft the fast preset cut to DRAFT_STEPS
+# (on the VTA-LDM starter model DPM-Solver++(2M) at 10 steps gave the fast preset's onset accuracy at half its time,
+# docs/starter-model.md; for MMAudio's Euler flow matching the cut is not measured)
+QUALITIES = ("Draft", "Final", "Published method")
+DRAFT_STEPS = 10
+SLOW_FACTOR = 2  # a quality taking more than this many times Final's steps says "(slow)"
 THUMBNAIL_BINS = 160
 DEFAULT_OUTPUT = Path("foley-panel")  # with no project (or Resolve) and no folder chosen
 CANCELLABLE = ("queued", "running")  # states the engine can still cancel
@@ -48,8 +49,60 @@ class Settings:
     seed: int = 1
     lock_seed: bool = False
     quality: str = "Final"
-    guidance: float = 3.0
-    model: str | None = None
+    guidance: float | None = None  # None: the chosen model's own for the quality
+    model: str | None = None  # None: the engine's default model
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model the engine offers, as its `/v1/models` entry describes it."""
+
+    name: str
+    family: str
+    takes_text: bool
+    presets: dict[str, SamplingConfig]  # the family's sampling presets, "fast" and "reference"
+    licences: tuple[str, ...] = ()
+    default: bool = False
+
+    @classmethod
+    def from_entry(cls, entry: dict) -> "ModelInfo":
+        """An entry of `/v1/models`; an engine older than MMAudio lists neither family nor presets: VTA-LDM's."""
+        known = {f.name for f in fields(SamplingConfig)}
+        presets = {name: SamplingConfig(**{key: value for key, value in preset.items() if key in known})
+                   for name, preset in entry.get("sampling_presets", {}).items()} or dict(SAMPLING_PRESETS)
+        return cls(entry["name"], entry.get("family", "vta-ldm"), bool(entry.get("takes_text", False)), presets,
+                   tuple(item["licence"] for item in entry.get("licences", [])), bool(entry.get("default", False)))
+
+    def qualities(self) -> dict[str, SamplingConfig]:
+        """QUALITIES as this model samples them."""
+        fast, reference = self.presets["fast"], self.presets["reference"]
+        return {"Draft": replace(fast, steps=min(DRAFT_STEPS, fast.steps)), "Final": fast,
+                "Published method": reference}
+
+    def quality_label(self, quality: str) -> str:
+        """A quality's name as the chooser shows it, with "(slow)" when it takes far more steps than Final."""
+        qualities = self.qualities()
+        slow = qualities[quality].steps > SLOW_FACTOR * qualities["Final"].steps
+        return f"{quality} (slow)" if slow else quality
+
+
+def recipe(sampling: SamplingConfig) -> str:
+    """A sampling recipe in one line, for tooltips."""
+    return f"{sampling.sampler} sampler, {sampling.steps} steps, guidance {sampling.guidance:g}"
+
+
+def describe_prompt(prompt: Prompt) -> str:
+    """A prompt and its negative in one line ("" for none), as the variants list and job queue show it."""
+    away = f"not: {prompt.negative}" if prompt.negative else ""
+    return " · ".join(part for part in (prompt.text, away) if part)
+
+
+@dataclass(frozen=True)
+class PromptField:
+    """Whether the prompt fields take text now, and if not, why (shown in the fields)."""
+
+    enabled: bool
+    reason: str = ""
 
 
 @dataclass
@@ -100,6 +153,7 @@ class GenerateRequest:
     record_start: RationalTime
     output: Path  # where the worker downloads the variants
     label: str = ""  # the selection's name, so its variants can be grouped and named under it
+    prompt: Prompt = Prompt()  # empty for a model that takes no text
 
 
 @dataclass(frozen=True)
@@ -115,6 +169,17 @@ class VariantRow:
     @property
     def record_start(self) -> RationalTime:
         return self.request.record_start
+
+    @property
+    def prompt(self) -> Prompt:
+        return self.request.prompt
+
+    @property
+    def recipe(self) -> str:
+        """The model and sampling it was made with, to tell takes apart."""
+        request = self.request
+        return (f"{request.model}: {request.sampler} sampler, {request.steps} steps, guidance {request.guidance:g}, "
+                f"seed {self.seed}")
 
     @property
     def duration(self) -> Fraction:
@@ -138,6 +203,13 @@ class EngineStatus:
     model: str = ""
     licences: list[str] = field(default_factory=list)
     error: str | None = None
+    models: list[ModelInfo] = field(default_factory=list)
+
+    def find(self, name: str | None) -> ModelInfo | None:
+        """The model called `name` (None: the default), or None when the engine does not offer it."""
+        if name is None:
+            return next((m for m in self.models if m.default), self.models[0] if self.models else None)
+        return next((m for m in self.models if m.name == name), None)
 
     @property
     def summary(self) -> str:
@@ -173,13 +245,14 @@ class PanelModel:
 
     def __init__(self, output: Path | None = None):
         self._output = output  # the folder the user chose; None: beside the project, else DEFAULT_OUTPUT
-        self.events = Events("project", "selection", "settings", "jobs", "variants", "chosen", "engine", "message",
-                             "placed", "playhead", "generate_requested", "cancel_requested")
+        self.events = Events("project", "selection", "settings", "prompt", "jobs", "variants", "chosen", "engine",
+                             "message", "placed", "playhead", "generate_requested", "cancel_requested")
         self.project: Project | None = None
         self.project_name = ""
         self.timeline: otio.schema.Timeline | None = None
         self.selection: Selection | None = None
         self.settings = Settings()
+        self.prompts: dict[tuple[Fraction, Fraction], Prompt] = {}  # by record range in seconds
         self.jobs: list[JobRow] = []
         self.variants: list[VariantRow] = []
         self.chosen: int | None = None
@@ -215,8 +288,10 @@ class PanelModel:
             return
         self.project, self.project_name = project, name
         self.timeline, self.selection = timeline, None
+        self.prompts = {}
         self.events.project.emit(name)
         self.events.selection.emit(None)
+        self.events.prompt.emit(self.prompt)
 
     def rate(self) -> float:
         """The timeline's frame rate; 25 for a timeline without clips, so an empty one still draws."""
@@ -242,6 +317,7 @@ class PanelModel:
             return
         self.selection = replace(selection, label=label) if label else selection
         self.events.selection.emit(self.selection)
+        self.events.prompt.emit(self.prompt)
         self.move_playhead(self.selection.record.start_time.value)
 
     def move_playhead(self, frame: float) -> None:
@@ -262,6 +338,59 @@ class PanelModel:
     def shuffle_seed(self) -> None:
         self.update_settings(seed=random.randrange(2**31))
 
+    def choose_model(self, name: str | None) -> None:
+        """Generate with model `name` (None: the engine's default) at its own guidance: guidance scales differ
+        between families."""
+        self.update_settings(model=name, guidance=None)
+
+    @property
+    def model_info(self) -> ModelInfo | None:
+        """The chosen model as the engine describes it; None when not connected or the engine lacks it."""
+        return self.engine.find(self.settings.model)
+
+    @property
+    def sampling(self) -> SamplingConfig | None:
+        """The chosen quality as the chosen model samples it, with the guidance the user set (if any)."""
+        info = self.model_info
+        if info is None:
+            return None
+        sampling = info.qualities()[self.settings.quality]
+        guidance = self.settings.guidance
+        return sampling if guidance is None else replace(sampling, guidance=guidance)
+
+    # -- prompts --------------------------------------------------------------------------------------------------
+
+    @property
+    def prompt(self) -> Prompt:
+        """The selected range's prompt (each range keeps its own); empty without a selection."""
+        if self.selection is None:
+            return Prompt()
+        return self.prompts.get(self.selection.range_seconds(), Prompt())
+
+    def set_prompt(self, text: str | None = None, negative: str | None = None) -> None:
+        """Change the selected range's prompt, its negative prompt or both."""
+        if self.selection is None:
+            self.events.message.emit("Select a range first: each range keeps its own prompt.")
+            return
+        current = self.prompt
+        prompt = Prompt(current.text if text is None else text, current.negative if negative is None else negative)
+        self.prompts[self.selection.range_seconds()] = prompt
+        self.events.prompt.emit(prompt)
+
+    def prompt_field(self) -> PromptField:
+        """Whether the prompt fields take text: only for a model that takes text, and a selected range."""
+        info = self.model_info
+        if not self.engine.connected:
+            return PromptField(False, "Connect the engine to see whether its model takes a text prompt")
+        if info is None:
+            return PromptField(False, f"The engine has no model '{self.settings.model}'")
+        if not info.takes_text:
+            return PromptField(False, f"{info.name} ({info.family}) takes no text prompt: the picture alone "
+                                      "decides the sound")
+        if self.selection is None:
+            return PromptField(False, "Select a range to describe its sound (each range keeps its own prompt)")
+        return PromptField(True)
+
     def generate(self) -> GenerateRequest | None:
         """Queue a job for the selection; the seed moves on unless it is locked."""
         if self.selection is None:
@@ -270,6 +399,11 @@ class PanelModel:
         if not self.engine.connected:
             self.events.message.emit("The engine is not connected: start it (`foley serve`) and press Reconnect.")
             return None
+        info, sampling = self.model_info, self.sampling
+        if info is None:
+            names = ", ".join(m.name for m in self.engine.models)
+            self.events.message.emit(f"The engine has no model '{self.settings.model}'; choose one of: {names}.")
+            return None
         start, end = self.selection.range_seconds()
         settings = self.settings
         request = GenerateRequest(
@@ -277,14 +411,14 @@ class PanelModel:
             edit=[{"media": str(s.media), "record_start": str(s.record_start), "record_end": str(s.record_end),
                    "source_start": str(s.source_start)} for s in self.selection.edit()],
             start=start, end=end, seeds=[settings.seed + i for i in range(settings.variants)],
-            sampler=QUALITY[settings.quality].sampler, spacing=QUALITY[settings.quality].spacing,
-            steps=QUALITY[settings.quality].steps,
-            guidance=settings.guidance, model=settings.model,
-            source=self.project_name, record_start=self.selection.record.start_time, output=self.output,
-            label=self.selection.label,
+            sampler=sampling.sampler, spacing=sampling.spacing, steps=sampling.steps, guidance=sampling.guidance,
+            model=info.name, source=self.project_name, record_start=self.selection.record.start_time,
+            output=self.output, label=self.selection.label,
+            prompt=self.prompt if info.takes_text else Prompt(),  # fields a model without text never showed
         )
         self._next_key += 1
-        label = f"{self.selection.label} · {settings.variants} variant(s) · seeds {request.seeds[0]}…"
+        asked = f" · {describe_prompt(request.prompt)}" if request.prompt else ""
+        label = f"{self.selection.label}{asked} · {settings.variants} variant(s) · seeds {request.seeds[0]}…"
         self.jobs.append(JobRow(request.key, label, variants=settings.variants))
         self.events.jobs.emit(self.jobs)
         if not settings.lock_seed:
@@ -343,8 +477,13 @@ class PanelModel:
         else:
             default = next((m for m in status["models"] if m["default"]), status["models"][0])
             self.engine = EngineStatus(True, status["health"]["device"], default["name"],
-                                       [item["licence"] for item in default["licences"]])
+                                       [item["licence"] for item in default["licences"]],
+                                       models=[ModelInfo.from_entry(entry) for entry in status["models"]])
+        if self.settings.model is not None and self.engine.connected and self.model_info is None:
+            self.events.message.emit(f"The engine no longer offers '{self.settings.model}': its default is chosen.")
+            self.choose_model(None)
         self.events.engine.emit(self.engine)
+        self.events.prompt.emit(self.prompt)
         if self.engine.error:
             self.events.message.emit(self.engine.error)
 

@@ -1,5 +1,5 @@
-"""The Foley Desk window: the top bar, timeline, transport, settings, variants, jobs and audition composed over one
-`PanelModel`, with the engine worker on its own thread, dark like the editors it sits next to."""
+"""The Foley Desk window: the top bar, timeline, transport, model and prompt, settings, variants, jobs and audition
+composed over one `PanelModel`, with the engine worker on its own thread, dark like the editors it sits next to."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +14,7 @@ from ui.player import Player
 from ui.qt_audition import QtAudition
 from ui.qt_compat import keep_none_alive
 from ui.qt_jobs import QtJobs
+from ui.qt_prompt import QtPrompt
 from ui.qt_settings import QtSettings
 from ui.qt_theme import SPACING, apply_dark_theme
 from ui.qt_timeline import QtTimeline
@@ -56,6 +57,7 @@ class QtFoleyPanel(QWidget):
         self.top_bar = QtTopBar(model)
         self.timeline = QtTimeline(model)
         self.transport = QtTransport(model)
+        self.prompt = QtPrompt(model)
         self.settings = QtSettings(model)
         self.variants = QtVariants(model)
         self.jobs = QtJobs(model)
@@ -83,6 +85,7 @@ class QtFoleyPanel(QWidget):
         layout.addWidget(self.top_bar)
         layout.addWidget(self.timeline)
         layout.addWidget(self.transport)
+        layout.addWidget(self.prompt)
         layout.addWidget(self.settings)
         lists = QVBoxLayout()
         for title, widget, stretch in (("Variants", self.variants, 1), ("Jobs", self.jobs, 0)):
@@ -100,7 +103,9 @@ class QtFoleyPanel(QWidget):
         """The controls scripts and tests drive, under the panel's own names (as when it was one class)."""
         self.open_button, self.engine_label = self.top_bar.open_button, self.top_bar.engine_label
         self.timecode_label, self.selection_label = self.transport.timecode_label, self.transport.selection_label
-        self.variants_spin = self.settings.variants_spin
+        self.model_box, self.prompt_edit = self.prompt.model_box, self.prompt.prompt_edit
+        self.negative_edit = self.prompt.negative_edit
+        self.variants_spin, self.quality_box = self.settings.variants_spin, self.settings.quality
         self.generate_button, self.cancel_button = self.settings.generate_button, self.settings.cancel_button
         self.picture, self.play_button = self.audition.picture, self.audition.play_button
         self.place_button, self.undo_button = self.audition.place_button, self.audition.undo_button

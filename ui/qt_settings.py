@@ -1,9 +1,10 @@
-"""The generation row: variants, seed (locked or shuffled), quality and guidance, with Generate and Cancel."""
+"""The generation row: variants, seed (locked or shuffled), quality and guidance as the chosen model samples them,
+with Generate and Cancel."""
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QWidget
 
-from ui.panel_model import QUALITY, PanelModel, Settings
+from ui.panel_model import QUALITIES, EngineStatus, PanelModel, Settings, recipe
 from ui.qt_theme import compact
 
 
@@ -19,7 +20,10 @@ class QtSettings(QWidget):
         self.seed_spin.setRange(0, 2**31 - 1)
         self.lock_seed = QCheckBox("Lock")
         self.shuffle_button = QPushButton("Shuffle")
-        self.quality = self._quality_box()
+        self.quality = QComboBox()
+        self.quality.setSizeAdjustPolicy(QComboBox.AdjustToContents)  # "(slow)" comes and goes with the model
+        for name in QUALITIES:
+            self.quality.addItem(name, name)
         self.guidance = QDoubleSpinBox()
         self.guidance.setRange(1.0, 20.0)
         self.guidance.setSingleStep(0.5)
@@ -36,18 +40,8 @@ class QtSettings(QWidget):
         self.generate_button.clicked.connect(model.generate)
         self.cancel_button.clicked.connect(model.cancel)
         model.events.settings.connect(self._update_settings)
+        model.events.engine.connect(self._update_engine)
         self._update_settings(model.settings)
-
-    @staticmethod
-    def _quality_box() -> QComboBox:
-        """The qualities in an editor's words; each one's sampler and steps in its tooltip."""
-        box = QComboBox()
-        recipes = {name: f"{sampling.sampler} sampler, {sampling.steps} steps" for name, sampling in QUALITY.items()}
-        for index, (name, recipe) in enumerate(recipes.items()):
-            box.addItem(name, name)
-            box.setItemData(index, recipe, Qt.ToolTipRole)
-        box.setToolTip("\n".join(f"{name}: {recipe}" for name, recipe in recipes.items()))
-        return box
 
     def _lay_out(self) -> None:
         row = compact(QHBoxLayout(self))
@@ -75,11 +69,40 @@ class QtSettings(QWidget):
     def _set_guidance(self, value: float) -> None:
         self.model.update_settings(guidance=value)
 
+    def _update_engine(self, _engine: EngineStatus) -> None:
+        self._update_settings(self.model.settings)
+
+    def _update_qualities(self) -> None:
+        """The qualities named and explained for the chosen model: its own samplers, steps and guidance."""
+        info = self.model.model_info
+        if info is None:
+            self.quality.setToolTip("Connect the engine to see how its model samples each quality")
+            return
+        qualities = info.qualities()
+        for index, name in enumerate(QUALITIES):
+            self.quality.setItemText(index, info.quality_label(name))
+            self.quality.setItemData(index, recipe(qualities[name]), Qt.ToolTipRole)
+        self.quality.setToolTip(f"{info.name}:\n" + "\n".join(f"{name}: {recipe(qualities[name])}"
+                                                                 for name in QUALITIES))
+
     def _update_settings(self, settings: Settings) -> None:
-        for widget, value in ((self.variants_spin, settings.variants), (self.seed_spin, settings.seed)):
-            widget.blockSignals(True)
-            widget.setValue(value)
+        sampling = self.model.sampling
+        shown = (self.variants_spin, self.seed_spin, self.guidance, self.quality)
+        for widget in shown:
+            widget.blockSignals(True)  # showing the model's values is not the user changing them
+        self.variants_spin.setValue(settings.variants)
+        self.seed_spin.setValue(settings.seed)
+        if sampling is not None:
+            self.guidance.setValue(sampling.guidance)
+        self.quality.setCurrentIndex(QUALITIES.index(settings.quality))
+        for widget in shown:
             widget.blockSignals(False)
         self.lock_seed.setChecked(settings.lock_seed)
-        self.guidance.setValue(settings.guidance)
-        self.quality.setCurrentIndex(list(QUALITY).index(settings.quality))
+        self._update_qualities()
+        self.guidance.setEnabled(sampling is not None)
+        if sampling is None:
+            self.guidance.setToolTip("Connect the engine: each model has its own guidance")
+        elif settings.guidance is None:
+            self.guidance.setToolTip(f"{self.model.model_info.name}'s own guidance; change it to use yours")
+        else:
+            self.guidance.setToolTip("Your guidance (choosing a model again restores its own)")

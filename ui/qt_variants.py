@@ -1,16 +1,19 @@
-"""The variants list: one group per range they were made for, a row per variant with waveform and sync score."""
+"""The variants list: one group per range they were made for, a row per variant with waveform, sync score and the
+prompt it was made with."""
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem
 
 from ui import qt_theme as theme
-from ui.panel_model import PanelModel, VariantRow
+from ui.panel_model import PanelModel, VariantRow, describe_prompt
 from ui.qt_audio import QtWaveform
 
-COLUMNS = ("Variant", "Waveform (dBFS)", "Seed", "Sync", "Length")
+COLUMNS = ("Variant", "Waveform (dBFS)", "Seed", "Sync", "Length", "Prompt")
 WAVEFORM_COLUMN = 1
 SYNC_COLUMN = 3
+PROMPT_COLUMN = 5
+PROMPT_WIDTH = 220  # pixels; the whole prompt is in the tooltip
 ROW_HEIGHT = 56
 NO_SCORE = "—"
 
@@ -35,6 +38,9 @@ class QtVariants(QTreeWidget):
         for column in range(len(COLUMNS)):
             header.setSectionResizeMode(column, QHeaderView.ResizeToContents)
         header.setSectionResizeMode(WAVEFORM_COLUMN, QHeaderView.Stretch)
+        header.setSectionResizeMode(PROMPT_COLUMN, QHeaderView.Interactive)
+        self.setColumnWidth(PROMPT_COLUMN, PROMPT_WIDTH)
+        self.setColumnHidden(PROMPT_COLUMN, True)  # until a variant was made with a prompt
         header.setSectionsClickable(True)
         header.sectionClicked.connect(self._on_header_clicked)
         self.setRootIsDecorated(False)
@@ -87,15 +93,18 @@ class QtVariants(QTreeWidget):
             for number, index in enumerate(group.indices, 1):
                 self._add_row(parent, number, index, variants[index])
             parent.setExpanded(True)
+        self.setColumnHidden(PROMPT_COLUMN, not any(variant.prompt for variant in variants))
         self.blockSignals(False)
         if self.model.chosen is not None:
             self._update_chosen(self.model.chosen)
 
     def _add_row(self, parent: QTreeWidgetItem, number: int, index: int, variant: VariantRow) -> None:
+        prompt = describe_prompt(variant.prompt)
         item = QTreeWidgetItem(parent, [f"Take {number}", "", str(variant.seed), sync_text(variant),
-                                        f"{float(variant.duration):.2f} s"])
+                                        f"{float(variant.duration):.2f} s", prompt])
         item.setData(0, Qt.UserRole, index)
-        item.setToolTip(0, str(variant.wav))
+        item.setToolTip(0, f"{variant.wav}\n{variant.recipe}")
+        item.setToolTip(PROMPT_COLUMN, prompt)
         item.setSizeHint(WAVEFORM_COLUMN, QSize(200, ROW_HEIGHT))
         for column in (2, 3, 4):
             item.setTextAlignment(column, Qt.AlignRight | Qt.AlignVCenter)

@@ -49,7 +49,8 @@ class EngineWorker(QObject):
             job = self._client.submit_edit(request.edit, str(request.start), str(request.end), seeds=request.seeds,
                                            source=request.source, model=request.model, steps=request.steps,
                                            guidance=request.guidance, sampler=request.sampler,
-                                           spacing=request.spacing)
+                                           spacing=request.spacing, prompt=request.prompt.text,
+                                           negative_prompt=request.prompt.negative)
             self.submitted.emit(request.key, job["id"])
             self._client.wait(job["id"], on_event=lambda event: self.event.emit(request.key, event))
             paths = self._client.download(job["id"], request.output)

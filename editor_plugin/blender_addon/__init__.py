@@ -1,5 +1,7 @@
 """Foley Desk for Blender's Video Sequencer: generate foley for the selected movie strips (or the preview range)
-on a Foley Desk engine and add the variants as sound strips at the exact frame.
+on a Foley Desk engine and add the variants as sound strips at the exact frame, each carrying the model, seed and
+prompt it was made with. The sampling follows the chosen model's own presets; a prompt goes only to a model that
+takes text.
 
 Runs inside Blender's own Python: bpy plus the standard library only. `foley_client` and `foley_edit` are the
 engine's `engine/serving/client.py` and `editor_plugin/edit.py`, copied into the add-on zip by `foley blender-addon`.
@@ -14,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import bpy
-from bpy.props import FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import foley_client
 from .foley_edit import Layered, visible
@@ -30,6 +32,10 @@ bl_info = {
 }
 
 RATE_DENOMINATOR_LIMIT = 10_000  # Blender stores fps_base and strip fps as float32; NTSC rates are n/1001
+QUALITIES = (("fast", "Fast", "The model's fast sampling preset"),
+             ("reference", "Published method", "The model's published sampling (VTA-LDM: 300 DDPM steps, slow)"))
+# the engine's /v1/models entries as last fetched (this session only: the engine's models may change between them)
+known_models: list[dict] = []
 
 
 class AddonError(Exception):
@@ -150,31 +156,101 @@ def free_channel(editor, first: int, after: int, count: int) -> int:
 
 
 def place(scene, request: Request, wavs: list[Path]) -> list:
-    """Add one sound strip per variant at the request's first frame; variants after the first start muted."""
+    """Add one sound strip per variant at the request's first frame; variants after the first start muted. Each
+    strip's custom properties say what made it (from the variant's sidecar), so takes can be told apart."""
     editor = scene.sequence_editor
     channel = free_channel(editor, request.first, request.after, len(wavs))
     added = []
     for number, wav in enumerate(wavs):
         strip = strips(editor).new_sound(f"Foley {wav.stem}", str(wav), channel + number, request.first)
         strip.mute = number > 0
+        note_origin(strip, wav.with_suffix(".json"))
         added.append(strip)
     return added
 
 
-def job_params(settings) -> dict:
-    params = {"seeds": [settings.seed + i for i in range(settings.variants)], "steps": settings.steps,
-              "guidance": settings.guidance}
-    if settings.model:
-        params["model"] = settings.model
-    return params
+def note_origin(strip, sidecar: Path) -> None:
+    """The model, seed and prompts the variant was made with, as the strip's custom properties."""
+    if not sidecar.is_file():
+        return
+    made = json.loads(sidecar.read_text())
+    strip["foley_model"] = made["model"]["name"]
+    strip["foley_seed"] = made["seed"]
+    strip["foley_prompt"] = made.get("prompt", "")
+    strip["foley_negative_prompt"] = made.get("negative_prompt", "")
+
+
+def remember_models(client) -> list[dict]:
+    """Fetch the engine's models and keep them for drawing the panel."""
+    known_models[:] = client.models()
+    return known_models
+
+
+def find_model(models: list[dict], name: str) -> dict | None:
+    """The entry of model `name` (empty: the engine's default), or None."""
+    if not name:
+        return next((entry for entry in models if entry.get("default")), models[0] if models else None)
+    return next((entry for entry in models if entry["name"] == name), None)
+
+
+def model_entry(models: list[dict], name: str) -> dict:
+    entry = find_model(models, name)
+    if entry is None:
+        offered = ", ".join(m["name"] for m in models) or "none"
+        raise AddonError(f"The engine has no model '{name}' (it offers: {offered}). Correct the Model field, or "
+                         "leave it empty for the engine's default.")
+    return entry
+
+
+def sampling_of(entry: dict, settings) -> dict:
+    """The chosen quality as this model samples it (its own sampler, spacing, steps and guidance: MMAudio refuses
+    VTA-LDM's samplers), with the steps and guidance set in the panel when they are not 0."""
+    preset = dict(entry.get("sampling_presets", {}).get(settings.quality, {}))  # an older engine: its defaults
+    if settings.steps:
+        preset["steps"] = settings.steps
+    if settings.guidance:
+        preset["guidance"] = settings.guidance
+    return {key: preset[key] for key in ("sampler", "spacing", "steps", "guidance") if key in preset}
+
+
+def job_params(settings, entry: dict) -> tuple[dict, str]:
+    """What goes with each job for model `entry`, and a note for the user ("" when there is nothing to say)."""
+    params = {"seeds": [settings.seed + i for i in range(settings.variants)], "model": entry["name"],
+              **sampling_of(entry, settings)}
+    prompt = (settings.prompt.strip(), settings.negative_prompt.strip())
+    if entry.get("takes_text"):
+        params["prompt"], params["negative_prompt"] = prompt
+        return params, ""
+    note = f"model '{entry['name']}' takes no text prompt: generated from the picture alone" if any(prompt) else ""
+    return params, note
+
+
+def prompt_state(settings) -> tuple[bool, str]:
+    """Whether the panel shows the prompt fields for the chosen model, and if not, why."""
+    entry = find_model(known_models, settings.model)
+    if entry is None or entry.get("takes_text"):
+        return True, ""  # not fetched yet: shown, and checked when the job is made
+    return False, f"{entry['name']} takes no text prompt: the picture alone decides the sound"
+
+
+def recipe(entry: dict, settings) -> str:
+    """The sampling a job would use, in one line for the panel."""
+    sampling = {"sampler": "?", "steps": "?", "guidance": "?", **sampling_of(entry, settings)}
+    return f"{sampling['sampler']}, {sampling['steps']} steps, guidance {sampling['guidance']}"
 
 
 class FoleySettings(bpy.types.PropertyGroup):
     variants: IntProperty(name="Variants", default=2, min=1, max=16)
     seed: IntProperty(name="Seed", default=1, min=0)
-    steps: IntProperty(name="Steps", default=300, min=1, max=1000, description="Sampling steps (reference: 300)")
-    guidance: FloatProperty(name="Guidance", default=3.0, min=1.0, max=20.0)
+    quality: EnumProperty(name="Quality", items=QUALITIES, default="fast",
+                          description="Which of the model's own sampling presets")
+    steps: IntProperty(name="Steps", default=0, min=0, max=1000, description="Sampling steps; 0: the model's own")
+    guidance: FloatProperty(name="Guidance", default=0.0, min=0.0, max=20.0,
+                            description="Classifier-free guidance; 0: the model's own (guidance differs by model)")
     model: StringProperty(name="Model", default="", description="Engine model name; empty for the engine's default")
+    prompt: StringProperty(name="Prompt", default="", description="The sound to make, for a model that takes text "
+                           "(e.g. footsteps on gravel)")
+    negative_prompt: StringProperty(name="Negative", default="", description="What to steer away from (e.g. music)")
     engine_url: StringProperty(name="Engine", default="", description="Empty: the local engine (started if needed)")
     engine_token: StringProperty(name="Token", default="", subtype="PASSWORD")
     output: StringProperty(name="Folder", default="//foley", subtype="DIR_PATH")
@@ -197,14 +273,15 @@ class SEQUENCER_OT_foley_generate(bpy.types.Operator):
         try:
             requests = requests_for(context.scene)
             client = connect(settings)
+            params, note = job_params(settings, model_entry(remember_models(client), settings.model))
             placed = 0
             for request in requests:
-                wavs = run_job(client, request, job_params(settings), output_dir(settings), {})
+                wavs = run_job(client, request, params, output_dir(settings), {})
                 placed += len(place(context.scene, request, wavs))
         except (AddonError, foley_client.EngineError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Foley Desk: added {placed} sound strip(s)")
+        self.report({"INFO"}, f"Foley Desk: added {placed} sound strip(s)" + (f"; {note}" if note else ""))
         return {"FINISHED"}
 
     def invoke(self, context, event):
@@ -214,12 +291,13 @@ class SEQUENCER_OT_foley_generate(bpy.types.Operator):
         try:
             self._requests = requests_for(context.scene)
             self._client = connect(settings)
+            params, self._note = job_params(settings, model_entry(remember_models(self._client), settings.model))
         except (AddonError, foley_client.EngineError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         self._progress = {"text": "queued"}
         self._results: list = []
-        params, out = job_params(settings), output_dir(settings)
+        out = output_dir(settings)
 
         def work():
             try:
@@ -249,7 +327,25 @@ class SEQUENCER_OT_foley_generate(bpy.types.Operator):
             self.report({"ERROR"}, self._progress["error"])
             return {"CANCELLED"}
         placed = sum(len(place(context.scene, request, wavs)) for request, wavs in self._results)
-        settings.status = f"added {placed} sound strip(s)"
+        settings.status = f"added {placed} sound strip(s)" + (f"; {self._note}" if self._note else "")
+        return {"FINISHED"}
+
+
+class SEQUENCER_OT_foley_models(bpy.types.Operator):
+    """Ask the engine which models it offers, and whether the chosen one takes a text prompt"""
+
+    bl_idname = "sequencer.foley_models"
+    bl_label = "Check Model"
+
+    def execute(self, context):
+        settings = context.scene.foley
+        try:
+            entry = model_entry(remember_models(connect(settings)), settings.model)
+        except (AddonError, foley_client.EngineError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        text = "takes a text prompt" if entry.get("takes_text") else "takes no text prompt"
+        self.report({"INFO"}, f"Foley Desk: {entry['name']} ({entry.get('family', '?')}) {text}")
         return {"FINISHED"}
 
 
@@ -262,14 +358,28 @@ class SEQUENCER_PT_foley(bpy.types.Panel):
     def draw(self, context):
         settings = context.scene.foley
         layout = self.layout
-        for name in ("variants", "seed", "steps", "guidance", "model", "output", "engine_url", "engine_token"):
+        row = layout.row(align=True)
+        row.prop(settings, "model")
+        row.operator(SEQUENCER_OT_foley_models.bl_idname, text="", icon="FILE_REFRESH")
+        shown, reason = prompt_state(settings)
+        if shown:
+            layout.prop(settings, "prompt")
+            layout.prop(settings, "negative_prompt")
+        else:
+            layout.label(text=reason, icon="INFO")
+        for name in ("variants", "seed", "quality", "steps", "guidance"):
+            layout.prop(settings, name)
+        entry = find_model(known_models, settings.model)
+        if entry is not None:
+            layout.label(text=f"{entry['name']}: {recipe(entry, settings)}")
+        for name in ("output", "engine_url", "engine_token"):
             layout.prop(settings, name)
         layout.operator(SEQUENCER_OT_foley_generate.bl_idname, icon="SOUND")
         if settings.status:
             layout.label(text=settings.status)
 
 
-CLASSES = (FoleySettings, SEQUENCER_OT_foley_generate, SEQUENCER_PT_foley)
+CLASSES = (FoleySettings, SEQUENCER_OT_foley_generate, SEQUENCER_OT_foley_models, SEQUENCER_PT_foley)
 
 
 def register():
