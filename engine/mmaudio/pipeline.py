@@ -12,6 +12,7 @@ import torch
 from engine.config import Prompt, SamplingConfig
 from engine.mmaudio.clip import clip_image_features, clip_text_features
 from engine.mmaudio.config import PRESETS, MMAudioConfig
+from engine.mmaudio.frames import reference_streams
 from engine.mmaudio.network import Conditions
 from engine.mmaudio.sampling import flow_times, sample_latent, start_noise
 from engine.mmaudio.stages import Stages, build_modules
@@ -21,7 +22,7 @@ from engine.mmaudio.vae import decode
 from engine.mmaudio.vocoder import vocode
 from engine.video import EditFrames, EditSpan, FrameStreams
 
-LEGACY_FRAMES = False  # frames by exact time only
+LEGACY_FRAMES = True  # legacy_frames: MMAudio's own frame picking and resizing (engine.mmaudio.frames)
 TAKES_TEXT = True
 PRECISION_PARTS = ("clip", "synchformer", "network", "vae", "vocoder")  # as MMAudio's demo: every stage in one dtype
 __all__ = ["LEGACY_FRAMES", "TAKES_TEXT", "PRECISION_PARTS", "SAMPLING_PRESETS", "config_of", "build_modules", "rebuild_unsaved_buffers",
@@ -42,9 +43,20 @@ def rebuild_unsaved_buffers(stages: Stages, config: MMAudioConfig) -> None:
     stages.network.set_sequence(config.network.sequence)
 
 
-def frame_source(spans: tuple[EditSpan, ...], start: Fraction, end: Fraction, config: MMAudioConfig) -> FrameStreams:
+def frame_source(spans: tuple[EditSpan, ...], start: Fraction, end: Fraction, config: MMAudioConfig, *,
+                 legacy: bool = False) -> FrameStreams:
     """The edit's pictures as both encoders take them: CLIP at 8 fps squashed to 384 px (MMAudio's `Resize((384,
-    384))`), Synchformer at 25 fps, short side to 224 px and centre cropped; decoded window by window."""
+    384))`), Synchformer at 25 fps, short side to 224 px and centre cropped; decoded window by window.
+
+    `legacy`: one file read from its own timeline by MMAudio's `load_video` rule (the frame at or after each
+    target, torch's bicubic resize), decoded at once; what MMAudio's demo conditions on."""
+    if legacy:
+        if len(spans) != 1 or spans[0].source_start != start or spans[0].record_start != start:
+            raise ValueError("MMAudio's legacy frame rule reads one media file from its own timeline; drop "
+                             "legacy_frames for edits.")
+        return reference_streams(spans[0].media, start, end, clip_rate=config.clip_rate,
+                                 clip_size=config.clip.vision.image_size, sync_rate=config.frame_rate,
+                                 sync_size=config.synchformer.image_size)
     return FrameStreams({
         "sync": EditFrames(spans, start, end, config.frame_rate, config.synchformer.image_size, "crop"),
         "clip": EditFrames(spans, start, end, config.clip_rate, config.clip.vision.image_size, "squash"),
@@ -77,18 +89,26 @@ def _text(stages: Stages, text: str) -> torch.Tensor:
     return clip_text_features(stages.clip, _tokenizer()([text]))
 
 
-def conditions(stages: Stages, part: FrameStreams, prompt: Prompt) -> tuple[Conditions, Conditions]:
-    """The window's conditions and the guidance's unconditional side (empty video, the negative prompt's features:
-    MMAudio's demo encodes the negative prompt even when it is empty)."""
-    network = stages.network
-    lengths = network.sequence
+def features(stages: Stages, part: FrameStreams, prompt: Prompt) -> dict[str, torch.Tensor]:
+    """The encoders' outputs for the window at the network's sequence lengths: "clip" [1, clip_seq_len, D],
+    "sync" [1, sync_seq_len, D], "text" and "negative_text" [1, 77, D] (MMAudio's `encode_video_with_clip`,
+    `encode_video_with_sync`, `encode_text`)."""
+    lengths = stages.network.sequence
     clip_pixels = torch.from_numpy(part["clip"].model_input()[: lengths.clip_seq_len])
     sync_count = int(lengths.seconds * lengths.sync_fps)  # MMAudio keeps int(25 * duration) frames
     sync_pixels = torch.from_numpy(part["sync"].model_input()[:sync_count])
-    clip = clip_image_features(stages.clip, clip_pixels)[None]
-    sync = sync_features(stages.synchformer, sync_pixels[None])
-    cond = network.prepare_conditions(clip, sync, _text(stages, prompt.text))
-    return cond, network.empty_conditions(1, negative_text=_text(stages, prompt.negative))
+    return {"clip": clip_image_features(stages.clip, clip_pixels)[None],
+            "sync": sync_features(stages.synchformer, sync_pixels[None]),
+            "text": _text(stages, prompt.text), "negative_text": _text(stages, prompt.negative)}
+
+
+def conditions(stages: Stages, part: FrameStreams, prompt: Prompt) -> tuple[Conditions, Conditions]:
+    """The window's conditions and the guidance's unconditional side (empty video, the negative prompt's features:
+    MMAudio's demo encodes the negative prompt even when it is empty)."""
+    encoded = features(stages, part, prompt)
+    network = stages.network
+    cond = network.prepare_conditions(encoded["clip"], encoded["sync"], encoded["text"])
+    return cond, network.empty_conditions(1, negative_text=encoded["negative_text"])
 
 
 def generate_window(stages: Stages, config: MMAudioConfig, scale_factor: float, device: str, part: FrameStreams,
