@@ -69,7 +69,8 @@ def main() -> None:
     base = sum(first.values())
     for precision, times in rows.items():
         total = sum(times.values())
-        cells = "".join(f"{times.get(stage, 0):>8.1f} s {100 * times.get(stage, 0) / total:>3.0f} %" for stage in stages)
+        cells = "".join(f"{times.get(stage, 0):>8.1f} s {100 * times.get(stage, 0) / total:>3.0f} %"
+                        for stage in stages)
         print(f"{precision:<10}{cells}{total:>10.1f}{base / total:>9.2f}x")
 
 

@@ -1,7 +1,6 @@
 """One job, the same wherever it runs (`foley generate` in process, the engine's worker): frames or an edit in,
 variant WAVs with their sidecars out."""
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -13,17 +12,7 @@ from engine.core.generate import Generation, check_prompt, check_request, genera
 from engine.core.output import Layer, write_variants
 from engine.models import Components, family_of, model_config, model_family
 from engine.progress import StepInfo
-from engine.video import (
-    EditFrames,
-    EditSpan,
-    Frames,
-    FrameStreams,
-    check_range,
-    decode_frames,
-    probe_video,
-    target_times,
-)
-
+from engine.video import EditFrames, EditSpan, Frames, FrameStreams, check_range, probe_video, target_times
 
 MAX_LAYERS = 8
 
@@ -84,9 +73,6 @@ def check_spec(spec: JobSpec) -> None:
         raise ValueError("a job needs frames, or media to decode ('media' or 'edit').")
     for span in spec.edit:
         check_range(probe_video(span.media), span.source_start, span.source_end)
-    if spec.legacy_frames and not family.LEGACY_FRAMES:
-        raise ValueError(f"legacy_frames is a reference code's frame rule; model '{spec.model}' has none and samples "
-                         "its frames by exact time: drop it.")
     if spec.legacy_frames and (len(spec.edit) != 1 or spec.edit[0].source_start != spec.start):
         raise ValueError("legacy_frames applies to one media file sampled from its own timeline; drop it for edits.")
 
@@ -120,18 +106,14 @@ def run_job(spec: JobSpec, components: Components, out_dir: Path, *, report: Cal
 
 def job_frames(spec: JobSpec, components: Components,
                report: Callable[[StepInfo], None] | None) -> Frames | EditFrames | FrameStreams:
-    """The pictures of an edit as `components` sees them; a reference's legacy rule reads the file from its start,
-    so it decodes at once: the family's `frame_source(..., legacy=True)` where it takes one, else VTA-LDM's."""
+    """The pictures of an edit as `components` sees them (the family's `frame_source`); a reference code's legacy
+    rule reads the file from its start, so it decodes at once."""
     family = family_of(components)
     if not spec.legacy_frames:
         return family.frame_source(spec.edit, spec.start, spec.end, components.config)
     if report:
         report(StepInfo("decode", 0, 1, 0, len(spec.seeds)))
-    if "legacy" in inspect.signature(family.frame_source).parameters:
-        frames = family.frame_source(spec.edit, spec.start, spec.end, components.config, legacy=True)
-    else:
-        rate, size = components.config.frame_rate, components.config.vision.image_size
-        frames = decode_frames(spec.edit[0].media, spec.start, spec.end, rate=rate, size=size, legacy=True)
+    frames = family.frame_source(spec.edit, spec.start, spec.end, components.config, legacy=True)
     if report:
         report(StepInfo("decode", 1, 1, 0, len(spec.seeds)))
     return frames

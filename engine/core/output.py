@@ -87,7 +87,8 @@ def write_variants(generation: Generation, components: Components, source: str, 
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     name_part = PurePath(source).stem or "foley"
-    stem = f"{name_part}_{float(generation.start):.3f}-{float(generation.end):.3f}" + (f"_{layer.slug}" if layer else "")
+    stem = f"{name_part}_{float(generation.start):.3f}-{float(generation.end):.3f}"
+    stem += f"_{layer.slug}" if layer else ""
     staged: list[tuple[Path, Path]] = []
     try:
         for number, variant in enumerate(generation.variants, start=1):

@@ -76,7 +76,8 @@ def licences(config: MMAudioConfig, files: Files) -> list[dict]:
     """What each stage's weights may be used for, as their publishers state it; shown wherever the model is."""
     vocoder = ({"component": "BigVGAN v2 vocoder (44.1 kHz)", "licence": "MIT", "source": VOCODER_44K_REPO}
                if config.sample_rate != 16000 else
-               {"component": "BigVGAN vocoder (16 kHz)", "licence": NON_COMMERCIAL, "source": f"{RELEASE}/best_netG.pt"})
+               {"component": "BigVGAN vocoder (16 kHz)", "licence": NON_COMMERCIAL,
+                "source": f"{RELEASE}/best_netG.pt"})
     return [
         {"component": f"MMAudio network ({config.name})", "licence": NON_COMMERCIAL, "source": NETWORK_REPO},
         {"component": "MMAudio mel VAE", "licence": NON_COMMERCIAL, "source": f"{RELEASE}/{files.vae.name}"},

@@ -22,11 +22,11 @@ from engine.mmaudio.vae import decode
 from engine.mmaudio.vocoder import vocode
 from engine.video import EditFrames, EditSpan, FrameStreams
 
-LEGACY_FRAMES = True  # legacy_frames: MMAudio's own frame picking and resizing (engine.mmaudio.frames)
 TAKES_TEXT = True
 PRECISION_PARTS = ("clip", "synchformer", "network", "vae", "vocoder")  # as MMAudio's demo: every stage in one dtype
-__all__ = ["LEGACY_FRAMES", "TAKES_TEXT", "PRECISION_PARTS", "SAMPLING_PRESETS", "config_of", "build_modules", "rebuild_unsaved_buffers",
-           "frame_source", "timesteps", "check_frames", "generate_window"]  # the family interface (engine.models)
+# the family interface (engine.models.FAMILIES)
+__all__ = ["TAKES_TEXT", "PRECISION_PARTS", "SAMPLING_PRESETS", "config_of", "build_modules",
+           "rebuild_unsaved_buffers", "frame_source", "timesteps", "check_frames", "generate_window"]
 # MMAudio's own method is already a 25-step ODE solver: both presets run it until a faster one is measured
 SAMPLING_PRESETS = {"reference": SamplingConfig("euler", 25, 4.5), "fast": SamplingConfig("euler", 25, 4.5)}
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from engine.config import SAMPLING_PRESETS, Prompt, SamplingConfig
-from engine.video import EditFrames, EditSpan, Frames
+from engine.video import EditFrames, EditSpan, Frames, decode_frames
 from engine.vta_ldm.config import PRESETS, ModelConfig, config_from_dict
 from engine.vta_ldm.sampling import SAMPLERS, TIMESTEP_SPACINGS, get_alphas_cumprod, row_noise
 from engine.vta_ldm.stages import Stages, build_modules, rebuild_unsaved_buffers
@@ -18,11 +18,11 @@ from engine.vta_ldm.vae import decode
 from engine.vta_ldm.vision_encoder import encode_frames
 from engine.vta_ldm.vocoder import vocode
 
-LEGACY_FRAMES = True  # --legacy-frames: the reference code's int(fps) frame rule
 TAKES_TEXT = False
 PRECISION_PARTS = ("unet",)  # --precision sets the UNet's weights; the other stages stay fp32
-__all__ = ["LEGACY_FRAMES", "TAKES_TEXT", "PRECISION_PARTS", "SAMPLING_PRESETS", "config_of", "build_modules", "rebuild_unsaved_buffers",
-           "frame_source", "timesteps", "check_frames", "generate_window"]  # the family interface (engine.models)
+# the family interface (engine.models.FAMILIES)
+__all__ = ["TAKES_TEXT", "PRECISION_PARTS", "SAMPLING_PRESETS", "config_of", "build_modules",
+           "rebuild_unsaved_buffers", "frame_source", "timesteps", "check_frames", "generate_window"]
 
 
 def config_of(manifest: dict) -> ModelConfig:
@@ -33,8 +33,13 @@ def config_of(manifest: dict) -> ModelConfig:
     return replace(base, vision=replace(base.vision, frame_pe=manifest.get("frame_pe", False)))
 
 
-def frame_source(spans: tuple[EditSpan, ...], start: Fraction, end: Fraction, config: ModelConfig) -> EditFrames:
-    """The edit's pictures as the encoder takes them, decoded window by window."""
+def frame_source(spans: tuple[EditSpan, ...], start: Fraction, end: Fraction, config: ModelConfig, *,
+                 legacy: bool = False) -> EditFrames | Frames:
+    """The edit's pictures as the encoder takes them, decoded window by window; `legacy`: one file sampled by the
+    reference code's int(fps) frame-index rule, which indexes the whole file, so decoded at once."""
+    if legacy:
+        return decode_frames(spans[0].media, start, end, rate=config.frame_rate, size=config.vision.image_size,
+                             legacy=True)
     return EditFrames(spans, start, end, config.frame_rate, config.vision.image_size)
 
 

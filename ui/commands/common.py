@@ -131,7 +131,9 @@ def add_generation_options(parser: argparse.ArgumentParser, default_output: str 
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                         help="UNet precision: auto = fp16 on GPUs, fp32 on CPUs")
     parser.add_argument("--encoder", metavar="ONNX", help="run the vision encoder from this ONNX export (onnxruntime)")
-    parser.add_argument("--legacy-frames", action="store_true", help="sample frames with the reference's int(fps) rule")
+    parser.add_argument("--legacy-frames", action="store_true",
+                        help="sample frames by the reference code's own rule (VTA-LDM: int(fps) frame indices; "
+                             "MMAudio: its load_video), for parity checks")
     parser.add_argument("--level", choices=LEVEL_MODES, default="normalised",
                         help="normalised (default): -23 LUFS, true peak under -1 dBTP, by a gain the sidecar records; "
                         "raw: the model's output unchanged")

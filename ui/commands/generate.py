@@ -41,7 +41,8 @@ def run_generation(edit: tuple[EditSpan, ...], start: Fraction, end: Fraction, n
     from engine.core.job import JobSpec
 
     if args.legacy_frames and len(edit) != 1:
-        raise ValueError("--legacy-frames samples one video file by the reference's rule; it does not apply to edits.")
+        raise ValueError("--legacy-frames samples one video file by the reference code's rule; it does not apply to "
+                         "edits.")
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     seeds = tuple(seed + i for i in range(args.variants))
     _check_seeds(args.variants, seeds)
