@@ -83,6 +83,9 @@ def test_foley_generate_with_a_prompt_over_two_windows(home, capsys, variant, ra
     assert np.array_equal(audio, soundfile.read(b)[0])
     assert not np.array_equal(audio, soundfile.read(c)[0])
     assert np.abs(audio).max() > 0
+    assert main(["export", str(a), "-o", str(home / "stems")]) == 0  # stems at 48 kHz whatever the model's rate
+    (stem,) = json.loads((home / "stems" / "stems.json").read_text())["stems"]
+    assert stem["samples"] == round((end - start) * 48000) and stem["prompt"] == "footsteps on gravel"
 
 
 def test_a_prompt_for_a_model_without_text_is_refused_in_one_line(home, capsys):

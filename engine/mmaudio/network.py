@@ -16,7 +16,7 @@ buffers `t_embed.freqs`, `latent_rot` and `clip_rot`, which their loader deletes
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fractions import Fraction
 
 import torch
@@ -334,6 +334,10 @@ class Conditions:
         return Conditions(clip=self.clip.expand(batch, -1, -1), sync=self.sync.expand(batch, -1, -1),
                           text=self.text.expand(batch, -1, -1), global_c=self.global_c.expand(batch, -1))
 
+    def stacked(self, other: "Conditions") -> "Conditions":
+        """These rows, then `other`'s: both sides of guidance in one batch."""
+        return Conditions(*(torch.cat([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self)))
+
 
 def _input_projections(config: NetworkConfig) -> dict[str, nn.Sequential]:
     """The audio, CLIP, Synchformer and text input projections: a 7-tap convolution or a linear map, an activation,
@@ -463,13 +467,14 @@ class MMAudioNetwork(nn.Module):
     def guided_velocity(self, latent: torch.Tensor, t: torch.Tensor | float, conditions: Conditions,
                         empty: Conditions, cfg_strength: float) -> torch.Tensor:
         """Classifier-free guidance (Ho & Salimans 2022) as MMAudio forms it at one time `t` for the whole batch:
-        cfg * v(conditions) + (1 - cfg) * v(empty); the conditional velocity alone when cfg <= 1 (at exactly 1
-        MMAudio also runs the empty pass, for the same sum)."""
-        times = torch.full((latent.shape[0],), float(t), dtype=latent.dtype, device=latent.device)
-        velocity = self(latent, times, conditions)
+        cfg * v(conditions) + (1 - cfg) * v(empty), both halves in one network call; the conditional velocity
+        alone when cfg <= 1 (at exactly 1 MMAudio also runs the empty pass, for the same sum)."""
+        batch = latent.shape[0]
         if cfg_strength <= 1.0:
-            return velocity
-        return cfg_strength * velocity + (1 - cfg_strength) * self(latent, times, empty)
+            return self(latent, torch.full((batch,), float(t), dtype=latent.dtype, device=latent.device), conditions)
+        times = torch.full((2 * batch,), float(t), dtype=latent.dtype, device=latent.device)
+        velocity, unconditional = self(torch.cat([latent, latent]), times, conditions.stacked(empty)).chunk(2)
+        return cfg_strength * velocity + (1 - cfg_strength) * unconditional
 
     def normalize(self, latent: torch.Tensor) -> torch.Tensor:
         """A VAE latent (batch, tokens, latent_dim) in the network's normalised units."""
