@@ -127,11 +127,11 @@ def test_cli_imported_model_licences_reach_the_sidecar(clip, tmp_path, capsys):
     assert main(["models", "import", str(tmp_path / "snap")]) == 0
     assert "test-sized" in capsys.readouterr().out
     assert main(["models", "list"]) == 0
-    assert "tiny: preset tiny" in capsys.readouterr().out
+    assert "tiny: vta-ldm tiny; licences: all: none (test-sized checkpoint)" in capsys.readouterr().out
     out = tmp_path / "out"
     assert main(["generate", str(clip), "--end", "1", "--steps", "1", "--seed", "1", "--model", "tiny", "-o", str(out)]) == 0
     meta = json.loads(next(out.glob("*.json")).read_text())
-    assert meta["model"] == {"name": "tiny", "preset": "tiny", "trained": True}
+    assert meta["model"] == {"name": "tiny", "family": "vta-ldm", "preset": "tiny", "trained": True}
     assert meta["licences"][0]["licence"] == "none (test-sized checkpoint)"
     assert main(["models", "remove", "tiny"]) == 0
 
