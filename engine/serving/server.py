@@ -216,14 +216,14 @@ def parse_frames_job(body: bytes, uploads: "Uploads | None" = None) -> JobSpec:
         rgb, times = np.concatenate([earlier, rgb]), earlier_times + times
     spec = _spec(header, source=str(header.get("source") or "frames"))
     config = model_config(spec.model)
-    if not hasattr(config, "vision"):
+    if upload_size(config) is None:
         raise ValueError(f"frames upload: model '{spec.model}' conditions on pictures at two rates and sizes (CLIP "
                          "and Synchformer); send it the media ('media' or 'edit' jobs) instead of frames.")
     if header.get("fps") != config.frame_rate:
         raise ValueError(f"frames upload: frames must be sampled at {config.frame_rate} fps for model "
                          f"'{spec.model}'; the header says fps={header.get('fps')!r}.")
     frame_times = tuple(_fraction(t, "frame_times") for t in times)
-    frames = Frames(fit_frames(rgb, config.vision.image_size), frame_times, spec.start, spec.end, config.frame_rate)
+    frames = Frames(fit_frames(rgb, upload_size(config)), frame_times, spec.start, spec.end, config.frame_rate)
     return replace(spec, frames=frames)
 
 
@@ -267,9 +267,14 @@ class Uploads:
         return np.concatenate(parts), times
 
 
+def upload_size(config) -> int | None:
+    """The picture size hosts may upload frames at: a model of one picture stream (VTA-LDM) has one; a model of
+    several (MMAudio) reads the media itself (None)."""
+    return config.vision.image_size if hasattr(config, "vision") else None
+
+
 def _model_entry(name: str, licences, trained: bool, default: str) -> dict:
     config, family = model_config(name), model_family(name)
-    single = hasattr(config, "vision")  # one picture stream (VTA-LDM): hosts may upload frames at this rate and size
     return {
         "name": name,
         "family": family_name(model_manifest(name)),
@@ -277,7 +282,7 @@ def _model_entry(name: str, licences, trained: bool, default: str) -> dict:
         "takes_text": family.TAKES_TEXT,
         "sampling_presets": {preset: asdict(sampling) for preset, sampling in family.SAMPLING_PRESETS.items()},
         "frame_rate": config.frame_rate,
-        "image_size": config.vision.image_size if single else None,
+        "image_size": upload_size(config),
         "window_seconds": str(config.window_seconds),
         "sample_rate": config.sample_rate,
         "licences": list(licences),
