@@ -3,8 +3,9 @@
 Each clip is a small procedural scene of one kind (`SCENE_KINDS`): objects of some material drop and bounce on
 the floor, slide into walls, several at once, under a panning or shaking camera, behind an occluder, beside
 silent distractors, thrown across the room against a wall, sliding into each other, or dropped onto another lying on
-the floor. Everything that is not the event is randomised (domain randomisation, Tobin et al. 2017): backgrounds (procedural textures, or frames of real footage from `load_backgrounds`), lighting and colours,
-object shapes and sizes, frame size, and the frame rate (23.976-30 fps; the model's loader resamples to its
+the floor. Everything that is not the event is randomised (domain randomisation, Tobin et al. 2017): backgrounds
+(procedural textures, or frames of real footage from `load_backgrounds`), lighting and colours, object shapes and
+sizes, frame size, and the frame rate (23.976-30 fps; the model's loader resamples to its
 25 fps). The sound is physically timed: every contact is a modal-synthesis impact (damped partials whose
 frequencies and decays follow the material, loudness following the impact speed), sliding is friction noise,
 and a quiet ambience runs under everything. Contact times are computed in closed form, so labels are exact.
