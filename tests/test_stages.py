@@ -1,5 +1,7 @@
 """Each engine stage on the tiny model: shapes, dtypes, determinism, and the exact unconditional shortcut."""
 
+import copy
+
 import torch
 
 from engine.vta_ldm.config import TINY, VTA_LDM
@@ -77,3 +79,42 @@ def test_published_preset_has_the_published_parameter_counts():
     assert round(counts["vae"] / 1e6, 2) == 32.98 and round(counts["vocoder"] / 1e6, 2) == 55.26
     attn2 = modules["unet"].state_dict()["down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight"]
     assert attn2.shape == (320, 2048)
+
+
+def test_the_bound_unet_is_captured_whole_and_equals_eager():
+    """What CUDA graphs need: one graph with no break (fullgraph), reused across timesteps and for a new window's
+    context of the same shape. Backend aot_eager traces exactly what inductor and CUDA graphs are given (dynamo's
+    graph, functionalised by AOTAutograd) without generating code: inductor takes ~100 s to build on one core,
+    too long for every run, and is not exact (fused kernels reorder float sums)."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    torch.manual_seed(0)
+    unet = build_unet(TINY.unet)
+    alphas = get_alphas_cumprod(TINY.scheduler)
+    x = torch.randn(2, *TINY.latent_shape)
+    compiled = torch.compile(unet, backend="aot_eager", fullgraph=True)
+    for window in range(2):
+        context = torch.randn(1, 7, TINY.unet.cross_attention_dim)
+        eager, captured = GuidedDenoiser(unet, context, 3.0, alphas), GuidedDenoiser(compiled, context, 3.0, alphas)
+        for t in (601, 301):
+            torch.testing.assert_close(captured(x, t), eager(x, t), rtol=0, atol=0)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+
+
+def test_half_precision_unets_and_batched_variants_follow_fp32():
+    """The GPU path's arithmetic on the CPU: fp16 (CUDA's auto) and bf16 weights through the bound denoiser, all
+    variants in one UNet call (chunk=None, as on GPUs) against one variant per call (the CPU's chunk=1)."""
+    torch.manual_seed(0)
+    unet = build_unet(TINY.unet)
+    alphas = get_alphas_cumprod(TINY.scheduler)
+    context = torch.randn(1, 7, TINY.unet.cross_attention_dim)
+    x = torch.randn(3, *TINY.latent_shape)
+    fp32 = GuidedDenoiser(unet, context, 3.0, alphas, chunk=1)(x, 601)
+    torch.testing.assert_close(GuidedDenoiser(unet, context, 3.0, alphas, chunk=None)(x, 601), fp32, rtol=0, atol=1e-5)
+    scale = fp32.abs().max()
+    for dtype, tolerance in ((torch.float16, 0.01), (torch.bfloat16, 0.05)):
+        half = copy.deepcopy(unet).to(dtype)
+        batched = GuidedDenoiser(half, context, 3.0, alphas, chunk=None)(x, 601)
+        assert batched.dtype == torch.float32 and 0 < (batched - fp32).abs().max() <= tolerance * scale
+        torch.testing.assert_close(GuidedDenoiser(half, context, 3.0, alphas, chunk=1)(x, 601), batched,
+                                   rtol=0, atol=tolerance * scale)

@@ -11,37 +11,56 @@ from engine.vta_ldm.config import ModelConfig, UNetConfig
 
 
 class ZeroContextCrossAttention:
-    """Cross-attention that skips all-zero context rows and computes the context's K/V once per job.
+    """Cross-attention that computes the job's context K/V once and skips the unconditional rows.
 
-    Cross-attention `to_k`/`to_v` have no bias, so a zero context gives K = V = 0, uniform weights and a zero
-    attention output: the layer returns exactly `to_out.0.bias` (reference notes 1.4). The conditioning does
-    not change between sampling steps, so K and V of the real rows are kept for as long as the caller passes
-    the same context tensor (GuidedDenoiser does, for a whole job). Attention itself is torch's SDPA.
+    Cross-attention `to_k`/`to_v` have no bias, so VTA-LDM's all-zeros unconditional context gives K = V = 0,
+    uniform weights and a zero attention output: the layer returns exactly `to_out.0.bias` (reference notes 1.4).
+    `bind` gives the processor one context's K/V as tensors; a guided batch is then laid out [uncond] * n +
+    [cond] * n (GuidedDenoiser's order), so which rows to skip follows from the batch's shape, not its values:
+    the call has no data-dependent branch and torch.compile / CUDA graphs capture it at fixed shapes. Unbound
+    (direct UNet calls), it is plain cross-attention over the context it is given. Attention itself is torch's SDPA.
     """
 
     def __init__(self) -> None:
-        self._cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # (context, K, V)
+        self.context: torch.Tensor | None = None  # the bound context [1, T, D]
+        self.keys: torch.Tensor | None = None  # its K and V, [1, heads, T, head_dim]
+        self.values: torch.Tensor | None = None
+        self.guided = False
 
-    def _keys_values(self, attn, context: torch.Tensor, real: torch.Tensor):
-        if self._cache is None or self._cache[0] is not context:
-            rows = context[real]
-            heads = attn.heads
-            k = attn.to_k(rows).unflatten(-1, (heads, -1)).transpose(1, 2)
-            v = attn.to_v(rows).unflatten(-1, (heads, -1)).transpose(1, 2)
-            self._cache = (context, k, v)
-        return self._cache[1], self._cache[2]
+    def bind(self, attn, context: torch.Tensor, guided: bool) -> None:
+        """Keep the K/V of `context` [1, T, D]; with `guided`, the first half of every batch is unconditional."""
+        self.context, self.guided = context, guided
+        self.keys, self.values = _heads(attn, attn.to_k(context)), _heads(attn, attn.to_v(context))
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
         assert attention_mask is None and attn.norm_cross is None and not attn.residual_connection
-        zero = encoder_hidden_states.flatten(1).abs().amax(dim=1) == 0
-        out = attn.to_out[0].bias.to(hidden_states.dtype).expand(hidden_states.shape).clone()
-        real = ~zero
-        if bool(real.any()):
-            k, v = self._keys_values(attn, encoder_hidden_states, real)
-            q = attn.to_q(hidden_states[real]).unflatten(-1, (attn.heads, -1)).transpose(1, 2)
-            attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)
-            out[real] = attn.to_out[1](attn.to_out[0](attended)) / attn.rescale_output_factor
-        return out
+        if self.keys is None:
+            keys, values = _heads(attn, attn.to_k(encoder_hidden_states)), _heads(attn, attn.to_v(encoder_hidden_states))
+            return _attend(attn, hidden_states, keys, values)
+        rows = hidden_states.shape[0]
+        skipped = rows // 2 if self.guided else 0
+        shape = (rows - skipped, -1, -1, -1)
+        out = _attend(attn, hidden_states[skipped:], self.keys.expand(shape), self.values.expand(shape))
+        if not skipped:
+            return out
+        bias = attn.to_out[0].bias.to(out.dtype).expand(skipped, *out.shape[1:])
+        return torch.cat([bias, out])
+
+
+def _heads(attn, projected: torch.Tensor) -> torch.Tensor:
+    """[B, L, heads * d] -> [B, heads, L, d]."""
+    return projected.unflatten(-1, (attn.heads, -1)).transpose(1, 2)
+
+
+def _attend(attn, hidden_states: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """SDPA of the queries of `hidden_states` over `keys`/`values`, through the output projection."""
+    attended = F.scaled_dot_product_attention(_heads(attn, attn.to_q(hidden_states)), keys, values)
+    return attn.to_out[1](attn.to_out[0](attended.transpose(1, 2).flatten(2))) / attn.rescale_output_factor
+
+
+def cross_attentions(unet: UNet2DConditionModel) -> list:
+    """The attention modules whose processor is a `ZeroContextCrossAttention`."""
+    return [m for m in unet.modules() if isinstance(getattr(m, "processor", None), ZeroContextCrossAttention)]
 
 
 def build_unet(config: UNetConfig, *, skip_zero_context: bool = True) -> UNet2DConditionModel:
@@ -84,9 +103,17 @@ class GuidedDenoiser:
         self.chunk = chunk  # variants per UNet call: all at once on GPUs; on CPUs one at a time is faster
         self.guidance = guidance
         self.alphas_cumprod = alphas_cumprod
+        self.tokens = context.to(self.dtype)  # [1, T, D], what the cross-attentions are bound to
         self.context = torch.cat([torch.zeros_like(context), context]) if guidance != 1.0 else context
-        self._batched: dict[int, tuple] = {}  # one tensor per batch size: the processors key K/V on it
+        self._batched: dict[int, tuple] = {}  # context (for plain processors) and aligned features per batch size
         self.aligned = aligned_features(self.context, config) if config is not None else None
+        self._cross = cross_attentions(unet)
+
+    def _bind(self) -> None:
+        """K/V of this job's context, computed once (again only if another denoiser bound the same UNet since)."""
+        if self._cross and self._cross[0].processor.context is not self.tokens:
+            for attn in self._cross:
+                attn.processor.bind(attn, self.tokens, self.guidance != 1.0)
 
     @torch.inference_mode()
     def velocity(self, x: torch.Tensor, t: int) -> torch.Tensor:
@@ -99,12 +126,14 @@ class GuidedDenoiser:
             aligned = None if self.aligned is None else self.aligned.repeat_interleave(batch, dim=0).to(self.dtype)
             self._batched[batch] = (self.context.repeat_interleave(batch, dim=0).to(self.dtype), aligned)
         context, aligned = self._batched[batch]
+        self._bind()
         x = x.to(self.dtype)
         if self.guidance != 1.0:
             x = torch.cat([x, x])
         if aligned is not None:
             x = torch.cat([x, aligned], dim=1)
-        v = self.unet(x, t, encoder_hidden_states=context).sample.float()
+        # the timestep as a tensor on the device: a Python int would be a constant in a compiled graph, one per step
+        v = self.unet(x, torch.tensor(t, device=x.device), encoder_hidden_states=context).sample.float()
         if self.guidance == 1.0:
             return v
         v_uncond, v_cond = v.chunk(2)
