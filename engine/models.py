@@ -8,6 +8,7 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
+from typing import Literal
 
 import platformdirs
 import torch
@@ -30,7 +31,7 @@ EMBEDDED_DIR = Path(__file__).parent / "starter"
 
 # A model family is a module of the same names over its own config and stages (`engine/*/pipeline.py`): TAKES_TEXT,
 # SAMPLING_PRESETS, config_of(manifest), build_modules(config), rebuild_unsaved_buffers(stages, config),
-# export_encoder(stages, path, precision) and use_onnx_encoder(stages, path) for its picture encoders,
+# export_encoder(stages, path, precision) and use_onnx_encoder(stages, path) -> provider for its picture encoders,
 # frame_source(spans, start, end, config), timesteps(config, sampling), check_frames(frames, config) and
 # generate_window(...), the steps `engine.core.generate` runs for each window. A manifest names its family; models
 # without one are VTA-LDM.
@@ -50,6 +51,8 @@ class Components:
     trained: bool
     device: str = "cpu"
     family: str = DEFAULT_FAMILY
+    precision: str = "fp32"  # of the family's PRECISION_PARTS (`place`)
+    encoder: str = "torch"  # the picture encoders: torch, or which ONNX export on which onnxruntime provider
 
 
 def family_of(components: Components) -> ModuleType:
@@ -126,39 +129,88 @@ def model_config(name: str) -> ModelConfig | MMAudioConfig:
     return FAMILIES[family_name(manifest)].config_of(manifest)
 
 
-def load_model(name: str, encoder: Path | None = None) -> Components:
-    """Load an installed model with a strict key check, or the embedded default for `builtin`; with `encoder`,
-    its picture encoders run from that ONNX export (`foley models export-encoder`) on onnxruntime."""
-    components = _load(name)
-    if encoder is not None:
-        if not encoder.is_file():
-            raise ModelNotInstalledError(f"No ONNX encoder at {encoder}; make one with `foley models export-encoder`.")
-        family_of(components).use_onnx_encoder(components.stages, encoder)
-    return components
+def load_model(name: str, encoder: Path | None = None, precision: str = "fp32") -> Components:
+    """Load an installed model with a strict key check, or the embedded default for `builtin`; the family's
+    PRECISION_PARTS converted to `precision` as they load; with `encoder`, its picture encoders run from that ONNX
+    export (`foley models export-encoder`) on onnxruntime."""
+    components = _load(name, precision)
+    if encoder is None:
+        return components
+    if not encoder.is_file():
+        raise ModelNotInstalledError(f"No ONNX encoder at {encoder}; make one with `foley models export-encoder`.")
+    provider = family_of(components).use_onnx_encoder(components.stages, encoder)
+    return replace(components, encoder=f"onnx {encoder.name} on {provider}")
 
 
-def _load(name: str) -> Components:
+def _load(name: str, precision: str) -> Components:
     manifest = model_manifest(name)
     folder = model_folder(name)
     family = FAMILIES[family_name(manifest)]
     config = family.config_of(manifest)
-    try:
-        tensors = load_file(str(folder / "weights.safetensors"))
-    except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise CheckpointError(f"{folder / 'weights.safetensors'} is damaged ({exc}). Import the model again.") from None
     # built on the meta device and given the loaded tensors as they are: no random init, one copy in memory
     with torch.device("meta"):
         stages = family.build_modules(config)
+    dtype = PRECISIONS[precision]
+    converted = family.PRECISION_PARTS if dtype != torch.float32 else ()
     for part, module in stages.parts().items():
-        prefix = part + "."
-        weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        weights = _part_weights(folder / "weights.safetensors", part, dtype if part in converted else None)
         module.load_state_dict(weights, strict=True, assign=True)
     family.rebuild_unsaved_buffers(stages, config)
+    for part in converted:  # the computed buffers too, as `place` converts them
+        getattr(stages, part).to(dtype)
     for part, module in stages.parts().items():
         left = [n for n, t in (*module.named_parameters(), *module.named_buffers()) if t.is_meta]
         assert not left, f"{part} kept tensors on the meta device: {left[:3]}"
     return Components(name, config, stages, manifest.get("scale_factor", 1.0), tuple(manifest["licences"]),
-                      manifest["trained"], family=family_name(manifest))
+                      manifest["trained"], family=family_name(manifest), precision=precision)
+
+
+def _part_weights(path: Path, part: str, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """The tensors of `part` in a model file, converted to `dtype` when given. safetensors maps the file and only
+    what is read becomes resident; each call maps it anew, so the fp32 pages a converted part was read from leave
+    memory with its mapping instead of staying beside the converted copy (bench/load.py)."""
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise CheckpointError(f"{path} is damaged ({exc}). Import the model again.") from None
+    prefix = part + "."
+    weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if dtype is None:
+        return weights
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()}
+
+
+def open_model(name: str, device: str = "auto", precision: str = "auto",
+               encoder: Path | Literal["torch"] | None = None) -> Components:
+    """`name` ready to generate on `device`, as `foley generate` and the engine load it: the precision parts
+    converted while they load ('auto': `resolve_precision`), the picture encoders from `encoder`, else from the
+    model's own ONNX export for the device (`default_encoder`) when one was made, or in torch ('torch')."""
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    if encoder is None:
+        encoder = default_encoder(name, device)
+    components = load_model(name, None if encoder == "torch" else encoder, precision)
+    components = place(components, device, precision)
+    logger.info("model %s runs on %s", name, describe_runtime(components))
+    return components
+
+
+def encoder_export(name: str, precision: str) -> Path:
+    """Where `foley models export-encoder NAME --precision P` writes by default: `onnx/pictures-P.onnx` in the
+    model's folder (the built-in model's in `models/builtin/`, as its own folder is inside the package)."""
+    return models_dir() / name / "onnx" / f"pictures-{precision}.onnx"
+
+
+def default_encoder(name: str, device: str) -> Path | None:
+    """The model's own ONNX export for `device`, if made: int8 on CPUs (dynamic quantisation is the CPU's
+    speed-up: 4x on CLIP ViT-L here), fp16 on GPUs (TensorRT, CUDA)."""
+    path = encoder_export(name, "int8" if device == "cpu" else "fp16")
+    return path if path.is_file() else None
+
+
+def describe_runtime(components: Components) -> str:
+    """Device, precision and picture encoder in one line, as the CLI shows them."""
+    return f"{components.device}, {components.precision}, picture encoder {components.encoder}"
 
 
 def embedded_default() -> Components:
@@ -186,17 +238,37 @@ def resolve_device(device: str) -> str:
     return "mps" if torch.backends.mps.is_available() else "cpu"
 
 
-def place(components: Components, device: str = "auto", precision: str = "auto") -> Components:
-    """Move the torch modules to `device` and set the UNet's weight precision: 'auto' is fp16 on GPUs and fp32
-    on CPUs (bf16 on a CPU is only faster on CPUs with bf16 units: measure with bench/speed.py). A converted
-    UNet is a copy, so the caller's modules keep their precision."""
-    device = resolve_device(device)
+def cpu_has_bf16_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU computes bf16 in hardware (x86 AVX512-BF16 or AMX-BF16, from /proc/cpuinfo's flags on
+    Linux). Elsewhere bf16 is emulated and slower than fp32 (torch.backends.cpu.get_cpu_capability() says AVX512,
+    not whether the BF16 extension is there)."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return False
+    flags = {flag for line in lines if line.startswith("flags") for flag in line.split(":", 1)[-1].split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """'auto' is fp16 on GPUs, bf16 on CPUs with bf16 units (3.6x the fp32 UNet step on this machine's AMX,
+    bench/speed.py), fp32 on other CPUs; a precision the device cannot run is refused."""
     if precision == "auto":
-        precision = "fp32" if device == "cpu" else "fp16"
+        if device != "cpu":
+            return "fp16"
+        return "bf16" if cpu_has_bf16_units() else "fp32"
     if precision not in PRECISIONS:
         raise ValueError(f"precision '{precision}' is not one of {', '.join(PRECISIONS)} (or auto).")
     if precision == "fp16" and device == "cpu":
         raise ValueError("fp16 runs on GPUs; on a CPU use --precision bf16 or fp32.")
+    return precision
+
+
+def place(components: Components, device: str = "auto", precision: str = "auto") -> Components:
+    """Move the torch modules to `device` and set the precision parts' weights (`resolve_precision`). A converted
+    module is a copy, so the caller's modules keep their precision (`open_model` converts while loading instead)."""
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
     stages = replace(components.stages)
     for name in family_of(components).PRECISION_PARTS:  # converted modules are copies
         module = getattr(stages, name)
@@ -204,7 +276,7 @@ def place(components: Components, device: str = "auto", precision: str = "auto")
             setattr(stages, name, copy.deepcopy(module).to(PRECISIONS[precision]))
     for module in stages.parts().values():
         module.to(device)
-    return replace(components, stages=stages, device=device)
+    return replace(components, stages=stages, device=device, precision=precision)
 
 
 def best_installed() -> str:

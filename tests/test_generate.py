@@ -221,3 +221,30 @@ def test_bf16_unet_on_the_cpu_stays_close_to_fp32(clip, tiny):
     with pytest.raises(ValueError, match="fp16 runs on GPUs"):
         place(tiny, "cpu", "fp16")
     assert tiny.stages.unet.dtype == torch.float32  # the shared model was copied, not converted
+
+
+def test_auto_precision_is_bf16_only_on_cpus_with_bf16_units(tmp_path, monkeypatch):
+    from engine import models
+
+    flags = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw {}\n"
+    for extra, expected in (("", False), ("avx512_bf16", True), ("amx_tile amx_bf16", True)):
+        (tmp_path / "cpuinfo").write_text(flags.format(extra))
+        assert models.cpu_has_bf16_units(tmp_path / "cpuinfo") is expected
+    assert not models.cpu_has_bf16_units(tmp_path / "missing")  # not Linux: fp32
+    for units, cpu in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(models, "cpu_has_bf16_units", lambda: units)
+        assert models.resolve_precision("auto", "cpu") == cpu
+        assert models.resolve_precision("auto", "cuda") == "fp16"
+        assert models.resolve_precision("fp32", "cpu") == "fp32"
+
+
+def test_open_model_converts_the_unet_while_loading():
+    """What `foley generate` loads equals loading in fp32 and converting a copy, without the fp32 copy."""
+    from engine.models import load_model, open_model, place
+
+    opened = open_model("builtin", "cpu", "bf16", "torch")
+    placed = place(load_model("builtin"), "cpu", "bf16")
+    assert (opened.precision, opened.encoder, opened.stages.unet.dtype) == ("bf16", "torch", torch.bfloat16)
+    for name, tensor in placed.stages.unet.state_dict().items():
+        assert torch.equal(opened.stages.unet.state_dict()[name], tensor), name
+    assert next(opened.stages.vocoder.parameters()).dtype == torch.float32  # only the UNet's precision is set

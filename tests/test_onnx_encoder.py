@@ -43,6 +43,25 @@ def test_generate_with_the_onnx_encoder(exports, tmp_path, capsys):
     assert "foley models export-encoder" in capsys.readouterr().err
 
 
+def test_the_models_own_int8_export_is_the_cpu_default(foley_home, tmp_path, capsys):
+    """Without -o the export goes beside the model, and generate on a CPU then runs it unless told `--encoder torch`;
+    the sidecar says what ran and in which precision."""
+    from engine.models import resolve_precision
+    from engine.training.sample_video import make_demo_video
+
+    video = make_demo_video(tmp_path / "clip.mp4", seconds=2.0)
+    assert main(["models", "export-encoder", "builtin", "--precision", "int8"]) == 0
+    path = foley_home / "models" / "builtin" / "onnx" / "pictures-int8.onnx"
+    assert capsys.readouterr().out.strip() == f"{path} (int8); generate uses it by default on CPUs"
+    assert main(["models", "list"]) == 0 and "builtin" not in capsys.readouterr().out.splitlines()[1:]
+    for encoder, expected in (([], "onnx pictures-int8.onnx on CPUExecutionProvider"), (["--encoder", "torch"], "torch")):
+        out = tmp_path / expected.split()[0]
+        assert main(["generate", str(video), "--steps", "1", "--seed", "2", *encoder, "-o", str(out)]) == 0
+        assert f"picture encoder {expected}" in capsys.readouterr().err
+        runtime = json.loads(next(out.glob("*.json")).read_text())["runtime"]
+        assert runtime == {"device": "cpu", "precision": resolve_precision("auto", "cpu"), "encoder": expected}
+
+
 def test_onnx_encoder_of_a_flow_model_takes_the_flow_beside_the_pixels(tmp_path):
     """The flow goes in beside the pixels; the event branch (frame differences, temporal convolutions) is inside
     the graph and gives what torch gives."""
@@ -95,7 +114,8 @@ def test_mmaudio_picture_encoders_on_onnxruntime_match_torch(mmaudio_exports, cl
 
 def test_mmaudio_generate_with_its_onnx_encoders(tmp_path, monkeypatch, capsys):
     """`foley models export-encoder` of an MMAudio model writes one graph; `foley generate --encoder` runs it in
-    place of the torch encoders: the fp32 graph gives the torch run's sound."""
+    place of the torch encoders: the fp32 graph gives the torch run's sound (both in fp32), and its features feed
+    a bf16 network too."""
     import numpy as np
     import soundfile
 
@@ -108,10 +128,14 @@ def test_mmaudio_generate_with_its_onnx_encoders(tmp_path, monkeypatch, capsys):
     assert main(["models", "export-encoder", "mmaudio-tiny", "-o", str(tmp_path / "pictures.onnx")]) == 0
     assert "pictures.onnx (fp32)" in capsys.readouterr().out
     common = ["generate", str(video), "--model", "mmaudio-tiny", "--steps", "2", "--seed", "4", "--level", "raw",
-              "--prompt", "a ball bounces"]
-    assert main([*common, "-o", str(tmp_path / "torch")]) == 0
-    assert main([*common, "--encoder", str(tmp_path / "pictures.onnx"), "-o", str(tmp_path / "onnx")]) == 0
-    (torch_wav,), (onnx_wav,) = (sorted((tmp_path / x).glob("*.wav")) for x in ("torch", "onnx"))
+              "--prompt", "a ball bounces", "--encoder"]
+    assert main([*common, "torch", "--precision", "fp32", "-o", str(tmp_path / "torch")]) == 0
+    onnx = str(tmp_path / "pictures.onnx")
+    assert main([*common, onnx, "--precision", "fp32", "-o", str(tmp_path / "onnx")]) == 0
+    assert main([*common, onnx, "--precision", "bf16", "-o", str(tmp_path / "bf16")]) == 0
+    (torch_wav,), (onnx_wav,), (bf16_wav,) = (sorted((tmp_path / x).glob("*.wav")) for x in ("torch", "onnx", "bf16"))
     torch_audio, onnx_audio = soundfile.read(torch_wav)[0], soundfile.read(onnx_wav)[0]
     assert np.abs(torch_audio).max() > 0
     assert np.abs(torch_audio - onnx_audio).max() <= 1e-3 * np.abs(torch_audio).max() + 2 / 32768
+    runtime = json.loads(bf16_wav.with_suffix(".json").read_text())["runtime"]
+    assert runtime == {"device": "cpu", "precision": "bf16", "encoder": "onnx pictures.onnx on CPUExecutionProvider"}

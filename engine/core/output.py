@@ -51,6 +51,7 @@ def sidecar(generation: Generation, components: Components, source: str, seed: i
         "model": {"name": components.name, "family": components.family, "preset": components.config.name,
                   "trained": components.trained},
         "licences": list(components.licences),
+        "runtime": {"device": components.device, "precision": components.precision, "encoder": components.encoder},
         "sampler": generation.sampling.sampler,
         "spacing": generation.sampling.spacing,
         "steps": generation.sampling.steps,

@@ -64,7 +64,10 @@ class OnnxPictureEncoders:
 def picture_features(clip: ClipModel, synchformer: Synchformer, onnx: OnnxPictureEncoders | None,
                      clip_frames: torch.Tensor, sync_frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """CLIP features [N, D] of `clip_frames` [N, 3, S, S] and Synchformer features [B, tokens, D'] of `sync_frames`
-    [B, T, 3, 224, 224], from the ONNX graph when the model runs one."""
+    [B, T, 3, 224, 224], from the ONNX graph when the model runs one (then cast to the dtype and device the torch
+    encoders would give them, which the network's precision follows)."""
     if onnx is not None:
-        return onnx(clip_frames, sync_frames)
+        weight = next(clip.parameters())
+        embeds, tokens = onnx(clip_frames, sync_frames)
+        return embeds.to(weight.device, weight.dtype), tokens.to(weight.device, weight.dtype)
     return clip_image_features(clip, clip_frames), sync_features(synchformer, sync_frames)

@@ -50,9 +50,11 @@ def export_encoder(stages: Stages, path: Path, precision: str) -> Path:
     return export_onnx(stages.clip, stages.synchformer, path, precision)
 
 
-def use_onnx_encoder(stages: Stages, path: Path) -> None:
-    """Run the picture encoders from their ONNX export (`export_encoder`) on onnxruntime from now on."""
+def use_onnx_encoder(stages: Stages, path: Path) -> str:
+    """Run the picture encoders from their ONNX export (`export_encoder`) on onnxruntime from now on; returns the
+    provider that runs them."""
     stages.onnx = OnnxPictureEncoders(path, stages.clip, stages.synchformer)
+    return stages.onnx.providers[0]
 
 
 def frame_source(spans: tuple[EditSpan, ...], start: Fraction, end: Fraction, config: MMAudioConfig, *,

@@ -16,7 +16,7 @@ from pathlib import Path
 from engine.core.generate import JobCancelled
 from engine.core.job import JobSpec, check_spec, run_job
 from engine.errors import FoleyError
-from engine.models import Components, load_model, place, resolve_device
+from engine.models import Components, open_model, resolve_device
 from engine.progress import StepInfo
 from engine.serving.client import FINAL_STATES
 
@@ -247,7 +247,7 @@ class JobRunner:
         if self._loaded is None or self._loaded.name != name:
             report(StepInfo("load", 0, 1, 0, variants))
             self._loaded = None
-            self._loaded = place(load_model(name), self.device, self.precision)
+            self._loaded = open_model(name, self.device, self.precision)
             report(StepInfo("load", 1, 1, 0, variants))
         return self._loaded
 

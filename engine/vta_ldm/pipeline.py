@@ -40,9 +40,11 @@ def export_encoder(stages: Stages, path: Path, precision: str) -> Path:
     return export_onnx(stages.vision, path, precision)
 
 
-def use_onnx_encoder(stages: Stages, path: Path) -> None:
-    """Run the vision encoder from its ONNX export (`export_encoder`) on onnxruntime from now on."""
+def use_onnx_encoder(stages: Stages, path: Path) -> str:
+    """Run the vision encoder from its ONNX export (`export_encoder`) on onnxruntime from now on; returns the
+    provider that runs it."""
     stages.vision = OnnxVisionEncoder(path)
+    return stages.vision.providers[0]
 
 
 def frame_source(spans: tuple[EditSpan, ...], start: Fraction, end: Fraction, config: ModelConfig, *,

@@ -129,9 +129,11 @@ def add_generation_options(parser: argparse.ArgumentParser, default_output: str 
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (reference: 3)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="UNet precision: auto = fp16 on GPUs, fp32 on CPUs")
+                        help="UNet precision: auto = fp16 on GPUs, bf16 on CPUs with bf16 units (AVX512-BF16, "
+                             "AMX), fp32 on other CPUs")
     parser.add_argument("--encoder", metavar="ONNX",
-                        help="run the picture encoders from this ONNX export (`foley models export-encoder`)")
+                        help="run the picture encoders from this ONNX export, or 'torch' (default: the model's own "
+                             "export for the device when `foley models export-encoder` made one)")
     parser.add_argument("--legacy-frames", action="store_true",
                         help="sample frames by the reference code's own rule (VTA-LDM: int(fps) frame indices; "
                              "MMAudio: its load_video), for parity checks")

@@ -79,14 +79,15 @@ def _check_seeds(variants: int, seeds: tuple[int, ...]) -> None:
 def _generate_here(spec: JobSpec, args: argparse.Namespace) -> list[Path]:
     """The job in this process: the same `run_job` the engine's worker runs."""
     from engine.core.job import check_spec, run_job
-    from engine.models import best_installed, load_model, model_family, place
+    from engine.models import best_installed, describe_runtime, model_family, open_model
 
     model = spec.model or best_installed()
     spec = replace(spec, model=model, sampling=sampling_of(args, model_family(model).SAMPLING_PRESETS))
     check_spec(spec)
-    components = load_model(spec.model, Path(args.encoder) if args.encoder else None)
-    components = place(components, args.device, args.precision)
+    encoder = Path(args.encoder) if args.encoder not in (None, "torch") else args.encoder
+    components = open_model(spec.model, args.device, args.precision, encoder)
     announce_model(components.name, components.licences, components.trained, spec.sampling, spec.seeds)
+    print(f"runs on {describe_runtime(components)}", file=sys.stderr)
     bar = ProgressBar()
     try:
         return run_job(spec, components, Path(args.output), report=bar).wavs

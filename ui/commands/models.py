@@ -43,11 +43,14 @@ def _print_installed(manifest: dict) -> None:
 
 
 def cmd_models_export_encoder(args: argparse.Namespace) -> None:
-    from engine.models import family_of, load_model
+    from engine.models import encoder_export, family_of, load_model
 
     components = load_model(args.name)
-    path = family_of(components).export_encoder(components.stages, Path(args.output), args.precision)
-    print(f"{path} ({args.precision}); use it with `foley generate --encoder {path}`")
+    output = Path(args.output) if args.output else encoder_export(args.name, args.precision)
+    path = family_of(components).export_encoder(components.stages, output, args.precision)
+    uses = {"int8": "on CPUs", "fp16": "on GPUs"}.get(args.precision) if not args.output else None
+    hint = f"generate uses it by default {uses}" if uses else f"use it with `foley generate --encoder {path}`"
+    print(f"{path} ({args.precision}); {hint}")
 
 
 def cmd_models_list(args: argparse.Namespace) -> None:
@@ -92,7 +95,9 @@ def add_commands(sub) -> None:
     onnx.add_argument("name", help="installed model name, or 'builtin'")
     onnx.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
                       help="fp16 for GPUs (TensorRT/CUDA), int8 (dynamic quantisation) for CPUs")
-    onnx.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    onnx.add_argument("-o", "--output", help="the .onnx file to write (default: onnx/pictures-PRECISION.onnx in the "
+                                              "model's folder, which generate uses by default: int8 on CPUs, fp16 "
+                                              "on GPUs)")
     onnx.set_defaults(func=cmd_models_export_encoder)
     rm = models.add_parser("remove", help="remove an installed model")
     rm.add_argument("name")

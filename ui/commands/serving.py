@@ -54,7 +54,7 @@ def add_commands(sub) -> None:
     srv.add_argument("--cache", help="results folder (default: the user cache dir)")
     srv.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
     srv.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                     help="UNet precision: auto = fp16 on GPUs, fp32 on CPUs")
+                     help="UNet precision: auto = fp16 on GPUs, bf16 on CPUs with bf16 units, fp32 on other CPUs")
     srv.set_defaults(func=cmd_serve)
 
     engine = sub.add_parser("engine", help="the local engine: status, stop").add_subparsers(dest="action", required=True)

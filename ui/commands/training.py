@@ -39,14 +39,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
     import numpy as np
     import soundfile
 
-    from engine.models import best_installed, load_model, place
+    from engine.models import best_installed, open_model
     from engine.training.evaluate import evaluate, model_audio
 
     if args.reference:
         def audio_for(video: Path, labels: dict) -> np.ndarray:
             return soundfile.read(str(video.with_suffix(".wav")), dtype="float32")[0]
     else:
-        components = place(load_model(args.model or best_installed()), args.device, "auto")
+        components = open_model(args.model or best_installed(), args.device, args.precision)
         sampling = SAMPLING_PRESETS[args.preset]
         audio_for = model_audio(components, replace(sampling, steps=args.steps) if args.steps else sampling)
     result = evaluate(Path(args.set), audio_for)
@@ -152,6 +152,9 @@ def add_commands(sub) -> None:
     evaluation.add_argument("--preset", choices=list(SAMPLING_PRESETS), default="fast")
     evaluation.add_argument("--steps", type=int, help="override the preset's steps")
     evaluation.add_argument("--device", default="auto")
+    evaluation.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                            help="UNet precision, as generate's (auto: bf16 on CPUs with bf16 units); fp32 compares "
+                                 "with scores measured before auto meant bf16")
     evaluation.add_argument("--json", help="also write per-clip results to this file")
     evaluation.set_defaults(func=cmd_eval)
 
