@@ -33,4 +33,7 @@ SAMPLING_PRESETS: dict[str, SamplingConfig] = {
     "reference": SamplingConfig(),  # the published method
     # a deterministic 2nd-order ODE solver from t = 999 (bench/samplers.py measures its convergence)
     "fast": SamplingConfig(sampler="dpmpp_2m", steps=25, spacing="trailing"),
+    # the same solver in 10 steps: the fast preset's onset accuracy on the starter model (docs/starter-model.md);
+    # bench/draft.py measures it against the fast preset's output (log-mel distance, onset agreement)
+    "draft": SamplingConfig(sampler="dpmpp_2m", steps=10, spacing="trailing"),
 }

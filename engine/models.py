@@ -156,8 +156,10 @@ def _load(name: str, precision: str) -> Components:
         weights = _part_weights(folder / "weights.safetensors", part, dtype if part in converted else None)
         module.load_state_dict(weights, strict=True, assign=True)
     family.rebuild_unsaved_buffers(stages, config)
-    for part in converted:  # the computed buffers too, as `place` converts them
-        getattr(stages, part).to(dtype)
+    for part in converted:  # buffers computed after loading (MMAudio's rotary tables) follow, as `place` does
+        module = getattr(stages, part)
+        if any(t.is_floating_point() and t.dtype != dtype for t in module.buffers()):
+            module.to(dtype)
     for part, module in stages.parts().items():
         left = [n for n, t in (*module.named_parameters(), *module.named_buffers()) if t.is_meta]
         assert not left, f"{part} kept tensors on the meta device: {left[:3]}"

@@ -206,6 +206,9 @@ def test_cli_fast_preset_uses_dpm_solver(clip, tmp_path):
     assert main(["generate", str(clip), "--end", "2", "--preset", "fast", "--steps", "2", "--seed", "1", "-o", str(out)]) == 0
     meta = json.loads(next(out.glob("*.json")).read_text())
     assert (meta["sampler"], meta["steps"]) == ("dpmpp_2m", 2)
+    assert main(["generate", str(clip), "--end", "2", "--preset", "draft", "--seed", "1", "-o", str(tmp_path / "d")]) == 0
+    meta = json.loads(next((tmp_path / "d").glob("*.json")).read_text())
+    assert (meta["sampler"], meta["steps"], meta["spacing"]) == ("dpmpp_2m", 10, "trailing")
 
 
 def test_bf16_unet_on_the_cpu_stays_close_to_fp32(clip, tiny):

@@ -31,12 +31,6 @@ def engine(tmp_path_factory):
     process.stop()
 
 
-@pytest.fixture
-def quick(monkeypatch):
-    """Draft at 3 steps: a short loop keeps the tests quick, through the same presets a user's Draft takes."""
-    monkeypatch.setattr(panel_model, "DRAFT_STEPS", 3)
-
-
 def run_like_the_worker(client, model, request, etas):
     job = client.submit_edit(request.edit, str(request.start), str(request.end), seeds=request.seeds,
                              source=request.source, model=request.model, steps=request.steps, guidance=request.guidance,
@@ -52,7 +46,7 @@ def run_like_the_worker(client, model, request, etas):
     model.job_finished(request.key, request, client.download(job["id"], model.output))
 
 
-def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, quick):
+def test_panel_model_generate_audition_place_undo_export(engine, tmp_path):
     project = kdenlive_project(tmp_path, Fraction(25))
     original = project.read_bytes()
     model = PanelModel(tmp_path / "out")
@@ -71,8 +65,8 @@ def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, quick
 
     model.update_settings(variants=2, seed=7, model="tiny", quality="Draft")
     request = model.generate()
-    assert request.seeds == [7, 8] and request.steps == 3 and model.settings.seed == 9  # the seed moves on
-    assert (request.sampler, request.spacing, request.guidance) == ("dpmpp_2m", "trailing", 3.0)  # tiny's fast
+    assert request.seeds == [7, 8] and request.steps == 10 and model.settings.seed == 9  # the seed moves on
+    assert (request.sampler, request.spacing, request.guidance) == ("dpmpp_2m", "trailing", 3.0)  # its draft preset
     assert seen["generate_requested"] == [request] and model.jobs[0].state == "waiting"
     etas = []
     run_like_the_worker(engine.client, model, request, etas)
@@ -116,7 +110,7 @@ def test_panel_model_generate_audition_place_undo_export(engine, tmp_path, quick
     assert locked.seeds == [3, 4] and model.settings.seed == 3
 
 
-def test_variants_are_grouped_by_their_range_and_placing_one_elsewhere_says_so(engine, tmp_path, quick):
+def test_variants_are_grouped_by_their_range_and_placing_one_elsewhere_says_so(engine, tmp_path):
     project = kdenlive_project(tmp_path, Fraction(25))
     model = PanelModel(tmp_path / "out")
     messages = []
@@ -185,7 +179,7 @@ def test_quality_choices_are_in_an_editors_words_and_follow_each_models_own_pres
     assert older.presets == panel_model.SAMPLING_PRESETS and not older.takes_text and older.family == "vta-ldm"
 
 
-def test_prompts_are_kept_per_range_sent_for_a_text_model_and_shown_with_each_variant(engine, tmp_path, quick):
+def test_prompts_are_kept_per_range_sent_for_a_text_model_and_shown_with_each_variant(engine, tmp_path):
     model = PanelModel(tmp_path / "out")
     prompts = []
     model.events.prompt.connect(prompts.append)
@@ -208,7 +202,7 @@ def test_prompts_are_kept_per_range_sent_for_a_text_model_and_shown_with_each_va
 
     door = model.generate()
     assert door.model == "mmaudio-tiny" and door.prompt == Prompt("a wooden door creaks", "music")
-    assert (door.sampler, door.steps, door.guidance) == ("euler", 3, 4.5)
+    assert (door.sampler, door.steps, door.guidance) == ("euler", 10, 4.5)
     assert model.jobs[-1].label.startswith("door · a wooden door creaks · not: music · 1 variant(s)")
     run_like_the_worker(engine.client, model, door, [])
     model.select_range(110, 135, "steps")
@@ -217,10 +211,10 @@ def test_prompts_are_kept_per_range_sent_for_a_text_model_and_shown_with_each_va
     assert [(s["prompt"], s["negative_prompt"]) for s in sidecars] == [("a wooden door creaks", "music"),
                                                                      ("footsteps on gravel", "")]
     assert {(s["model"]["family"], s["sampler"], s["steps"], s["guidance"]) for s in sidecars} == {
-        ("mmaudio", "euler", 3, 4.5)}
+        ("mmaudio", "euler", 10, 4.5)}
     assert [panel_model.describe_prompt(v.prompt) for v in model.variants] == ["a wooden door creaks · not: music",
                                                                             "footsteps on gravel"]
-    assert model.variants[0].recipe == "mmaudio-tiny: euler sampler, 3 steps, guidance 4.5, seed 5"
+    assert model.variants[0].recipe == "mmaudio-tiny: euler sampler, 10 steps, guidance 4.5, seed 5"
 
     model.choose_model("tiny")  # a model without text: the fields say why, and no prompt goes with the job
     field = model.prompt_field()

@@ -25,7 +25,7 @@ from engine.serving.client import EngineClient  # noqa: E402
 from tests.engine_process import engine_with_test_model, install_mmaudio_tiny  # noqa: E402
 from tests.fakes.player import RecordingPlayer  # noqa: E402
 from tests.projects import kdenlive_project  # noqa: E402
-from ui import panel_model, worker  # noqa: E402
+from ui import worker  # noqa: E402
 from ui.panel_model import GenerateRequest, PanelModel  # noqa: E402
 from ui.qt_export import QtExportDialog  # noqa: E402
 from ui.qt_panel import QtFoleyPanel  # noqa: E402
@@ -52,7 +52,6 @@ def choose(box, data) -> None:
 
 
 def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
-    monkeypatch.setattr(panel_model, "DRAFT_STEPS", 3)  # a short loop keeps it quick
     decoded_on = []
 
     def decode_and_note_thread(request):  # the real decode, noting the thread it runs on
@@ -73,7 +72,7 @@ def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
     assert "apple-amlr" in panel.engine_label.toolTip()  # every licence, in the tooltip
     choose(panel.model_box, "tiny")
     choose(panel.quality_box, "Draft")
-    assert model.settings.model == "tiny" and model.sampling.steps == 3
+    assert model.settings.model == "tiny" and model.sampling.steps == 10
     model.open_project(project)
 
     timeline = panel.timeline
@@ -127,8 +126,7 @@ def test_whole_flow_with_keyboard(qtbot, engine, tmp_path, monkeypatch):
     panel.close()
 
 
-def test_the_prompt_row_follows_the_chosen_model_and_keeps_a_prompt_per_range(qtbot, engine, tmp_path, monkeypatch):
-    monkeypatch.setattr(panel_model, "DRAFT_STEPS", 3)
+def test_the_prompt_row_follows_the_chosen_model_and_keeps_a_prompt_per_range(qtbot, engine, tmp_path):
     model = PanelModel(tmp_path / "out")
     panel = QtFoleyPanel(model, lambda: EngineClient(engine.url, engine.token), RecordingPlayer)
     qtbot.addWidget(panel)
@@ -159,7 +157,7 @@ def test_the_prompt_row_follows_the_chosen_model_and_keeps_a_prompt_per_range(qt
     (take,) = panel.variants.variant_items()
     assert not panel.variants.isColumnHidden(PROMPT_COLUMN)
     assert take.text(PROMPT_COLUMN) == "a wooden door creaks · not: music"
-    assert "mmaudio-tiny: euler sampler, 3 steps, guidance 4.5" in take.toolTip(0)
+    assert "mmaudio-tiny: euler sampler, 10 steps, guidance 4.5" in take.toolTip(0)
     sidecar = json.loads(model.variants[0].wav.with_suffix(".json").read_text())
     assert (sidecar["prompt"], sidecar["negative_prompt"], sidecar["sampler"]) == ("a wooden door creaks", "music",
                                                                                     "euler")
@@ -170,7 +168,7 @@ def test_the_prompt_row_follows_the_chosen_model_and_keeps_a_prompt_per_range(qt
     assert panel.prompt_edit.placeholderText().startswith("tiny (vta-ldm) takes no text prompt")
     assert panel.negative_edit.placeholderText() == "" and not panel.negative_edit.isEnabled()  # said once
     assert panel.settings.guidance.value() == 3.0 and panel.quality_box.itemText(2) == "Published method (slow)"
-    assert "dpmpp_2m sampler, 3 steps" in panel.quality_box.toolTip()
+    assert "dpmpp_2m sampler, 10 steps" in panel.quality_box.toolTip()
     choose(box, "mmaudio-tiny")
     assert panel.prompt_edit.text() == "a wooden door creaks"  # kept all along
     panel.close()

@@ -32,9 +32,8 @@ from ui.events import Events
 logger = logging.getLogger(__name__)
 
 # the qualities in an editor's words, each made from the chosen model's own sampling presets (`/v1/models`):
-# Final is its "fast" preset, the published method its "reference" one, Draft the fast preset cut to DRAFT_STEPS
-# (on the VTA-LDM starter model DPM-Solver++(2M) at 10 steps gave the fast preset's onset accuracy at half its time,
-# docs/starter-model.md; for MMAudio's Euler flow matching the cut is not measured)
+# Final is its "fast" preset, the published method its "reference" one, Draft its "draft" one (from an engine too
+# old to have it: the fast preset cut to DRAFT_STEPS, what that preset is)
 QUALITIES = ("Draft", "Final", "Published method")
 DRAFT_STEPS = 10
 SLOW_FACTOR = 2  # a quality taking more than this many times Final's steps says "(slow)"
@@ -60,7 +59,7 @@ class ModelInfo:
     name: str
     family: str
     takes_text: bool
-    presets: dict[str, SamplingConfig]  # the family's sampling presets, "fast" and "reference"
+    presets: dict[str, SamplingConfig]  # the family's sampling presets: "fast", "reference" and "draft"
     licences: tuple[str, ...] = ()
     default: bool = False
 
@@ -76,8 +75,8 @@ class ModelInfo:
     def qualities(self) -> dict[str, SamplingConfig]:
         """QUALITIES as this model samples them."""
         fast, reference = self.presets["fast"], self.presets["reference"]
-        return {"Draft": replace(fast, steps=min(DRAFT_STEPS, fast.steps)), "Final": fast,
-                "Published method": reference}
+        draft = self.presets.get("draft", replace(fast, steps=min(DRAFT_STEPS, fast.steps)))
+        return {"Draft": draft, "Final": fast, "Published method": reference}
 
     def quality_label(self, quality: str) -> str:
         """A quality's name as the chooser shows it, with "(slow)" when it takes far more steps than Final."""

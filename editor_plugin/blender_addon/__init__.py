@@ -32,7 +32,8 @@ bl_info = {
 }
 
 RATE_DENOMINATOR_LIMIT = 10_000  # Blender stores fps_base and strip fps as float32; NTSC rates are n/1001
-QUALITIES = (("fast", "Fast", "The model's fast sampling preset"),
+QUALITIES = (("draft", "Draft", "The model's draft sampling preset (VTA-LDM: 10 steps)"),
+             ("fast", "Fast", "The model's fast sampling preset"),
              ("reference", "Published method", "The model's published sampling (VTA-LDM: 300 DDPM steps, slow)"))
 # the engine's /v1/models entries as last fetched (this session only: the engine's models may change between them)
 known_models: list[dict] = []

@@ -117,9 +117,9 @@ def add_generation_options(parser: argparse.ArgumentParser, default_output: str 
     parser.add_argument("--seed", type=int, help="first seed (random when omitted; always recorded)")
     parser.add_argument("--model", help="installed model name, or 'builtin' (default: best installed)")
     parser.add_argument("--preset", choices=list(SAMPLING_PRESETS), default="fast",
-                        help="fast (default): DPM-Solver++(2M) 25 steps; reference: the published DDPM 300 steps "
-                             "(the same onset accuracy on the starter model, 12x the time); MMAudio models: Euler "
-                             "25 steps, guidance 4.5, for both")
+                        help="fast (default): DPM-Solver++(2M) 25 steps; draft: the same in 10 steps; reference: the "
+                             "published DDPM 300 steps (the same onset accuracy on the starter model, 12x the time); "
+                             "MMAudio models: Euler 25 steps, guidance 4.5 (draft: 10 steps)")
     parser.add_argument("--prompt", action="append",
                         help="what the sound should be, for models that take text (MMAudio); repeat it for layers "
                              "(each prompt its own variants, stem and track: --prompt footsteps --prompt wind)")
