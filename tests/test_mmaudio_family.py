@@ -186,7 +186,8 @@ def test_layered_foley_three_prompts_their_own_tracks_stems_and_one_mixdown(home
 
 def test_a_layered_job_encodes_each_window_of_pictures_once(home):
     """Three prompts over two windows: CLIP's image tower and the Synchformer run once per window, not per layer,
-    and each layer sounds as the same prompt does in a job of its own."""
+    the text tower once per prompt (and its negative), not per window, and each layer sounds as the same prompt
+    does in a job of its own."""
     from engine.config import Prompt
     from engine.core.job import JobSpec, run_job
     from engine.mmaudio.pipeline import SAMPLING_PRESETS
@@ -194,8 +195,9 @@ def test_a_layered_job_encodes_each_window_of_pictures_once(home):
 
     import_folder(write_published(home / "download", "tiny"), models_dir())
     components = load_model("mmaudio-tiny")
-    calls = {"clip": 0, "sync": 0}
+    calls = {"clip": 0, "sync": 0, "text": 0}
     components.stages.clip.visual.register_forward_hook(lambda *_: calls.__setitem__("clip", calls["clip"] + 1))
+    components.stages.clip.token_embedding.register_forward_hook(lambda *_: calls.__setitem__("text", calls["text"] + 1))
     components.stages.synchformer.register_forward_hook(lambda *_: calls.__setitem__("sync", calls["sync"] + 1))
     video = make_demo_video(home / "clip.mp4", seconds=11.0)
     prompts = (Prompt("footsteps"), Prompt("wind", "music"), Prompt("cloth"))
@@ -207,6 +209,6 @@ def test_a_layered_job_encodes_each_window_of_pictures_once(home):
         return run_job(spec, components, home / out)
 
     layered = job(prompts, "layered")
-    assert len(layered.generations[0].joins) == 1 and calls == {"clip": 2, "sync": 2}  # two windows, once each
+    assert len(layered.generations[0].joins) == 1 and calls == {"clip": 2, "sync": 2, "text": 6}  # two windows, once each
     alone = job(prompts[1:2], "alone")
     np.testing.assert_array_equal(layered.generations[1].variants[0].audio, alone.generations[0].variants[0].audio)

@@ -127,9 +127,12 @@ def prompt_features(stages: Stages, prompt: Prompt) -> tuple[torch.Tensor, torch
 
 def conditions(stages: Stages, part: FrameStreams, prompt: Prompt, cache: dict) -> tuple[Conditions, Conditions]:
     """The window's conditions and the guidance's unconditional side (empty video, the negative prompt's features:
-    MMAudio's demo encodes the negative prompt even when it is empty)."""
+    MMAudio's demo encodes the negative prompt even when it is empty); the prompts are encoded once per job."""
     clip, sync = picture_conditions(stages, part, cache)
-    text, negative = prompt_features(stages, prompt)
+    key = ("prompt", prompt)  # the same for every window of the job
+    if key not in cache:
+        cache[key] = prompt_features(stages, prompt)
+    text, negative = cache[key]
     network = stages.network
     return network.prepare_conditions(clip, sync, text), network.empty_conditions(1, negative_text=negative)
 
