@@ -206,7 +206,8 @@ def test_cli_fast_preset_uses_dpm_solver(clip, tmp_path):
     assert main(["generate", str(clip), "--end", "2", "--preset", "fast", "--steps", "2", "--seed", "1", "-o", str(out)]) == 0
     meta = json.loads(next(out.glob("*.json")).read_text())
     assert (meta["sampler"], meta["steps"]) == ("dpmpp_2m", 2)
-    assert main(["generate", str(clip), "--end", "2", "--preset", "draft", "--seed", "1", "-o", str(tmp_path / "d")]) == 0
+    draft = ["generate", str(clip), "--end", "2", "--preset", "draft", "--seed", "1", "-o", str(tmp_path / "d")]
+    assert main(draft) == 0
     meta = json.loads(next((tmp_path / "d").glob("*.json")).read_text())
     assert (meta["sampler"], meta["steps"], meta["spacing"]) == ("dpmpp_2m", 10, "trailing")
 

@@ -197,7 +197,8 @@ def test_a_layered_job_encodes_each_window_of_pictures_once(home):
     components = load_model("mmaudio-tiny")
     calls = {"clip": 0, "sync": 0, "text": 0}
     components.stages.clip.visual.register_forward_hook(lambda *_: calls.__setitem__("clip", calls["clip"] + 1))
-    components.stages.clip.token_embedding.register_forward_hook(lambda *_: calls.__setitem__("text", calls["text"] + 1))
+    text = components.stages.clip.token_embedding
+    text.register_forward_hook(lambda *_: calls.__setitem__("text", calls["text"] + 1))
     components.stages.synchformer.register_forward_hook(lambda *_: calls.__setitem__("sync", calls["sync"] + 1))
     video = make_demo_video(home / "clip.mp4", seconds=11.0)
     prompts = (Prompt("footsteps"), Prompt("wind", "music"), Prompt("cloth"))
@@ -209,6 +210,7 @@ def test_a_layered_job_encodes_each_window_of_pictures_once(home):
         return run_job(spec, components, home / out)
 
     layered = job(prompts, "layered")
-    assert len(layered.generations[0].joins) == 1 and calls == {"clip": 2, "sync": 2, "text": 6}  # two windows, once each
+    # two windows, pictures once each; three prompts, each with its negative, once
+    assert len(layered.generations[0].joins) == 1 and calls == {"clip": 2, "sync": 2, "text": 6}
     alone = job(prompts[1:2], "alone")
     np.testing.assert_array_equal(layered.generations[1].variants[0].audio, alone.generations[0].variants[0].audio)

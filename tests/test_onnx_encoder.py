@@ -54,7 +54,8 @@ def test_the_models_own_int8_export_is_the_cpu_default(foley_home, tmp_path, cap
     path = foley_home / "models" / "builtin" / "onnx" / "pictures-int8.onnx"
     assert capsys.readouterr().out.strip() == f"{path} (int8); generate uses it by default on CPUs"
     assert main(["models", "list"]) == 0 and "builtin" not in capsys.readouterr().out.splitlines()[1:]
-    for encoder, expected in (([], "onnx pictures-int8.onnx on CPUExecutionProvider"), (["--encoder", "torch"], "torch")):
+    onnx = "onnx pictures-int8.onnx on CPUExecutionProvider"
+    for encoder, expected in (([], onnx), (["--encoder", "torch"], "torch")):
         out = tmp_path / expected.split()[0]
         assert main(["generate", str(video), "--steps", "1", "--seed", "2", *encoder, "-o", str(out)]) == 0
         assert f"picture encoder {expected}" in capsys.readouterr().err

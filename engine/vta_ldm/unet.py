@@ -35,8 +35,8 @@ class ZeroContextCrossAttention:
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
         assert attention_mask is None and attn.norm_cross is None and not attn.residual_connection
         if self.keys is None:
-            keys, values = _heads(attn, attn.to_k(encoder_hidden_states)), _heads(attn, attn.to_v(encoder_hidden_states))
-            return _attend(attn, hidden_states, keys, values)
+            context = encoder_hidden_states
+            return _attend(attn, hidden_states, _heads(attn, attn.to_k(context)), _heads(attn, attn.to_v(context)))
         rows = hidden_states.shape[0]
         skipped = rows // 2 if self.guided else 0
         shape = (rows - skipped, -1, -1, -1)
