@@ -1,7 +1,13 @@
-"""Model loading on the published shapes: random init then overwrite (the old way, and what the reference code
-does) vs building on the meta device and assigning the loaded tensors. Each load runs in its own process so
-peak RSS is its own. Usage: python bench/load.py   (about 2 minutes, 2.4 GB of temporary disk)"""
+"""Peak memory of loading the published model as `foley generate` loads it (`engine.models.open_model` on the CPU),
+against the size of its weights file; the target is below 1.5x. Published shapes (zero weights: loading does not
+look at the values), each way in its own process so that its peak RSS is its own, every weight read once after
+loading (safetensors maps the file: a weight nobody has read is not resident yet, and would not be counted).
 
+Usage: python bench/load.py [--with-int8-encoder]   (about 1-2 minutes and 4 GB of temporary disk; with the int8
+encoder export, a few minutes more: then the auto row runs the picture encoder on onnxruntime, as generate does)
+"""
+
+import argparse
 import json
 import os
 import subprocess
@@ -11,50 +17,75 @@ from pathlib import Path
 
 CHILD = """
 import json, resource, sys, time
-import torch
-from safetensors.torch import load_file
-from engine.models import load_model
-from engine.vta_ldm.stages import build_modules
-from engine.vta_ldm.config import VTA_LDM
+from engine.models import describe_runtime, load_model, open_model
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
-if sys.argv[1] == "meta":
-    load_model("vta-ldm-clip4clip-v-large")
+name, way = sys.argv[1], sys.argv[2]
+if way == "stored":
+    components = load_model(name)
 else:
-    modules = build_modules(VTA_LDM)
-    tensors = load_file(sys.argv[2])
-    for part, module in modules.parts().items():
-        module.load_state_dict({k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")})
-print(json.dumps({"seconds": time.perf_counter() - started,
-                  "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024}))
+    components = open_model(name, "cpu", way)
+seconds = time.perf_counter() - started
+for module in components.stages.parts().values():
+    for tensor in module.state_dict().values():
+        tensor.sum()  # read every weight once
+print(json.dumps({"seconds": seconds, "runtime": describe_runtime(components), "base_gb": base / 2**20,
+                  "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
 """
+WAYS = {"stored": "load_model (fp32 as stored, torch encoder)", "fp32": "open_model --precision fp32",
+        "auto": "open_model --precision auto (what generate does)"}
+TARGET = 1.5
+
+
+def write_published(folder: Path) -> Path:
+    """The published model's tensors, as zeros, in an installed model's layout."""
+    import torch
+    from safetensors.torch import save_file
+
+    from engine.vta_ldm.config import VTA_LDM
+    from engine.vta_ldm.stages import build_modules
+
+    with torch.device("meta"):
+        modules = build_modules(VTA_LDM)
+    state = {f"{part}.{k}": torch.zeros(v.shape, dtype=v.dtype) for part, m in modules.parts().items()
+             for k, v in m.state_dict().items()}
+    folder.mkdir(parents=True)
+    save_file(state, str(folder / "weights.safetensors"))
+    manifest = {"name": VTA_LDM.name, "preset": VTA_LDM.name, "scale_factor": 1.0, "licences": [], "trained": False}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder / "weights.safetensors"
+
+
+def export_int8_encoder(name: str) -> None:
+    from engine.models import encoder_export, load_model
+    from engine.vta_ldm.pipeline import export_encoder
+
+    export_encoder(load_model(name).stages, encoder_export(name, "int8"), "int8")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--with-int8-encoder", action="store_true",
+                        help="export the int8 picture encoder beside the model first (`foley models export-encoder`)")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         os.environ["FOLEY_HOME"] = home
-        from safetensors.torch import save_file
-
         from engine.models import models_dir
         from engine.vta_ldm.config import VTA_LDM
-        from engine.vta_ldm.stages import build_modules
 
-        folder = models_dir() / VTA_LDM.name
-        folder.mkdir(parents=True)
-        modules = build_modules(VTA_LDM)
-        state = {f"{part}.{k}": v.contiguous() for part, m in modules.parts().items() for k, v in m.state_dict().items()}
-        save_file(state, str(folder / "weights.safetensors"))
-        del modules, state
-        manifest = {"name": VTA_LDM.name, "preset": VTA_LDM.name, "scale_factor": 1.0, "licences": [], "trained": False}
-        (folder / "manifest.json").write_text(json.dumps(manifest))
-        results = {}
-        for way in ("random-init", "meta"):
-            run = subprocess.run([sys.executable, "-c", CHILD, way, str(folder / "weights.safetensors")],
-                                 capture_output=True, text=True, check=True, env=os.environ)
-            results[way] = json.loads(run.stdout.strip().splitlines()[-1])
-    old, new = results["random-init"], results["meta"]
-    print(f"{VTA_LDM.name}: random init + load {old['seconds']:.1f} s, peak {old['peak_gb']:.2f} GB; "
-          f"meta + assign {new['seconds']:.1f} s, peak {new['peak_gb']:.2f} GB "
-          f"({old['seconds'] / new['seconds']:.1f}x faster, {old['peak_gb'] / new['peak_gb']:.2f}x less memory)")
+        weights = write_published(models_dir() / VTA_LDM.name)
+        if args.with_int8_encoder:
+            export_int8_encoder(VTA_LDM.name)
+        size = weights.stat().st_size / 2**30
+        print(f"{VTA_LDM.name}: weights file {size:.2f} GB; peak RSS after loading and reading every weight once")
+        for way, what in WAYS.items():
+            run = subprocess.run([sys.executable, "-c", CHILD, VTA_LDM.name, way], capture_output=True, text=True,
+                                 check=True, env=os.environ)
+            result = json.loads(run.stdout.strip().splitlines()[-1])
+            ratio = result["peak_gb"] / size
+            verdict = "below" if ratio < TARGET else "ABOVE"
+            print(f"  {what:<48} {result['peak_gb']:5.2f} GB = {ratio:.2f}x the weights ({verdict} {TARGET}x), "
+                  f"{result['seconds']:.1f} s; imports alone {result['base_gb']:.2f} GB; {result['runtime']}")
 
 
 if __name__ == "__main__":
