@@ -1,7 +1,8 @@
 """Speed benchmark on the published model's real shapes (random weights), side by side in one run.
 
 (a) naive reference path (what the published code does: DDPM 300, fp32, full CFG with the unconditional
-    cross-attention computed, no caching) vs our exact reference mode vs our fast mode, per 10.24 s clip;
+    cross-attention computed, no caching) vs our exact reference mode vs the default path (`foley generate`: the fast
+    preset, --precision auto, the int8 encoder when exported) vs the draft preset, per 10.24 s clip;
 (b) 1 vs 4 variants; (c) vision encoder: torch fp32 vs ORT fp32 vs ORT int8; (d) per-stage share of fast mode;
 (e) peak RSS. UNet steps are timed over a few calls and scaled by the step count (printed as such).
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from engine.config import SAMPLING_PRESETS
+from engine.models import resolve_precision
 from engine.vta_ldm.config import VTA_LDM
 from engine.vta_ldm.sampling import get_alphas_cumprod, get_timesteps_leading, sample_ddpm
 from engine.vta_ldm.stages import build_modules
@@ -93,11 +95,15 @@ def main() -> None:
     vocoder_time = timed(lambda: vocode(stages.vocoder, mel), 1)
 
     reference_steps, fast_steps = SAMPLING_PRESETS["reference"].steps, SAMPLING_PRESETS["fast"].steps
+    draft_steps = SAMPLING_PRESETS["draft"].steps
     fast_encoder = encoder_ort.get("int8", encoder_torch)
+    auto = resolve_precision("auto", "cpu")  # what generate runs the UNet in here
+    step_auto = step_bf16 if auto == "bf16" else step_ours
     naive_total = reference_steps * step_naive + encoder_torch + vae_time + vocoder_time
     reference_total = reference_steps * step_ours + encoder_torch + vae_time + vocoder_time
     reference_bf16 = reference_steps * step_bf16 + encoder_torch + vae_time + vocoder_time
-    fast_total = fast_steps * step_bf16 + fast_encoder + vae_time + vocoder_time
+    fast_total = fast_steps * step_auto + fast_encoder + vae_time + vocoder_time
+    draft_total = draft_steps * step_auto + fast_encoder + vae_time + vocoder_time
 
     print(f"\nUNet step, 1 variant with CFG (batch 2), mean of {args.calls} calls; totals scale a step by the step count")
     print(f"  naive (full CFG, fp32)          {step_naive:7.2f} s/step")
@@ -109,14 +115,17 @@ def main() -> None:
           f"{naive_total / reference_total:5.2f}x   max |latent diff| vs naive after 3 steps {exact_diff:.1e}")
     print(f"  our reference mode    DDPM {reference_steps}, bf16         {reference_bf16:8.1f} s   "
           f"{naive_total / reference_bf16:5.2f}x   max |latent diff| {bf16_diff:.1e}")
-    print(f"  our fast mode         DPM++2M {fast_steps}, bf16, {'int8 ORT' if encoder_ort else 'torch'} encoder "
+    encoder_name = "int8 ORT" if encoder_ort else "torch"
+    print(f"  default path (fast)   DPM++2M {fast_steps}, {auto}, {encoder_name} encoder "
           f"{fast_total:6.1f} s   {naive_total / fast_total:5.2f}x")
+    print(f"  draft preset          DPM++2M {draft_steps}, {auto}, {encoder_name} encoder "
+          f"{draft_total:6.1f} s   {naive_total / draft_total:5.2f}x")
     print(f"\n(b) 4 variants, one UNet call per step (batch 8): {step_four:.2f} s/step; one CFG pair per call (the "
           f"CPU default): {step_four_chunked:.2f} s/step; 4 single runs: {4 * step_ours:.2f} s "
           f"(batched {4 * step_ours / step_four:.2f}x, chunked {4 * step_ours / step_four_chunked:.2f}x of 4 singles)")
     print(f"\n(c) vision encoder, {FRAMES} frames: torch fp32 {encoder_torch:.2f} s"
           + "".join(f"; ORT {p} {t:.2f} s ({encoder_torch / t:.2f}x)" for p, t in encoder_ort.items()))
-    stages = {"encoder": fast_encoder, "sampling": fast_steps * step_bf16, "vae": vae_time, "vocoder": vocoder_time}
+    stages = {"encoder": fast_encoder, "sampling": fast_steps * step_auto, "vae": vae_time, "vocoder": vocoder_time}
     print("\n(d) fast mode by stage: " + ", ".join(f"{k} {v / fast_total:.0%}" for k, v in stages.items())
           + f"; non-UNet {1 - stages['sampling'] / fast_total:.0%}")
     print(f"\n(e) peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024:.2f} GB")
