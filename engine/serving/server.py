@@ -53,7 +53,7 @@ from engine.serving.client import (
     discovery_path,
     read_discovery,
 )
-from engine.serving.jobs import JobNotDone, JobRunner, QueueFull, UnknownJob
+from engine.serving.jobs import JobNotDone, JobRunner, LocalEngine, QueueFull, UnknownJob
 from engine.video import EditSpan, Frames, fit_frames
 
 logger = logging.getLogger(__name__)
@@ -504,7 +504,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False,
     url = f"http://[{local}]:{bound}" if ":" in local else f"http://{local}:{bound}"
     if not is_loopback(host):
         logger.warning("the engine listens on %s:%d and is reachable from other machines", host, bound)
-    runner = JobRunner(cache_dir or default_cache_dir(), max_queue=max_queue, device=device, precision=precision)
+    runner = JobRunner(cache_dir or default_cache_dir(), LocalEngine(device, precision), max_queue=max_queue)
 
     # uvicorn re-raises SIGTERM/SIGINT once it has stopped, so cleanup belongs to the app's shutdown, not a finally
     @contextlib.asynccontextmanager
