@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -18,7 +19,8 @@ import pytest
 import ray
 from ray import serve
 
-from engine.pool import APP, PoolSettings, ensure_token, start_pool
+from engine.errors import FoleyError
+from engine.pool import APP, PoolSettings, app, ensure_token, settings_from_args, start_pool
 from engine.serving.client import FRAMES_CONTENT_TYPE, EngineClient, EngineRefused, JobCancelled, JobFailed
 from engine.training.sample_video import make_demo_video
 from tests.engine_process import START_TIMEOUT, foley_env, install_test_model
@@ -97,6 +99,23 @@ def raw_request(pool: Pool, method: str, path: str, body: bytes | None = None, h
     data = response.read()
     conn.close()
     return response, data
+
+
+def test_serve_run_arguments_become_settings_and_bad_ones_are_named(tmp_path):
+    """`serve run engine.pool:app shared=DIR replicas=2 ...` hands the builder text; GPUs are asked for per replica."""
+    settings = settings_from_args({"shared": str(tmp_path), "replicas": "2", "max_queue": "5", "gpus": "auto"})
+    assert (settings.replicas, settings.gpus, settings.max_queue, settings.device) == (2, 0, 5, "cpu")  # no GPU here
+    assert settings_from_args({"shared": str(tmp_path), "gpus": "1", "replicas": "4"}).device == "cuda"
+    application = app({"shared": str(tmp_path / "new"), "replicas": "2"})
+    assert type(application).__name__ == "Application"
+    token = (tmp_path / "new" / "token").read_text().strip()
+    assert len(token) == 64 and stat.S_IMODE((tmp_path / "new" / "token").stat().st_mode) == 0o600
+    assert ensure_token(tmp_path / "new" / "token") == token  # kept across restarts: editors keep working
+    for args, message in [({}, "needs 'shared'"), ({"shared": "x", "replicas": "0"}, "'replicas' must be a whole"),
+                          ({"shared": "x", "gpus": "2"}, "'gpus' is per replica"),
+                          ({"shared": "x", "max_queue": "many"}, "'max_queue' must be a whole number")]:
+        with pytest.raises(FoleyError, match=message):
+            settings_from_args(args)
 
 
 def test_foley_pool_starts_ray_serves_jobs_and_stops_cleanly_on_sigterm(tmp_path):
