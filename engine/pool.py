@@ -203,8 +203,8 @@ class PoolEngine:
         try:
             return self._attempt(job, spec, staging)
         except LOST:
-            raise FoleyError(f"Replicas {first} and {job.replica} both stopped while running this job; submit it "
-                             "again.") from None
+            raise FoleyError(f"Replicas {first} and {job.replica or 'the next one'} both stopped while running this "
+                             "job; submit it again.") from None
 
     def _attempt(self, job: Job, spec: JobSpec, staging: Path) -> list[dict]:
         stream = self._replicas.run.remote(job.id, spec, str(staging), self.ingress)
