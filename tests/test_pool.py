@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -88,6 +89,25 @@ def wait_for_replicas(count: int = 2) -> None:
     raise AssertionError(f"the pool did not get {count} engine replicas back in {RECOVERY_TIMEOUT} s")
 
 
+def finish(client: EngineClient, job_id: str, on_event=None) -> dict:
+    """`client.wait` within JOB_TIMEOUT: a pool that hangs fails the test instead of stalling CI."""
+    outcome: dict = {}
+
+    def follow() -> None:
+        try:
+            outcome["record"] = client.wait(job_id, on_event=on_event)
+        except BaseException as exc:  # handed to the test's thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    thread.join(JOB_TIMEOUT)
+    assert not thread.is_alive(), f"job {job_id} did not end within {JOB_TIMEOUT} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["record"]
+
+
 def submit(client: EngineClient, seed: int, steps: int) -> dict:
     return client.submit_frames(PIXELS, seeds=[seed], steps=steps, **FRAMES)
 
@@ -132,7 +152,7 @@ def test_foley_pool_starts_ray_serves_jobs_and_stops_cleanly_on_sigterm(tmp_path
             assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "pool.log").read_text()
             time.sleep(0.5)
         client = EngineClient(f"http://127.0.0.1:{port}", (shared / "token").read_text().strip())
-        record = client.wait(submit(client, 1, steps=1)["id"])
+        record = finish(client, submit(client, 1, steps=1)["id"])
         assert record["state"] == "done" and (shared / "jobs" / record["id"]).is_dir()
         assert client.health()["device"] == "cpu pool of 1"
     finally:
@@ -168,7 +188,7 @@ def test_the_pool_answers_the_single_engines_api_with_its_token_and_limits(pool,
     assert [m["name"] for m in client.models()] == ["builtin", "tiny"]
     # a media-path job from this machine: a replica decodes the file itself, as `foley serve` does
     clip = make_demo_video(tmp_path / "ball.mp4", seconds=2.0)
-    record = client.wait(client.submit_media(str(clip), "0", "1", seeds=[3], steps=1)["id"])
+    record = finish(client, client.submit_media(str(clip), "0", "1", seeds=[3], steps=1)["id"])
     assert record["state"] == "done" and record["replica"] in replica_actors("EngineReplica")
     assert json.loads(client.variant(record["id"], 1, "json"))["seed"] == 3
 
@@ -181,7 +201,7 @@ def test_eight_concurrent_clients_are_all_served_or_refused_and_both_replicas_wo
         except EngineRefused as exc:
             assert exc.status == 429 and exc.retry_after >= 1 and "queue is full" in str(exc), exc
             return seed, None
-        record = client.wait(job["id"])
+        record = finish(client, job["id"])
         assert json.loads(client.variant(job["id"], 1, "json"))["seed"] == seed
         return seed, record
 
@@ -208,11 +228,11 @@ def test_cancel_reaches_the_replica_and_leaves_no_files(pool):
 
     started = time.monotonic()
     with pytest.raises(JobCancelled):
-        client.wait(job["id"], on_event=cancel_once_sampling)
+        finish(client, job["id"], cancel_once_sampling)
     assert time.monotonic() - started < 60 and client.job(job["id"])["state"] == "cancelled"
     assert not (pool.shared / "jobs" / job["id"]).exists()
     # the replica stopped sampling: the next job gets a free replica and finishes
-    assert client.wait(submit(client, 6, steps=1)["id"])["state"] == "done"
+    assert finish(client, submit(client, 6, steps=1)["id"])["state"] == "done"
     assert not list((pool.shared / "jobs").glob(".*"))
 
 
@@ -229,7 +249,7 @@ def test_a_replica_killed_mid_job_has_the_job_run_again_on_the_other(pool):
             killed.append("done")
 
     events = []
-    record = client.wait(job["id"], on_event=lambda e: (events.append(e), kill_its_replica_once_sampling(e)))
+    record = finish(client, job["id"], lambda e: (events.append(e), kill_its_replica_once_sampling(e)))
     assert record["state"] == "done" and record["replica"] != killed[0]
     retry = [e for e in events if e.get("retry") == 1]
     assert len(retry) == 1 and killed[0] in retry[0]["error"]
@@ -251,17 +271,17 @@ def test_losing_the_retry_too_fails_the_job_with_submit_it_again(pool):
             kill_replica("EngineReplica", event["replica"])
 
     with pytest.raises(JobFailed, match="both stopped while running this job; submit it again"):
-        client.wait(job["id"], on_event=kill_every_replica_it_reaches)
+        finish(client, job["id"], kill_every_replica_it_reaches)
     record = client.job(job["id"])
     assert len(killed) == 2 and killed[0] != killed[1] and all(tag in record["error"] for tag in killed)
     assert not (pool.shared / "jobs" / job["id"]).exists() and not list((pool.shared / "jobs").glob(".*"))
     wait_for_replicas()
-    assert client.wait(submit(client, 8, steps=1)["id"])["state"] == "done"
+    assert finish(client, submit(client, 8, steps=1)["id"])["state"] == "done"
 
 
 def test_a_restarted_ingress_keeps_every_finished_result(pool):
     client = pool.client()
-    finished = client.wait(submit(client, 9, steps=1)["id"])
+    finished = finish(client, submit(client, 9, steps=1)["id"])
     audio = client.variant(finished["id"], 1)
     running = submit(client, 11, steps=400)
     for event in client.events(running["id"]):
@@ -280,6 +300,6 @@ def test_a_restarted_ingress_keeps_every_finished_result(pool):
     assert interrupted["state"] == "failed" and "submit it again" in interrupted["error"]
     # the run that ingress asked for stopped: both replicas take new jobs, no half-written files stay behind
     with ThreadPoolExecutor(2) as threads:
-        both = list(threads.map(lambda seed: client.wait(submit(client, seed, steps=10)["id"]), (12, 13)))
+        both = list(threads.map(lambda seed: finish(client, submit(client, seed, steps=10)["id"]), (12, 13)))
     assert {record["replica"] for record in both} == set(replica_actors("EngineReplica"))
     assert not list((pool.shared / "jobs").glob(".*"))
