@@ -25,6 +25,7 @@ from engine.pool import APP, PoolSettings, app, ensure_token, settings_from_args
 from engine.serving.client import FRAMES_CONTENT_TYPE, EngineClient, EngineRefused, JobCancelled, JobFailed
 from engine.training.sample_video import make_demo_video
 from tests.engine_process import START_TIMEOUT, foley_env, install_test_model
+from ui.cli import main
 
 JOB_TIMEOUT = 120  # seconds
 RECOVERY_TIMEOUT = 90  # Serve replaces a dead replica (a new process that loads the model) well within this
@@ -161,6 +162,12 @@ def test_foley_pool_starts_ray_serves_jobs_and_stops_cleanly_on_sigterm(tmp_path
         log.close()
     assert code == 0, (tmp_path / "pool.log").read_text()[-3000:]
     assert not client.alive()
+
+
+def test_foley_pool_without_ray_names_the_extra_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as in a single editor's install, which has no Ray
+    assert main(["pool", "--shared", str(tmp_path)]) == 2
+    assert "install the pool extra: pip install -e '.[pool]'" in capsys.readouterr().err
 
 
 def test_foley_pool_refuses_a_reachable_address_without_the_flag(tmp_path):
