@@ -1,7 +1,7 @@
 """MMAudio on this machine at the published shapes with random weights: seconds per 8 s clip and each stage's share,
 for the precisions given, from one run (the weights do not change the work; the sound is noise).
 
-Usage: python bench/mmaudio_speed.py [--variant small_16k] [--precision fp32 bf16] [--steps 25]
+Usage: python bench/mmaudio_speed.py [--variant small_16k] [--precision fp32 bf16 onnx-int8] [--steps 25]
 (small_16k in fp32 takes several minutes on 2 CPU cores, mostly the CLIP ViT-H/14 over 64 frames of 384 px.)
 MMAudio's paper reports 1.23 s (small) and 1.96 s (large) per 8 s clip on a GPU: the numbers to beat there.
 """
@@ -18,6 +18,7 @@ import torch
 
 from engine.config import Prompt
 from engine.mmaudio.config import PRESETS
+from engine.mmaudio.encoders import OnnxPictureEncoders, export_onnx
 from engine.mmaudio.pipeline import SAMPLING_PRESETS, frame_source, generate_window, timesteps
 from engine.mmaudio.stages import build_modules
 from engine.models import PRECISIONS
@@ -27,11 +28,17 @@ from engine.video import EditSpan
 
 def measure(variant: str, precision: str, steps: int, video: Path) -> dict[str, float]:
     """Seconds per stage of one 8 s window: decode (both streams), encode (CLIP frames, Synchformer, prompt), sample
-    (Euler with CFG), VAE, vocoder."""
+    (Euler with CFG), VAE, vocoder. `onnx-int8`: fp32 torch stages, the picture encoders from their int8 ONNX
+    export (written first, not timed)."""
     config = PRESETS[variant]
     stages = build_modules(config)
+    if precision == "onnx-int8":
+        path = export_onnx(stages.clip, stages.synchformer, video.parent / "pictures-int8.onnx", "int8")
+        stages.onnx = OnnxPictureEncoders(path, stages.clip, stages.synchformer)
+        size = sum(file.stat().st_size for file in path.parent.glob(f"{path.name}*"))  # with its external data
+        print(f"onnx-int8: {size / 2**20:.0f} MiB on {stages.onnx.providers[0]}")
     for name, module in stages.parts().items():
-        setattr(stages, name, module.to(PRECISIONS[precision]))
+        setattr(stages, name, module.to(PRECISIONS.get(precision, torch.float32)))
     end = config.window_seconds
     times: dict[str, float] = defaultdict(float)
     clock = {"stage": "decode", "at": time.perf_counter()}
@@ -46,7 +53,7 @@ def measure(variant: str, precision: str, steps: int, video: Path) -> dict[str, 
     report("encode", 0, 1)
     sampling = replace(SAMPLING_PRESETS["reference"], steps=steps)
     generate_window(stages, config, 1.0, "cpu", part, sampling, timesteps(config, sampling), [0], report,
-                    Prompt("footsteps on gravel", ""))
+                    Prompt("footsteps on gravel", ""), {})
     report("done", 0, 0)
     return dict(times)
 
@@ -78,7 +85,8 @@ def guidance_row(variant: str, repeats: int = 3) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="small_16k", choices=list(PRESETS))
-    parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--precision", nargs="+", default=["fp32", "bf16", "onnx-int8"],
+                        choices=["fp32", "bf16", "onnx-int8"])
     parser.add_argument("--steps", type=int, default=25)
     args = parser.parse_args()
     torch.manual_seed(0)

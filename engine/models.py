@@ -20,7 +20,6 @@ from engine.mmaudio.stages import Stages as MMAudioStages
 from engine.vta_ldm import pipeline as vta_ldm_pipeline
 from engine.vta_ldm.config import ModelConfig
 from engine.vta_ldm.stages import Stages
-from engine.vta_ldm.vision_encoder import OnnxVisionEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +30,7 @@ EMBEDDED_DIR = Path(__file__).parent / "starter"
 
 # A model family is a module of the same names over its own config and stages (`engine/*/pipeline.py`): TAKES_TEXT,
 # SAMPLING_PRESETS, config_of(manifest), build_modules(config), rebuild_unsaved_buffers(stages, config),
+# export_encoder(stages, path, precision) and use_onnx_encoder(stages, path) for its picture encoders,
 # frame_source(spans, start, end, config), timesteps(config, sampling), check_frames(frames, config) and
 # generate_window(...), the steps `engine.core.generate` runs for each window. A manifest names its family; models
 # without one are VTA-LDM.
@@ -128,12 +128,12 @@ def model_config(name: str) -> ModelConfig | MMAudioConfig:
 
 def load_model(name: str, encoder: Path | None = None) -> Components:
     """Load an installed model with a strict key check, or the embedded default for `builtin`; with `encoder`,
-    its vision encoder runs from that ONNX export (`foley models export-encoder`) on onnxruntime."""
+    its picture encoders run from that ONNX export (`foley models export-encoder`) on onnxruntime."""
     components = _load(name)
     if encoder is not None:
         if not encoder.is_file():
             raise ModelNotInstalledError(f"No ONNX encoder at {encoder}; make one with `foley models export-encoder`.")
-        components.stages.vision = OnnxVisionEncoder(encoder)
+        family_of(components).use_onnx_encoder(components.stages, encoder)
     return components
 
 

@@ -2,6 +2,7 @@
 with prompts on ranges longer than a window, at 16 kHz and 44.1 kHz, through the same job path as VTA-LDM."""
 
 import json
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -181,3 +182,31 @@ def test_layered_foley_three_prompts_their_own_tracks_stems_and_one_mixdown(home
     assert len(mix) == round(Fraction(28, 5) * 48000)  # 0.8-6.4 s at 48 kHz
     assert all(s["samples"] == len(mix) for s in manifest["stems"])
     assert "CC-BY-NC-4.0 (non-commercial)" in manifest["licences"]
+
+
+def test_a_layered_job_encodes_each_window_of_pictures_once(home):
+    """Three prompts over two windows: CLIP's image tower and the Synchformer run once per window, not per layer,
+    and each layer sounds as the same prompt does in a job of its own."""
+    from engine.config import Prompt
+    from engine.core.job import JobSpec, run_job
+    from engine.mmaudio.pipeline import SAMPLING_PRESETS
+    from engine.video import EditSpan
+
+    import_folder(write_published(home / "download", "tiny"), models_dir())
+    components = load_model("mmaudio-tiny")
+    calls = {"clip": 0, "sync": 0}
+    components.stages.clip.visual.register_forward_hook(lambda *_: calls.__setitem__("clip", calls["clip"] + 1))
+    components.stages.synchformer.register_forward_hook(lambda *_: calls.__setitem__("sync", calls["sync"] + 1))
+    video = make_demo_video(home / "clip.mp4", seconds=11.0)
+    prompts = (Prompt("footsteps"), Prompt("wind", "music"), Prompt("cloth"))
+
+    def job(layers, out):
+        spec = JobSpec(model="mmaudio-tiny", sampling=replace(SAMPLING_PRESETS["fast"], steps=1), seeds=(2,),
+                       start=Fraction(0), end=Fraction(10), source="clip",
+                       edit=(EditSpan(video, Fraction(0), Fraction(10), Fraction(0)),), prompts=layers)
+        return run_job(spec, components, home / out)
+
+    layered = job(prompts, "layered")
+    assert len(layered.generations[0].joins) == 1 and calls == {"clip": 2, "sync": 2}  # two windows, once each
+    alone = job(prompts[1:2], "alone")
+    np.testing.assert_array_equal(layered.generations[1].variants[0].audio, alone.generations[0].variants[0].audio)

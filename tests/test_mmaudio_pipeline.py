@@ -85,7 +85,9 @@ def encode_ours(engine, metadata, legacy: bool) -> tuple[dict, dict[str, torch.T
     network = stages.network
     network.set_sequence(replace(config.network.sequence, duration=duration))
     with torch.inference_mode():
-        out = pipeline.features(stages, part, prompt)
+        clip, sync = pipeline.picture_conditions(stages, part, {})
+        text, negative = pipeline.prompt_features(stages, prompt)
+    out = {"clip": clip, "sync": sync, "text": text, "negative_text": negative}
     out["noise"] = start_noise(network, 1, torch.Generator().manual_seed(int(metadata["seed"])))
     return part, out
 
@@ -97,7 +99,7 @@ def run_ours(engine, metadata, legacy: bool) -> tuple[dict, dict[str, torch.Tens
     prompt = Prompt(metadata["prompt"], metadata["negative_prompt"])
     sampling = pipeline.SAMPLING_PRESETS["reference"]
     with torch.inference_mode():
-        cond, empty = pipeline.conditions(stages, part, prompt)
+        cond, empty = pipeline.conditions(stages, part, prompt, {})
         out["latent"] = sample_latent(stages.network, out["noise"], cond, empty, cfg_strength=sampling.guidance,
                                       num_steps=sampling.steps)
         out["mel"] = decode(stages.vae, out["latent"].transpose(1, 2))
@@ -160,7 +162,7 @@ def test_generate_window_writes_their_audio(fixture, engine):
     sampling = pipeline.SAMPLING_PRESETS["reference"]
     waves = pipeline.generate_window(stages, config, 1.0, "cpu", part, sampling,
                                      pipeline.timesteps(config, sampling), [int(metadata["seed"])],
-                                     lambda *args: None, Prompt(metadata["prompt"], metadata["negative_prompt"]))
+                                     lambda *args: None, Prompt(metadata["prompt"], metadata["negative_prompt"]), {})
     audio = tensors["audio"].numpy()
     assert waves.shape == audio.shape
     assert np.abs(waves - audio).max() < TOLERANCE * audio.std()

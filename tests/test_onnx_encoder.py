@@ -1,4 +1,5 @@
-"""The vision encoder exported to ONNX: parity with torch at each precision, dynamic frame count, and use in a run."""
+"""Picture encoders exported to ONNX (VTA-LDM's vision encoder, MMAudio's CLIP + Synchformer): parity with torch at each
+precision, dynamic frame count, and use in a run."""
 
 import json
 
@@ -54,3 +55,63 @@ def test_onnx_encoder_of_a_flow_model_takes_the_flow_beside_the_pixels(tmp_path)
     session = OnnxVisionEncoder(export_onnx(vision, tmp_path / "flow.onnx"))
     assert [i.name for i in session.inputs] == ["pixels", "flow"]
     torch.testing.assert_close(encode_frames(session, pixels), encode_frames(vision, pixels), rtol=0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def mmaudio_exports(tmp_path_factory):
+    """The tiny MMAudio model's two picture encoders as one graph, fp32 and int8, and the torch stages."""
+    from engine.mmaudio.config import PRESETS
+    from engine.mmaudio.encoders import export_onnx as export_pictures
+    from engine.mmaudio.stages import build_modules
+
+    stages = build_modules(PRESETS["tiny"])
+    folder = tmp_path_factory.mktemp("mmaudio-onnx")
+    paths = {p: export_pictures(stages.clip, stages.synchformer, folder / f"{p}.onnx", p) for p in ("fp32", "int8")}
+    return stages, paths
+
+
+@pytest.mark.parametrize("clip_frames, sync_frames", [(1, 16), (9, 40)])
+def test_mmaudio_picture_encoders_on_onnxruntime_match_torch(mmaudio_exports, clip_frames, sync_frames):
+    """CLIP's image tower and the Synchformer in one graph, any number of frames and segments (16 sync frames are
+    one segment, 40 are four): fp32 gives what torch gives, int8 points the same way."""
+    from engine.mmaudio.encoders import OnnxPictureEncoders, picture_features
+
+    stages, paths = mmaudio_exports
+    generator = torch.Generator().manual_seed(clip_frames)
+    clip = torch.rand(clip_frames, 3, 384, 384, generator=generator)
+    sync = torch.rand(1, sync_frames, 3, 224, 224, generator=generator)
+    reference = picture_features(stages.clip, stages.synchformer, None, clip, sync)
+    assert reference[1].shape[1] == 8 * ((sync_frames - 16) // 8 + 1)
+    fp32 = OnnxPictureEncoders(paths["fp32"], stages.clip, stages.synchformer)
+    assert fp32.providers[-1] == "CPUExecutionProvider"
+    for ours, theirs in zip(picture_features(stages.clip, stages.synchformer, fp32, clip, sync), reference):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+    int8 = OnnxPictureEncoders(paths["int8"], stages.clip, stages.synchformer)
+    for ours, theirs in zip(int8(clip, sync), reference):
+        assert torch.nn.functional.cosine_similarity(ours.flatten(0, -2), theirs.flatten(0, -2), dim=-1).min() > 0.98
+    with pytest.raises(ValueError, match=r"\[B, T, 3, 224, 224\]"):
+        fp32(clip, sync[:, :, :, :200])
+
+
+def test_mmaudio_generate_with_its_onnx_encoders(tmp_path, monkeypatch, capsys):
+    """`foley models export-encoder` of an MMAudio model writes one graph; `foley generate --encoder` runs it in
+    place of the torch encoders: the fp32 graph gives the torch run's sound."""
+    import numpy as np
+    import soundfile
+
+    from engine.training.sample_video import make_demo_video
+    from tests.mmaudio_layout import write_published
+
+    monkeypatch.setenv("FOLEY_HOME", str(tmp_path / "home"))
+    assert main(["models", "import", str(write_published(tmp_path / "download", "tiny"))]) == 0
+    video = make_demo_video(tmp_path / "clip.mp4", seconds=3.0)
+    assert main(["models", "export-encoder", "mmaudio-tiny", "-o", str(tmp_path / "pictures.onnx")]) == 0
+    assert "pictures.onnx (fp32)" in capsys.readouterr().out
+    common = ["generate", str(video), "--model", "mmaudio-tiny", "--steps", "2", "--seed", "4", "--level", "raw",
+              "--prompt", "a ball bounces"]
+    assert main([*common, "-o", str(tmp_path / "torch")]) == 0
+    assert main([*common, "--encoder", str(tmp_path / "pictures.onnx"), "-o", str(tmp_path / "onnx")]) == 0
+    (torch_wav,), (onnx_wav,) = (sorted((tmp_path / x).glob("*.wav")) for x in ("torch", "onnx"))
+    torch_audio, onnx_audio = soundfile.read(torch_wav)[0], soundfile.read(onnx_wav)[0]
+    assert np.abs(torch_audio).max() > 0
+    assert np.abs(torch_audio - onnx_audio).max() <= 1e-3 * np.abs(torch_audio).max() + 2 / 32768

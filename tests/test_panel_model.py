@@ -4,11 +4,10 @@ the engine's models with their own sampling presets, and prompts kept per range 
 No Qt here: the test plays the worker's part with the same stdlib client calls against a real engine.
 """
 
+import json
 from collections import defaultdict
 from dataclasses import replace
 from fractions import Fraction
-
-import json
 
 import numpy as np
 import pytest

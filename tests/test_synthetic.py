@@ -31,8 +31,8 @@ def test_clips_are_deterministic_by_seed_and_splits_never_meet():
 
 @pytest.mark.parametrize("kind", list(SCENE_KINDS))
 def test_every_kind_is_deterministic_and_its_labels_are_exact(kind):
-    """Each labelled impact is a contact in the scene's own motion (on the floor, at a wall, against another body),
-    and the clip's true sound has an onset within one video frame of it."""
+    """Each labelled impact is a contact in the scene's own motion (on the floor, at a wall, against another body or
+    on top of one), and the clip's true sound has an onset within one video frame of it."""
     a, b = make_clip(3, kind=kind), make_clip(3, kind=kind)
     assert np.array_equal(a.frames, b.frames) and np.array_equal(a.audio, b.audio) and a.events == b.events
     impacts = [e.time for e in a.events if e.kind == "impact"]
@@ -46,8 +46,10 @@ def test_every_kind_is_deterministic_and_its_labels_are_exact(kind):
                 at_wall = any(abs(abs(x - wall) - body.radius) < 1e-6 for wall in scene.walls)
                 touching = any(abs(abs(x - other.path(event.time)[0]) - body.radius - other.radius) < 1e-6
                                and other.path(event.time)[1] < 1e-6 for other in scene.bodies if other is not body)
-                assert on_floor or at_wall or touching, (kind, seed, event)
-                assert kind in ("throw", "collide") or (on_floor and (at_wall or not scene.walls)), (kind, seed, event)
+                on_top = any(abs(y - 2 * other.radius) < 1e-6 and abs(x - other.path(event.time)[0]) < other.radius
+                             for other in scene.bodies if other is not body)
+                assert on_floor or at_wall or touching or on_top, (kind, seed, event)
+                assert kind in ("throw", "collide", "stack") or (on_floor and (at_wall or not scene.walls)), (kind, seed, event)
     if kind != "drop":  # randomised kinds are rendered at 23.976-30 fps
         assert a.fps in FRAME_RATES and len(a.frames) == int(np.ceil(4.0 * a.fps))
 

@@ -90,6 +90,7 @@ def generate(
     prompt: Prompt = Prompt(),
     callback: Callable[[StepInfo], None] | None = None,
     cancel: threading.Event | None = None,
+    cache: dict | None = None,
 ) -> Generation:
     """Generate foley for the range that `frames` cover, one variant per seed, of any length.
 
@@ -103,12 +104,15 @@ def generate(
         prompt: the text and negative text, for a family that takes text (`TAKES_TEXT`).
         callback: receives a `StepInfo` per stage and per sampling step.
         cancel: when set, the job stops at the next step and raises `JobCancelled`.
+        cache: kept by the caller across calls over the same `frames` (a layered job's prompts): the family keeps
+            each window's picture features there, so only the first call encodes the pictures.
 
     Returns:
         `Generation` with exactly `range_samples(frames.start, frames.end, sample_rate)` samples per variant.
         Ranges longer than the model's window are made of overlapping windows joined by equal-power crossfades.
     """
     config, family = components.config, family_of(components)
+    cache = {} if cache is None else cache
     rate = config.sample_rate
     state = {"window": 0, "windows": estimate_windows(frames.end - frames.start, config.window_seconds, frames.rate)}
     clock = JobClock(sampling.steps)
@@ -143,7 +147,7 @@ def generate(
         window_seeds = [seed + state["window"] * WINDOW_SEED_STRIDE for seed in seeds]
         # 2.-5. per window, the model family's steps: conditions, sampling, decoder, vocoder
         waves = family.generate_window(components.stages, config, components.scale_factor, components.device, part,
-                                       sampling, timesteps, window_seeds, report, prompt)
+                                       sampling, timesteps, window_seeds, report, prompt, cache)
         waves = waves[:, : range_samples(part.start, part.end, rate)]
         # 6. Join: overlap-add, the next window starting on the frame grid at least OVERLAP before this end
         last = end >= frames.end

@@ -160,7 +160,7 @@ class VisionTower(nn.Module):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Normalised pixels [N, 3, S, S] -> image embeddings [N, embed_dim] (not yet unit length)."""
         patches = self.conv1(pixels).flatten(2).transpose(1, 2)  # [N, grid * grid, width], rows first
-        class_token = self.class_embedding.to(patches.dtype).expand(len(patches), 1, -1)
+        class_token = self.class_embedding.to(patches.dtype).expand(patches.shape[0], 1, -1)
         x = torch.cat([class_token, patches], dim=1) + self.positional_embedding.to(patches.dtype)
         x = self.transformer(self.ln_pre(x))
         return self.ln_post(x[:, 0]) @ self.proj

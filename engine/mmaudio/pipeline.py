@@ -5,28 +5,30 @@ decoder, the vocoder. As MMAudio's `generate()`, for a window of any length up t
 import functools
 from dataclasses import replace
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from engine.config import Prompt, SamplingConfig
-from engine.mmaudio.clip import clip_image_features, clip_text_features
+from engine.mmaudio.clip import clip_text_features
 from engine.mmaudio.config import PRESETS, MMAudioConfig
+from engine.mmaudio.encoders import OnnxPictureEncoders, export_onnx, picture_features
 from engine.mmaudio.frames import reference_streams
 from engine.mmaudio.network import Conditions
 from engine.mmaudio.sampling import flow_times, sample_latent, start_noise
-from engine.mmaudio.stages import Stages, build_modules
-from engine.mmaudio.synchformer import sync_features
+from engine.mmaudio.stages import PARTS, Stages, build_modules
 from engine.mmaudio.tokenizer import load_tokenizer
 from engine.mmaudio.vae import decode
 from engine.mmaudio.vocoder import vocode
 from engine.video import EditFrames, EditSpan, FrameStreams
 
 TAKES_TEXT = True
-PRECISION_PARTS = ("clip", "synchformer", "network", "vae", "vocoder")  # as MMAudio's demo: every stage in one dtype
+PRECISION_PARTS = PARTS  # as MMAudio's demo: every stage in one dtype
 # the family interface (engine.models.FAMILIES)
 __all__ = ["TAKES_TEXT", "PRECISION_PARTS", "SAMPLING_PRESETS", "config_of", "build_modules",
-           "rebuild_unsaved_buffers", "frame_source", "timesteps", "check_frames", "generate_window"]
+           "rebuild_unsaved_buffers", "export_encoder", "use_onnx_encoder", "frame_source", "timesteps",
+           "check_frames", "generate_window"]
 # MMAudio's own method is already a 25-step ODE solver: both presets run it until a faster one is measured
 SAMPLING_PRESETS = {"reference": SamplingConfig("euler", 25, 4.5), "fast": SamplingConfig("euler", 25, 4.5)}
 
@@ -41,6 +43,16 @@ def rebuild_unsaved_buffers(stages: Stages, config: MMAudioConfig) -> None:
     real tensors."""
     stages.network.t_embed.reset_frequencies()
     stages.network.set_sequence(config.network.sequence)
+
+
+def export_encoder(stages: Stages, path: Path, precision: str) -> Path:
+    """Write CLIP's image tower and the Synchformer as one ONNX graph (`foley models export-encoder`)."""
+    return export_onnx(stages.clip, stages.synchformer, path, precision)
+
+
+def use_onnx_encoder(stages: Stages, path: Path) -> None:
+    """Run the picture encoders from their ONNX export (`export_encoder`) on onnxruntime from now on."""
+    stages.onnx = OnnxPictureEncoders(path, stages.clip, stages.synchformer)
 
 
 def frame_source(spans: tuple[EditSpan, ...], start: Fraction, end: Fraction, config: MMAudioConfig, *,
@@ -89,38 +101,46 @@ def _text(stages: Stages, text: str) -> torch.Tensor:
     return clip_text_features(stages.clip, _tokenizer()([text]))
 
 
-def features(stages: Stages, part: FrameStreams, prompt: Prompt) -> dict[str, torch.Tensor]:
-    """The encoders' outputs for the window at the network's sequence lengths: "clip" [1, clip_seq_len, D],
-    "sync" [1, sync_seq_len, D], "text" and "negative_text" [1, 77, D] (MMAudio's `encode_video_with_clip`,
-    `encode_video_with_sync`, `encode_text`)."""
-    lengths = stages.network.sequence
-    clip_pixels = torch.from_numpy(part["clip"].model_input()[: lengths.clip_seq_len])
-    sync_count = int(lengths.seconds * lengths.sync_fps)  # MMAudio keeps int(25 * duration) frames
-    sync_pixels = torch.from_numpy(part["sync"].model_input()[:sync_count])
-    return {"clip": clip_image_features(stages.clip, clip_pixels)[None],
-            "sync": sync_features(stages.synchformer, sync_pixels[None]),
-            "text": _text(stages, prompt.text), "negative_text": _text(stages, prompt.negative)}
+def picture_conditions(stages: Stages, part: FrameStreams, cache: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The window's CLIP [1, clip_seq_len, D] and Synchformer [1, sync_seq_len, D] features at the network's
+    sequence lengths (MMAudio's `encode_video_with_clip`, `encode_video_with_sync`), encoded once per window of a
+    job: the layers of a layered job differ only in their prompts."""
+    key = ("pictures", part.start, part.end)
+    if key not in cache:
+        lengths = stages.network.sequence
+        clip_pixels = torch.from_numpy(part["clip"].model_input()[: lengths.clip_seq_len])
+        sync_count = int(lengths.seconds * lengths.sync_fps)  # MMAudio keeps int(25 * duration) frames
+        sync_pixels = torch.from_numpy(part["sync"].model_input()[:sync_count])
+        clip, sync = picture_features(stages.clip, stages.synchformer, stages.onnx, clip_pixels, sync_pixels[None])
+        cache[key] = clip[None], sync
+    return cache[key]
 
 
-def conditions(stages: Stages, part: FrameStreams, prompt: Prompt) -> tuple[Conditions, Conditions]:
+def prompt_features(stages: Stages, prompt: Prompt) -> tuple[torch.Tensor, torch.Tensor]:
+    """CLIP features [1, 77, D] of the prompt and of the negative prompt (MMAudio's `encode_text`)."""
+    return _text(stages, prompt.text), _text(stages, prompt.negative)
+
+
+def conditions(stages: Stages, part: FrameStreams, prompt: Prompt, cache: dict) -> tuple[Conditions, Conditions]:
     """The window's conditions and the guidance's unconditional side (empty video, the negative prompt's features:
     MMAudio's demo encodes the negative prompt even when it is empty)."""
-    encoded = features(stages, part, prompt)
+    clip, sync = picture_conditions(stages, part, cache)
+    text, negative = prompt_features(stages, prompt)
     network = stages.network
-    cond = network.prepare_conditions(encoded["clip"], encoded["sync"], encoded["text"])
-    return cond, network.empty_conditions(1, negative_text=encoded["negative_text"])
+    return network.prepare_conditions(clip, sync, text), network.empty_conditions(1, negative_text=negative)
 
 
 def generate_window(stages: Stages, config: MMAudioConfig, scale_factor: float, device: str, part: FrameStreams,
                     sampling: SamplingConfig, steps: list[float], seeds: list[int], report,
-                    prompt: Prompt) -> np.ndarray:
-    """One window's variants, [variants, samples] (the core cuts them to the window's exact length)."""
+                    prompt: Prompt, cache: dict) -> np.ndarray:
+    """One window's variants, [variants, samples] (the core cuts them to the window's exact length); `cache` keeps
+    the window's picture features for the job's other layers."""
     network = stages.network
     network.set_sequence(replace(config.network.sequence, duration=part.end - part.start))
     # 2. Encode frames and prompt into conditions, once for every variant
     report("encode", 0, 1)
     with torch.inference_mode():
-        cond, empty = conditions(stages, part, prompt)
+        cond, empty = conditions(stages, part, prompt, cache)
     report("encode", 1, 1)
     # 3. Sample: each variant's start noise from its own seeded generator, as MMAudio's demo draws it
     noise = torch.cat([start_noise(network, 1, torch.Generator().manual_seed(seed)) for seed in seeds]).to(device)

@@ -1,16 +1,19 @@
 """The MMAudio family's stages built from a config: CLIP towers, Synchformer visual branch, network, VAE decoder,
 vocoder; `parts()` names them as the installed weights file prefixes them."""
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from torch import nn
 
 from engine.mmaudio.clip import ClipModel
 from engine.mmaudio.config import MMAudioConfig
+from engine.mmaudio.encoders import OnnxPictureEncoders
 from engine.mmaudio.network import MMAudioNetwork
 from engine.mmaudio.synchformer import Synchformer
 from engine.mmaudio.vae import MelVAEDecoder
 from engine.mmaudio.vocoder import BigVGAN
+
+PARTS = ("clip", "synchformer", "network", "vae", "vocoder")
 
 
 @dataclass
@@ -20,9 +23,12 @@ class Stages:
     network: MMAudioNetwork
     vae: MelVAEDecoder
     vocoder: BigVGAN
+    onnx: OnnxPictureEncoders | None = None  # the picture encoders' ONNX export, run instead of CLIP's image tower
+    # and the Synchformer when set (`use_onnx_encoder`)
 
     def parts(self) -> dict[str, nn.Module]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Name -> torch module, in checkpoint order."""
+        return {name: getattr(self, name) for name in PARTS}
 
 
 def build_modules(config: MMAudioConfig) -> Stages:

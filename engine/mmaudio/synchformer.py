@@ -180,7 +180,7 @@ class SpatialPool(nn.Module):
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Patch tokens [M, P, D] -> pooled tokens [M, D]."""
-        sequence = torch.cat([self.cls_token.expand(len(patches), -1, -1), patches], dim=1)
+        sequence = torch.cat([self.cls_token.expand(patches.shape[0], -1, -1), patches], dim=1)
         normed = self.norm1(sequence)
         cls = sequence[:, :1] + self.self_attn(normed[:, :1], normed, normed, need_weights=False)[0]
         cls = cls + self.linear2(F.gelu(self.linear1(self.norm2(cls))))
@@ -212,13 +212,13 @@ class MotionFormer(nn.Module):
     def forward(self, segments: torch.Tensor) -> torch.Tensor:
         """Normalised segments [N, 3, F, H, W] -> sync tokens [N, t, D]."""
         tokens = self.patch_embed_3d(segments)
-        x = torch.cat([self.cls_token.expand(len(tokens), -1, -1), tokens], dim=1) + self.position_table()
+        x = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1) + self.position_table()
         steps = self.config.tokens_per_segment
         for block in self.blocks:
             x = block(x, steps)
         patches = self.norm(x[:, 1:])  # the CLS token is not used downstream
         pooled = self.spatial_attn_agg(patches.reshape(-1, self.config.patches_per_frame, patches.shape[-1]))
-        return pooled.view(len(segments), steps, -1)
+        return pooled.view(segments.shape[0], steps, -1)
 
 
 class Synchformer(nn.Module):

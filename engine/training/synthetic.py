@@ -2,10 +2,10 @@
 
 Each clip is a small procedural scene of one kind (`SCENE_KINDS`): objects of some material drop and bounce on
 the floor, slide into walls, several at once, under a panning or shaking camera, behind an occluder, beside
-silent distractors, thrown across the room against a wall, or sliding into each other. Everything that is not the
-event is randomised (domain randomisation, Tobin et al. 2017):
-backgrounds (procedural textures, or frames of real footage from `load_backgrounds`), lighting and colours,
-object shapes and sizes, frame size, and the frame rate (23.976-30 fps; the model's loader resamples to its
+silent distractors, thrown across the room against a wall, sliding into each other, or dropped onto another lying on
+the floor. Everything that is not the event is randomised (domain randomisation, Tobin et al. 2017): backgrounds
+(procedural textures, or frames of real footage from `load_backgrounds`), lighting and colours, object shapes and
+sizes, frame size, and the frame rate (23.976-30 fps; the model's loader resamples to its
 25 fps). The sound is physically timed: every contact is a modal-synthesis impact (damped partials whose
 frequencies and decays follow the material, loudness following the impact speed), sliding is friction noise,
 and a quiet ambience runs under everything. Contact times are computed in closed form, so labels are exact.
@@ -36,7 +36,8 @@ MODEL_FPS = 25  # the rate labels are scored at (one video frame = 40 ms)
 HELD_OUT_SEEDS = 1_000_000  # seeds from here on are the held-out split
 FRAME_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30))
 
-SceneKind = Literal["drop", "floor", "multi", "wall", "pan", "shake", "occlusion", "distractor", "throw", "collide"]
+SceneKind = Literal["drop", "floor", "multi", "wall", "pan", "shake", "occlusion", "distractor", "throw", "collide",
+                    "stack"]
 # never in the training split: motions whose parts are trained (floor bounces, wall hits, sliding) in new combinations
 HELD_OUT_KINDS: tuple[SceneKind, ...] = ("throw", "collide")
 Shape = Literal["disc", "square", "diamond"]
@@ -147,22 +148,24 @@ def _height(time: float, start: float, height: float, impacts: list[tuple[float,
 
 
 def _drop(rng: np.random.Generator, seconds: float, material: str, radius: float, x_range: tuple[float, float],
-          periodic: bool = False) -> Body:
+          periodic: bool = False, base: float = 0.0) -> Body:
     """A drop with bounces (restitution by material), then an optional slide. `periodic`: an elastic ball already
-    bouncing when the clip starts, the same height every time (the demo clip's motion)."""
+    bouncing when the clip starts, the same height every time (the demo clip's motion). `base`: the height of what
+    it lands on (another body's top; no slide then)."""
     restitution = 1.0 if periodic else MATERIALS[material][2]
-    height = rng.uniform(0.5, 1.85) if periodic else rng.uniform(0.8, 1.8)  # periods 0.64-1.23 s
+    height = rng.uniform(0.5, 1.85) if periodic else rng.uniform(0.8, 1.8) - base  # periods 0.64-1.23 s
     period = 2 * math.sqrt(2 * height / GRAVITY)
     start = -rng.uniform(0, period) if periodic else rng.uniform(0.1, 0.8)
     x0 = rng.uniform(*x_range)
-    drift = rng.uniform(-0.3, 0.3) if periodic else rng.uniform(0.0, 0.05)
+    drift = rng.uniform(-0.3, 0.3) if periodic else rng.uniform(0.0, 0.05) * (not base)  # stays on what it hit
     impacts = _bounces(start, height, restitution, seconds)
     rest = impacts[-1][0] if impacts and not periodic else math.inf
-    slide = rng.uniform(0.1, 0.35) if not periodic and rng.random() < 0.5 and rest < seconds - 0.3 else 0.0
+    slide = rng.uniform(0.1, 0.35) if not periodic and not base and rng.random() < 0.5 and rest < seconds - 0.3 else 0.0
 
     def path(time: float) -> tuple[float, float]:
         x = x0 + drift * max(0.0, time - start) + slide * max(0.0, time - rest)
-        return float(np.clip(x, x_range[0] - 0.2, x_range[1] + 0.2)), _height(time, start, height, impacts, restitution)
+        y = base + _height(time, start, height, impacts, restitution)
+        return float(np.clip(x, x_range[0] - 0.2, x_range[1] + 0.2)), y
 
     events = [Event("impact", t, min(1.0, v / 6.0)) for t, v in impacts if 0 <= t < seconds]
     if slide:
@@ -260,6 +263,12 @@ def _colliding(rng: np.random.Generator, seconds: float, width: float) -> tuple[
     impact = (Event("impact", float(contact), float(strength)),)
     return (Body(materials[0], _shape(rng), ra, _colour(rng, materials[0]), path_of(xa, va, after_a), impact),
             Body(materials[1], _shape(rng), rb, _colour(rng, materials[1]), path_of(xb, vb, after_b)))
+
+
+def _resting(rng: np.random.Generator, x: float, radius: float) -> Body:
+    """A body lying still on the floor: it makes no sound of its own."""
+    material = _material(rng)
+    return Body(material, _shape(rng), radius, _colour(rng, material), lambda time: (x, 0.0))
 
 
 def _distractor(rng: np.random.Generator, width: float) -> Body:
@@ -371,6 +380,14 @@ def _collide_scene(rng: np.random.Generator, seconds: float, width: float) -> Sc
     return Scene("collide", width, _colliding(rng, seconds, width))
 
 
+def _stack_scene(rng: np.random.Generator, seconds: float, width: float) -> Scene:
+    """A body dropped onto a box or a ball lying on the floor: contacts between objects, above the floor."""
+    below, x = rng.uniform(0.12, 0.26), rng.uniform(0.5, width - 0.5)
+    resting = replace(_resting(rng, x, below), shape="square" if rng.random() < 0.6 else "disc")
+    body = _drop(rng, seconds, _material(rng), rng.uniform(0.06, below), (x - 0.03, x + 0.03), base=2 * below)
+    return Scene("stack", width, (resting, body))
+
+
 SCENE_KINDS: dict[str, Callable[[np.random.Generator, float, float], Scene]] = {
     "drop": _drop_scene,
     "floor": _plain_floor_scene,
@@ -382,6 +399,7 @@ SCENE_KINDS: dict[str, Callable[[np.random.Generator, float, float], Scene]] = {
     "distractor": _distractor_scene,
     "throw": _throw_scene,  # new kinds go last: a kind's place seeds its clips
     "collide": _collide_scene,
+    "stack": _stack_scene,
 }
 assert set(SCENE_KINDS) == set(get_args(SceneKind))
 

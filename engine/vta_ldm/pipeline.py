@@ -4,6 +4,7 @@ latent per seed, decode the latents to log-mel, vocode."""
 import functools
 from dataclasses import replace
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,14 +16,15 @@ from engine.vta_ldm.sampling import SAMPLERS, TIMESTEP_SPACINGS, get_alphas_cump
 from engine.vta_ldm.stages import Stages, build_modules, rebuild_unsaved_buffers
 from engine.vta_ldm.unet import GuidedDenoiser
 from engine.vta_ldm.vae import decode
-from engine.vta_ldm.vision_encoder import encode_frames
+from engine.vta_ldm.vision_encoder import OnnxVisionEncoder, encode_frames, export_onnx
 from engine.vta_ldm.vocoder import vocode
 
 TAKES_TEXT = False
 PRECISION_PARTS = ("unet",)  # --precision sets the UNet's weights; the other stages stay fp32
 # the family interface (engine.models.FAMILIES)
 __all__ = ["TAKES_TEXT", "PRECISION_PARTS", "SAMPLING_PRESETS", "config_of", "build_modules",
-           "rebuild_unsaved_buffers", "frame_source", "timesteps", "check_frames", "generate_window"]
+           "rebuild_unsaved_buffers", "export_encoder", "use_onnx_encoder", "frame_source", "timesteps",
+           "check_frames", "generate_window"]
 
 
 def config_of(manifest: dict) -> ModelConfig:
@@ -31,6 +33,16 @@ def config_of(manifest: dict) -> ModelConfig:
         return config_from_dict(manifest["config"])
     base = PRESETS[manifest["preset"]]
     return replace(base, vision=replace(base.vision, frame_pe=manifest.get("frame_pe", False)))
+
+
+def export_encoder(stages: Stages, path: Path, precision: str) -> Path:
+    """Write the vision encoder as ONNX (`foley models export-encoder`)."""
+    return export_onnx(stages.vision, path, precision)
+
+
+def use_onnx_encoder(stages: Stages, path: Path) -> None:
+    """Run the vision encoder from its ONNX export (`export_encoder`) on onnxruntime from now on."""
+    stages.vision = OnnxVisionEncoder(path)
 
 
 def frame_source(spans: tuple[EditSpan, ...], start: Fraction, end: Fraction, config: ModelConfig, *,
@@ -84,13 +96,15 @@ def sample_latents(stages: Stages, config: ModelConfig, device: str, context: to
 
 def generate_window(stages: Stages, config: ModelConfig, scale_factor: float, device: str, part: Frames,
                     sampling: SamplingConfig, steps: list[int], seeds: list[int], report,
-                    prompt: Prompt) -> np.ndarray:
+                    prompt: Prompt, cache: dict) -> np.ndarray:
     """One window's variants, [variants, samples] (the core cuts them to the window's exact length); VTA-LDM
-    takes no text, so `prompt` is always empty here."""
+    takes no text, so `prompt` is always empty here. `cache` keeps the window's context tokens for the job."""
     # 2. Encode frames into context tokens
     report("encode", 0, 1)
-    pixels = torch.from_numpy(part.model_input())
-    context = encode_frames(stages.vision, pixels.to(device)).to(device)
+    key = ("context", part.start, part.end)
+    if key not in cache:
+        cache[key] = encode_frames(stages.vision, torch.from_numpy(part.model_input()).to(device)).to(device)
+    context = cache[key]
     report("encode", 1, 1)
     # 3. Sample one latent per seed
     latents = sample_latents(stages, config, device, context, sampling, steps, seeds, report)

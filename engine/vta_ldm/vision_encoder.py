@@ -1,7 +1,5 @@
 """Vision encoder: CLIP ViT `image_embeds` per frame, optional frame position table, linear to context width."""
 
-import copy
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +9,8 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from engine.flow import optical_flow
+from engine.onnx import export, start_session
 from engine.vta_ldm.config import VisionConfig
-
-logger = logging.getLogger(__name__)
 
 
 def sinusoidal_table(length: int, dim: int, base: float = 10000.0) -> torch.Tensor:
@@ -124,21 +121,11 @@ def flow_features(pixels: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 class OnnxVisionEncoder:
-    """The same encoder exported to ONNX, run by onnxruntime on the best provider that actually started."""
+    """The same encoder exported to ONNX (`export_onnx`), run by onnxruntime (`engine.onnx.start_session`)."""
 
     def __init__(self, path: Path, providers: list[str] | None = None):
-        import onnxruntime  # optional extra: `pip install foley-desk[onnx]` (or [gpu])
-
-        available = onnxruntime.get_available_providers()
-        wanted = [p for p in providers or PROVIDER_ORDER if p in available]
-        options = {"TensorrtExecutionProvider": {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
-                                                 "trt_engine_cache_path": str(path.parent / "trt-cache")}}
-        self.session = onnxruntime.InferenceSession(str(path), providers=[(p, options.get(p, {})) for p in wanted])
+        self.session = start_session(path, providers)
         self.providers = self.session.get_providers()
-        # onnxruntime-gpu lists CUDA/TensorRT even without a GPU; what started is what counts
-        if wanted and self.providers[0] != wanted[0]:
-            logger.warning("onnxruntime could not start %s; running the vision encoder on %s", wanted[0],
-                           self.providers[0])
         self.inputs = self.session.get_inputs()  # pixels, and the optical-flow features for models that use them
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -149,9 +136,6 @@ class OnnxVisionEncoder:
             feeds[self.inputs[1].name] = flow_features(pixels, grid).numpy().astype(dtype)
         (context,) = self.session.run(None, feeds)
         return torch.from_numpy(context.astype(np.float32))
-
-
-PROVIDER_ORDER = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 @torch.inference_mode()
@@ -165,27 +149,10 @@ def encode_frames(extractor: VideoFeatureExtractor | OnnxVisionEncoder, pixels: 
 
 
 def export_onnx(extractor: VideoFeatureExtractor, path: Path, precision: str = "fp32") -> Path:
-    """Write the encoder as ONNX with a dynamic frame axis: fp32, fp16 (weights and activations), or int8
-    (dynamic weight quantisation of the fp32 graph, for CPUs)."""
-    if precision not in ("fp32", "fp16", "int8"):
-        raise ValueError(f"precision '{precision}' is not one of fp32, fp16, int8.")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the encoder as ONNX with a dynamic frame axis (`engine.onnx.export`); a model with optical-flow
+    features takes them as a second input, computed outside the graph (OpenCV)."""
     size = extractor.clip_vision.config.image_size
-    fp32 = path if precision == "fp32" else path.with_name(f".{path.stem}.fp32.onnx")
-    module = copy.deepcopy(extractor).eval()
-    examples = [torch.rand(2, 3, size, size)]
-    names = ["pixels"]
-    if extractor.flow_grid:  # optical flow is computed outside the graph (OpenCV) and fed as a second input
-        examples.append(torch.zeros(2, 2 * extractor.flow_grid**2))
-        names.append("flow")
-    if precision == "fp16":
-        module, examples, fp32 = module.half(), [e.half() for e in examples], path
-    axes = {name: {0: "frames"} for name in [*names, "context"]}
-    torch.onnx.export(module, tuple(examples), str(fp32), input_names=names, output_names=["context"],
-                      dynamic_axes=axes, opset_version=17, dynamo=False)
-    if precision == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8)
-        fp32.unlink()
-    return path
+    examples = {"pixels": torch.rand(2, 3, size, size)}
+    if extractor.flow_grid:
+        examples["flow"] = torch.zeros(2, 2 * extractor.flow_grid**2)
+    return export(extractor, examples, ["context"], path, precision)

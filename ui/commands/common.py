@@ -130,7 +130,8 @@ def add_generation_options(parser: argparse.ArgumentParser, default_output: str 
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                         help="UNet precision: auto = fp16 on GPUs, fp32 on CPUs")
-    parser.add_argument("--encoder", metavar="ONNX", help="run the vision encoder from this ONNX export (onnxruntime)")
+    parser.add_argument("--encoder", metavar="ONNX",
+                        help="run the picture encoders from this ONNX export (`foley models export-encoder`)")
     parser.add_argument("--legacy-frames", action="store_true",
                         help="sample frames by the reference code's own rule (VTA-LDM: int(fps) frame indices; "
                              "MMAudio: its load_video), for parity checks")

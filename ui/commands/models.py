@@ -43,11 +43,10 @@ def _print_installed(manifest: dict) -> None:
 
 
 def cmd_models_export_encoder(args: argparse.Namespace) -> None:
-    from engine.models import load_model
-    from engine.vta_ldm.vision_encoder import export_onnx
+    from engine.models import family_of, load_model
 
     components = load_model(args.name)
-    path = export_onnx(components.stages.vision, Path(args.output), args.precision)
+    path = family_of(components).export_encoder(components.stages, Path(args.output), args.precision)
     print(f"{path} ({args.precision}); use it with `foley generate --encoder {path}`")
 
 
@@ -89,7 +88,7 @@ def add_commands(sub) -> None:
     pull.add_argument("--force", action="store_true")
     pull.set_defaults(func=cmd_models_pull)
     models.add_parser("list", help="list installed models").set_defaults(func=cmd_models_list)
-    onnx = models.add_parser("export-encoder", help="export a model's vision encoder to ONNX (fp32, fp16, int8)")
+    onnx = models.add_parser("export-encoder", help="export a model's picture encoders to ONNX (fp32, fp16, int8)")
     onnx.add_argument("name", help="installed model name, or 'builtin'")
     onnx.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
                       help="fp16 for GPUs (TensorRT/CUDA), int8 (dynamic quantisation) for CPUs")
