@@ -35,7 +35,8 @@ def measure(variant: str, precision: str, steps: int, video: Path) -> dict[str, 
     if precision == "onnx-int8":
         path = export_onnx(stages.clip, stages.synchformer, video.parent / "pictures-int8.onnx", "int8")
         stages.onnx = OnnxPictureEncoders(path, stages.clip, stages.synchformer)
-        print(f"onnx-int8: {path.stat().st_size / 2**20:.0f} MiB graph on {stages.onnx.providers[0]}")
+        size = sum(file.stat().st_size for file in path.parent.glob(f"{path.name}*"))  # with its external data
+        print(f"onnx-int8: {size / 2**20:.0f} MiB on {stages.onnx.providers[0]}")
     for name, module in stages.parts().items():
         setattr(stages, name, module.to(PRECISIONS.get(precision, torch.float32)))
     end = config.window_seconds

@@ -12,7 +12,7 @@ from engine.training.sample_video import write_video
 from engine.vta_ldm.config import TINY
 from engine.vta_ldm.stages import build_modules
 
-DEBIAN_PACKAGES = {"melt": "melt frei0r-plugins", "ffmpeg": "ffmpeg", "blender": "blender"}
+DEBIAN_PACKAGES = {"melt": "melt frei0r-plugins", "ffmpeg": "ffmpeg", "blender": "blender", "node": "nodejs"}
 CODE_BITS = 9
 SIZE = 224
 

@@ -67,14 +67,19 @@ class EngineProcess:
         self.log.close()
 
 
-def engine_with_test_model(home: Path, *args: str) -> EngineProcess:
-    """An engine whose FOLEY_HOME holds the test-sized imported checkpoint ("tiny": the published layout at 2 fps,
-    224x224), which is then its default model."""
+def install_test_model(home: Path) -> None:
+    """Put the test-sized imported checkpoint ("tiny": the published layout at 2 fps, 224x224) into FOLEY_HOME
+    `home`, where it is then the default model."""
     from engine.vta_ldm.checkpoint import import_snapshot
     from tests.published_layout import build_snapshot
 
     build_snapshot(home.parent / f"{home.name}-snapshot")
     import_snapshot(home.parent / f"{home.name}-snapshot", home / "models")
+
+
+def engine_with_test_model(home: Path, *args: str) -> EngineProcess:
+    """An engine whose FOLEY_HOME holds the test-sized model, its default."""
+    install_test_model(home)
     return EngineProcess(home, *args)
 
 

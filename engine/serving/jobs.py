@@ -1,4 +1,5 @@
-"""The engine's job queue: one worker thread runs jobs in order with a warm model; results live in a cache
+"""The engine's job queue: worker threads run jobs in order on an engine that keeps its model warm (one
+`LocalEngine` thread for `foley serve`, one per replica for the pool in `engine.pool`); results live in a cache
 directory whose index survives restarts. No HTTP here (see `engine.serving.server`)."""
 
 import json
@@ -12,6 +13,7 @@ import uuid
 from collections import deque
 from dataclasses import asdict
 from pathlib import Path
+from typing import Protocol
 
 from engine.core.generate import JobCancelled
 from engine.core.job import JobSpec, check_spec, run_job
@@ -54,6 +56,7 @@ class Job:
         self.error: str | None = None
         self.started: float | None = None
         self.finished: float | None = None
+        self.replica: str | None = None  # which pool replica ran it (None on a single engine)
         self.variants: list[dict] = []
         self.events: list[dict] = []
         self.cancel = threading.Event()
@@ -72,6 +75,7 @@ class Job:
             "started": self.started,
             "finished": self.finished,
             "variants": self.variants,
+            "replica": self.replica,
         }
 
     @classmethod
@@ -79,18 +83,70 @@ class Job:
         job = cls(record["id"], record["params"], record["created"])
         job.state, job.error = record["state"], record["error"]
         job.started, job.finished, job.variants = record["started"], record["finished"], record["variants"]
+        job.replica = record.get("replica")
         if job.state not in FINAL_STATES:
             job.state, job.error = "failed", INTERRUPTED
         job.emit(job.state, error=job.error)
         return job
 
 
-class JobRunner:
-    """A bounded queue of jobs and the one worker thread that owns the models and runs them."""
+class Engine(Protocol):
+    """What runs a job for a `JobRunner`: writes its WAVs and sidecars into `staging`, reports progress with
+    `job.emit("progress", ...)`, stops at `job.cancel` (raising `JobCancelled`) and returns the variants' records."""
 
-    def __init__(self, cache_dir: Path, *, max_queue: int = 8, keep: int = 200, device: str = "auto",
-                 precision: str = "auto"):
+    device: str
+
+    @property
+    def loaded(self) -> str | None: ...
+
+    def run(self, job: Job, spec: JobSpec, staging: Path) -> list[dict]: ...
+
+
+class LocalEngine:
+    """Runs jobs in this process and keeps one model warm; loading another releases the previous one first
+    (bounded memory). One job at a time."""
+
+    def __init__(self, device: str = "auto", precision: str = "auto"):
         self.device, self.precision = resolve_device(device), precision
+        self._loaded: Components | None = None
+
+    @property
+    def loaded(self) -> str | None:
+        return self._loaded.name if self._loaded else None
+
+    def run(self, job: Job, spec: JobSpec, staging: Path) -> list[dict]:
+        def report(info: StepInfo) -> None:
+            job.emit("progress", **asdict(info))
+
+        components = self.warm(spec.model, report, len(spec.seeds))
+        result = run_job(spec, components, staging, report=report, cancel=job.cancel)
+        scores = [json.loads(path.with_suffix(".json").read_text())["sync_score"] for path in result.wavs]
+        made = [(layer, generation, variant) for layer, generation in enumerate(result.generations, start=1)
+                for variant in generation.variants]
+        return [
+            {"number": n, "seed": variant.seed, "wav": path.name, "json": path.with_suffix(".json").name,
+             "samples": len(variant.audio), "sample_rate": generation.sample_rate, "sync_score": score,
+             "layer": layer, "prompt": generation.prompt.text}
+            for n, ((layer, generation, variant), path, score) in enumerate(zip(made, result.wavs, scores), start=1)
+        ]
+
+    def warm(self, name: str, report=None, variants: int = 1) -> Components:
+        """The model `name`, loaded once and kept."""
+        if self._loaded is None or self._loaded.name != name:
+            if report is not None:
+                report(StepInfo("load", 0, 1, 0, variants))
+            self._loaded = None
+            self._loaded = open_model(name, self.device, self.precision)
+            if report is not None:
+                report(StepInfo("load", 1, 1, 0, variants))
+        return self._loaded
+
+
+class JobRunner:
+    """A bounded queue of jobs and the worker threads that run them on `engine`, `workers` at a time."""
+
+    def __init__(self, cache_dir: Path, engine: Engine, *, max_queue: int = 8, keep: int = 200, workers: int = 1):
+        self.engine = engine
         self.cache_dir = cache_dir
         self.results = cache_dir / "jobs"
         self.index_path = cache_dir / "index.json"
@@ -100,26 +156,32 @@ class JobRunner:
         self._wake = threading.Condition(self._lock)
         self._queue: deque[Job] = deque()
         self._jobs: dict[str, Job] = {}
-        self._running: Job | None = None
-        self._loaded: Components | None = None
+        self._running: list[Job] = []
         self._durations: deque[float] = deque(maxlen=10)
         self._stopping = False
         self._restore()
-        self._thread = threading.Thread(target=self._work, name="foley-worker", daemon=True)
+        self._threads = [threading.Thread(target=self._work, name=f"foley-worker-{n}", daemon=True)
+                         for n in range(workers)]
 
     # -- requests (any thread) ------------------------------------------------------------------------------
 
+    @property
+    def device(self) -> str:
+        return self.engine.device
+
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        """Cancel the running job, stop the worker, and mark queued jobs as interrupted."""
+        """Cancel the running jobs, stop the workers, and mark queued jobs as interrupted."""
         with self._wake:
             self._stopping = True
-            if self._running is not None:
-                self._running.cancel.set()
+            for job in self._running:
+                job.cancel.set()
             self._wake.notify_all()
-        self._thread.join(timeout=60)
+        for thread in self._threads:
+            thread.join(timeout=60)
 
     def submit(self, spec: JobSpec) -> Job:
         """Validate and queue a job, or raise `QueueFull` / a clear input error."""
@@ -185,8 +247,10 @@ class JobRunner:
             return {
                 "queued": len(self._queue),
                 "max_queue": self.max_queue,
-                "running": self._running.id if self._running else None,
-                "model_loaded": self._loaded.name if self._loaded else None,
+                "running": self._running[0].id if self._running else None,
+                "running_jobs": len(self._running),
+                "workers": len(self._threads),
+                "model_loaded": self.engine.loaded,
             }
 
     # -- worker thread --------------------------------------------------------------------------------------
@@ -199,7 +263,7 @@ class JobRunner:
                 if self._stopping:
                     return
                 job = self._queue.popleft()
-                self._running = job
+                self._running.append(job)
                 job.state, job.started = "running", time.time()
                 job.emit("state", state="running")
                 self._save_index()
@@ -207,28 +271,14 @@ class JobRunner:
                 self._run(job)
             finally:
                 with self._lock:
-                    self._running = None
+                    self._running.remove(job)
 
     def _run(self, job: Job) -> None:
         spec, job.spec = job.spec, None
         staging = self.results / f".{job.id}.part"
-
-        def report(info: StepInfo) -> None:
-            job.emit("progress", **asdict(info))
-
         try:
-            components = self._model(spec.model, report, len(spec.seeds))
-            result = run_job(spec, components, staging, report=report, cancel=job.cancel)
-            scores = [json.loads(path.with_suffix(".json").read_text())["sync_score"] for path in result.wavs]
+            job.variants = self.engine.run(job, spec, staging)
             os.replace(staging, self.results / job.id)
-            made = [(layer, generation, variant) for layer, generation in enumerate(result.generations, start=1)
-                    for variant in generation.variants]
-            job.variants = [
-                {"number": n, "seed": variant.seed, "wav": path.name, "json": path.with_suffix(".json").name,
-                 "samples": len(variant.audio), "sample_rate": generation.sample_rate, "sync_score": score,
-                 "layer": layer, "prompt": generation.prompt.text}
-                for n, ((layer, generation, variant), path, score) in enumerate(zip(made, result.wavs, scores), start=1)
-            ]
             state, error = "done", None
         except JobCancelled:
             state, error = "cancelled", None
@@ -242,15 +292,6 @@ class JobRunner:
         with self._lock:
             self._finish(job, state, error)
 
-    def _model(self, name: str, report, variants: int) -> Components:
-        """Keep one model warm; loading another releases the previous one first (bounded memory)."""
-        if self._loaded is None or self._loaded.name != name:
-            report(StepInfo("load", 0, 1, 0, variants))
-            self._loaded = None
-            self._loaded = open_model(name, self.device, self.precision)
-            report(StepInfo("load", 1, 1, 0, variants))
-        return self._loaded
-
     # -- bookkeeping (call with the lock held) --------------------------------------------------------------
 
     def _finish(self, job: Job, state: str, error: str | None = None) -> None:
@@ -263,8 +304,9 @@ class JobRunner:
         logger.info("job %s %s%s", job.id, state, f": {error}" if error else "")
 
     def _retry_after(self) -> int:
+        """Seconds until a place frees up: the recent time per job times the rounds of `workers` jobs ahead."""
         per_job = sum(self._durations) / len(self._durations) if self._durations else 5.0
-        return max(1, math.ceil(per_job * (len(self._queue) + 1)))
+        return max(1, math.ceil(per_job * math.ceil((len(self._queue) + 1) / len(self._threads))))
 
     def _prune(self) -> None:
         finished = [job for job in self._jobs.values() if job.state in FINAL_STATES]

@@ -53,7 +53,7 @@ from engine.serving.client import (
     discovery_path,
     read_discovery,
 )
-from engine.serving.jobs import JobNotDone, JobRunner, QueueFull, UnknownJob
+from engine.serving.jobs import JobNotDone, JobRunner, LocalEngine, QueueFull, UnknownJob
 from engine.video import EditSpan, Frames, fit_frames
 
 logger = logging.getLogger(__name__)
@@ -485,13 +485,18 @@ def remove_discovery() -> None:
         discovery_path().unlink(missing_ok=True)
 
 
+def check_bind(host: str, allow_remote: bool) -> None:
+    """Refuse an address other machines can reach unless that is asked for."""
+    if not is_loopback(host) and not allow_remote:
+        raise FoleyError(f"Binding {host} would expose the engine to your network. Pass --allow-remote to do that "
+                         "on purpose (the token still protects it), or use the default 127.0.0.1.")
+
+
 def serve(*, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False, cache_dir: Path | None = None,
           max_queue: int = 8, max_request_bytes: int = 256 << 20, token: str | None = None, device: str = "auto",
           precision: str = "auto") -> None:
     """Run the engine until interrupted: bind, announce, serve, then clean up the announcement."""
-    if not is_loopback(host) and not allow_remote:
-        raise FoleyError(f"Binding {host} would expose the engine to your network. Pass --allow-remote to do that "
-                         "on purpose (the token still protects it), or use the default 127.0.0.1.")
+    check_bind(host, allow_remote)
     running = read_discovery()
     if running is not None and EngineClient(running.url, running.token).alive():
         raise FoleyError(f"An engine is already running at {running.url} (pid {running.pid}); use it, or stop it "
@@ -504,7 +509,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False,
     url = f"http://[{local}]:{bound}" if ":" in local else f"http://{local}:{bound}"
     if not is_loopback(host):
         logger.warning("the engine listens on %s:%d and is reachable from other machines", host, bound)
-    runner = JobRunner(cache_dir or default_cache_dir(), max_queue=max_queue, device=device, precision=precision)
+    runner = JobRunner(cache_dir or default_cache_dir(), LocalEngine(device, precision), max_queue=max_queue)
 
     # uvicorn re-raises SIGTERM/SIGINT once it has stopped, so cleanup belongs to the app's shutdown, not a finally
     @contextlib.asynccontextmanager

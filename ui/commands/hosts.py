@@ -1,5 +1,5 @@
 """Host commands: `generate --project` reads a timeline selection (and `--place` puts the result back), `place` puts
-WAVs on a timeline, `blender-addon` writes the Blender add-on."""
+WAVs on a timeline, `blender-addon` writes the Blender add-on, `premiere-plugin` the Premiere Pro panel."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from editor_plugin.blender import build_addon
 from editor_plugin.errors import ProjectFormatError
+from editor_plugin.premiere import build_ccx
 
 if typing.TYPE_CHECKING:
     import opentimelineio as otio
@@ -99,6 +100,10 @@ def cmd_blender_addon(args: argparse.Namespace) -> None:
     print(build_addon(Path(args.output)))
 
 
+def cmd_premiere_plugin(args: argparse.Namespace) -> None:
+    print(build_ccx(Path(args.output).expanduser()))
+
+
 def add_project_options(generate: argparse.ArgumentParser) -> None:
     """Give `generate` its --project options."""
     generate.add_argument("--project", help="a Kdenlive, Shotcut, OTIO, FCP XML, FCPXML, AAF or EDL timeline, or "
@@ -125,3 +130,8 @@ def add_commands(sub) -> None:
     addon = sub.add_parser("blender-addon", help="write the Blender add-on zip (install it in Blender's preferences)")
     addon.add_argument("-o", "--output", default="foley_desk_blender.zip", help="zip to write")
     addon.set_defaults(func=cmd_blender_addon)
+
+    premiere = sub.add_parser("premiere-plugin", help="write the Premiere Pro panel (.ccx: install it with Creative "
+                                                      "Cloud or the UXP Developer Tool)")
+    premiere.add_argument("-o", "--output", default="foley_desk.ccx", help=".ccx file to write")
+    premiere.set_defaults(func=cmd_premiere_plugin)
