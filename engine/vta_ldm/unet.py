@@ -111,9 +111,11 @@ class GuidedDenoiser:
 
     def _bind(self) -> None:
         """K/V of this job's context, computed once (again only if another denoiser bound the same UNet since)."""
-        if self._cross and self._cross[0].processor.context is not self.tokens:
+        guided = self.guidance != 1.0
+        bound = self._cross[0].processor if self._cross else None
+        if bound is not None and (bound.context is not self.tokens or bound.guided != guided):
             for attn in self._cross:
-                attn.processor.bind(attn, self.tokens, self.guidance != 1.0)
+                attn.processor.bind(attn, self.tokens, guided)
 
     @torch.inference_mode()
     def velocity(self, x: torch.Tensor, t: int) -> torch.Tensor:
