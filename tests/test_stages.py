@@ -56,9 +56,9 @@ def test_skipping_the_unconditional_cross_attention_is_exact():
     other = torch.randn_like(context)
     torch.testing.assert_close(GuidedDenoiser(skipping, other, 3.0, alphas)(x, 601),
                                GuidedDenoiser(full, other, 3.0, alphas)(x, 601), rtol=0, atol=1e-5)
-    # the same context unguided: no row is skipped then
-    torch.testing.assert_close(GuidedDenoiser(skipping, other, 1.0, alphas)(x, 601),
-                               GuidedDenoiser(full, other, 1.0, alphas)(x, 601), rtol=0, atol=1e-5)
+    # the same context unguided: no row of two variants is skipped then
+    torch.testing.assert_close(GuidedDenoiser(skipping, other, 1.0, alphas)(batch, 601),
+                               GuidedDenoiser(full, other, 1.0, alphas)(batch, 601), rtol=0, atol=1e-5)
 
 
 def test_vae_and_vocoder_shapes(tiny):
