@@ -16,9 +16,12 @@ import tempfile
 from pathlib import Path
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from engine.models import describe_runtime, load_model, open_model
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def high_water():  # VmHWM, this process's own peak (ru_maxrss keeps the parent's across fork and exec)
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    return int(line.split()[1]) / 2**20  # kB -> GB
+base = high_water()
 started = time.perf_counter()
 name, way = sys.argv[1], sys.argv[2]
 if way == "stored":
@@ -29,8 +32,8 @@ seconds = time.perf_counter() - started
 for module in components.stages.parts().values():
     for tensor in module.state_dict().values():
         tensor.sum()  # read every weight once
-print(json.dumps({"seconds": seconds, "runtime": describe_runtime(components), "base_gb": base / 2**20,
-                  "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+print(json.dumps({"seconds": seconds, "runtime": describe_runtime(components), "base_gb": base,
+                  "peak_gb": high_water()}))
 """
 WAYS = {"stored": "load_model (fp32 as stored, torch encoder)", "fp32": "open_model --precision fp32",
         "auto": "open_model --precision auto (what generate does)"}
