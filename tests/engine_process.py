@@ -1,5 +1,6 @@
 """A real `foley serve` process for tests: started on a free loopback port in its own FOLEY_HOME."""
 
+import http.client
 import json
 import os
 import signal
@@ -89,3 +90,13 @@ def install_mmaudio_tiny(home: Path) -> str:
     from tests.mmaudio_layout import write_published
 
     return import_folder(write_published(home.parent / f"{home.name}-mmaudio", "tiny"), home / "models")["name"]
+
+
+def raw_request(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    """One HTTP request to an engine or pool on this machine (`server.url`), below the client: (response, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=30)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response, data

@@ -1,7 +1,6 @@
 """The engine pool on a local Ray cluster started in this process: two CPU replicas of the test-sized model behind
 `foley serve`'s /v1 API, driven by the stdlib client. Everything is started and stopped here; every wait is bounded."""
 
-import http.client
 import json
 import os
 import signal
@@ -24,7 +23,7 @@ from engine.errors import FoleyError
 from engine.pool import APP, PoolSettings, app, ensure_token, settings_from_args, start_pool
 from engine.serving.client import FRAMES_CONTENT_TYPE, EngineClient, EngineRefused, JobCancelled, JobFailed
 from engine.training.sample_video import make_demo_video
-from tests.engine_process import START_TIMEOUT, foley_env, install_test_model
+from tests.engine_process import START_TIMEOUT, foley_env, install_test_model, raw_request
 from ui.cli import main
 
 JOB_TIMEOUT = 120  # seconds
@@ -111,15 +110,6 @@ def finish(client: EngineClient, job_id: str, on_event=None) -> dict:
 
 def submit(client: EngineClient, seed: int, steps: int) -> dict:
     return client.submit_frames(PIXELS, seeds=[seed], steps=steps, **FRAMES)
-
-
-def raw_request(pool: Pool, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-    conn = http.client.HTTPConnection("127.0.0.1", int(pool.url.rsplit(":", 1)[1]), timeout=30)
-    conn.request(method, path, body=body, headers=headers or {})
-    response = conn.getresponse()
-    data = response.read()
-    conn.close()
-    return response, data
 
 
 def test_serve_run_arguments_become_settings_and_bad_ones_are_named(tmp_path):

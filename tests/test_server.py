@@ -30,7 +30,7 @@ from engine.serving.client import (
 )
 from engine.training.sample_video import make_demo_video
 from engine.video import decode_frames
-from tests.engine_process import FOLEY, EngineProcess, engine_with_test_model
+from tests.engine_process import FOLEY, EngineProcess, engine_with_test_model, raw_request
 from ui.cli import main
 
 JOB_TIMEOUT = 120  # seconds; every wait in these tests is bounded
@@ -58,15 +58,6 @@ def good_header(**changes) -> dict:
     header = {"format": "FoleyFrames.1", "count": 4, "width": 64, "height": 48, "fps": 2, "start": "0", "end": "2",
               "frame_times": ["0", "1/2", "1", "3/2"], "seeds": [3], "steps": 1, "source": "/shots/a.mov"}
     return {**header, **changes}
-
-
-def raw_request(engine, method, path, body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", int(engine.url.rsplit(":", 1)[1]), timeout=30)
-    conn.request(method, path, body=body, headers=headers or {})
-    response = conn.getresponse()
-    data = response.read()
-    conn.close()
-    return response, data
 
 
 def picture_stack(count: int, height: int = 48, width: int = 64) -> np.ndarray:

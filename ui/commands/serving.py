@@ -80,17 +80,23 @@ def cmd_engine_stop(args: argparse.Namespace) -> None:
           + (f"; {len(unfinished)} unfinished job(s) were interrupted" if unfinished else ""))
 
 
+def add_server_options(parser) -> None:
+    """What `foley serve` and `foley pool` both take: where to listen, the limits, the precision."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow binding an address other machines can reach")
+    parser.add_argument("--max-queue", type=int, default=8, help="jobs that may wait; more are refused with 429")
+    parser.add_argument("--max-request-mb", type=int, default=256, help="largest accepted request body, in MiB")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="UNet precision: auto = fp16 on GPUs, bf16 on CPUs with bf16 units, fp32 on other CPUs")
+
+
 def add_commands(sub) -> None:
     srv = sub.add_parser("serve", help="run the engine server that editors and add-ons talk to")
-    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    add_server_options(srv)
     srv.add_argument("--port", type=int, default=0, help="port (default: a free one, announced in the discovery file)")
-    srv.add_argument("--allow-remote", action="store_true", help="allow binding an address other machines can reach")
-    srv.add_argument("--max-queue", type=int, default=8, help="jobs that may wait; more are refused with 429")
-    srv.add_argument("--max-request-mb", type=int, default=256, help="largest accepted request body, in MiB")
     srv.add_argument("--cache", help="results folder (default: the user cache dir)")
     srv.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
-    srv.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                     help="UNet precision: auto = fp16 on GPUs, bf16 on CPUs with bf16 units, fp32 on other CPUs")
     srv.set_defaults(func=cmd_serve)
 
     pool = sub.add_parser("pool", help="run engines on a Ray cluster behind one address (needs the pool extra)")
@@ -102,14 +108,9 @@ def add_commands(sub) -> None:
     pool.add_argument("--address", default="local",
                       help="Ray cluster to join: auto (the one `ray start` made this node part of), HOST:PORT, or "
                            "local (default: start Ray on this machine for this pool)")
-    pool.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    add_server_options(pool)
     pool.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    pool.add_argument("--allow-remote", action="store_true", help="allow binding an address other machines can reach")
-    pool.add_argument("--max-queue", type=int, default=8, help="jobs that may wait; more are refused with 429")
-    pool.add_argument("--max-request-mb", type=int, default=256, help="largest accepted request body, in MiB")
     pool.add_argument("--model", help="model every replica loads at start (default: the best one installed there)")
-    pool.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                      help="UNet precision: auto = fp16 on GPUs, bf16 on CPUs with bf16 units, fp32 on other CPUs")
     pool.set_defaults(func=cmd_pool)
 
     engine = sub.add_parser("engine", help="the local engine: status, stop").add_subparsers(dest="action", required=True)
