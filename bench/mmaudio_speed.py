@@ -53,7 +53,7 @@ def measure(variant: str, precision: str, steps: int, video: Path) -> dict[str, 
     report("encode", 0, 1)
     sampling = replace(SAMPLING_PRESETS["reference"], steps=steps)
     generate_window(stages, config, 1.0, "cpu", part, sampling, timesteps(config, sampling), [0], report,
-                    Prompt("footsteps on gravel", ""), {})
+                    Prompt("footsteps on gravel", ""), None)
     report("done", 0, 0)
     return dict(times)
 

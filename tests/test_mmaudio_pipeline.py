@@ -85,7 +85,7 @@ def encode_ours(engine, metadata, legacy: bool) -> tuple[dict, dict[str, torch.T
     network = stages.network
     network.set_sequence(replace(config.network.sequence, duration=duration))
     with torch.inference_mode():
-        clip, sync = pipeline.picture_conditions(stages, part, {})
+        clip, sync = pipeline.picture_conditions(stages, part)
         text, negative = pipeline.prompt_features(stages, prompt)
     out = {"clip": clip, "sync": sync, "text": text, "negative_text": negative}
     out["noise"] = start_noise(network, 1, torch.Generator().manual_seed(int(metadata["seed"])))

@@ -105,14 +105,14 @@ def generate(
         callback: receives a `StepInfo` per stage and per sampling step.
         cancel: when set, the job stops at the next step and raises `JobCancelled`.
         cache: kept by the caller across calls over the same `frames` (a layered job's prompts): the family keeps
-            each window's picture features there, so only the first call encodes the pictures.
+            each window's picture features there, so only the first call encodes the pictures. None (one prompt):
+            nothing is kept, so a long range holds no window's features after it is done.
 
     Returns:
         `Generation` with exactly `range_samples(frames.start, frames.end, sample_rate)` samples per variant.
         Ranges longer than the model's window are made of overlapping windows joined by equal-power crossfades.
     """
     config, family = components.config, family_of(components)
-    cache = {} if cache is None else cache
     rate = config.sample_rate
     state = {"window": 0, "windows": estimate_windows(frames.end - frames.start, config.window_seconds, frames.rate)}
     clock = JobClock(sampling.steps)

@@ -88,7 +88,7 @@ def run_job(spec: JobSpec, components: Components, out_dir: Path, *, report: Cal
     """Decode (edits window by window inside `generate`), generate every seed of every layer, write the variants
     to `out_dir` (all of them or, on failure, none)."""
     frames = spec.frames if spec.frames is not None else job_frames(spec, components, report)
-    pictures: dict = {}  # every layer samples over the same picture features
+    pictures = {} if len(spec.prompts) > 1 else None  # every layer samples over the same picture features
     generations = tuple(generate(frames, components=components, sampling=spec.sampling, seeds=spec.seeds,
                                  prompt=prompt, callback=report, cancel=cancel, cache=pictures)
                         for prompt in spec.prompts)

@@ -105,18 +105,23 @@ def _text(stages: Stages, text: str) -> torch.Tensor:
     return clip_text_features(stages.clip, _tokenizer()([text]))
 
 
-def picture_conditions(stages: Stages, part: FrameStreams, cache: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def picture_conditions(stages: Stages, part: FrameStreams) -> tuple[torch.Tensor, torch.Tensor]:
     """The window's CLIP [1, clip_seq_len, D] and Synchformer [1, sync_seq_len, D] features at the network's
-    sequence lengths (MMAudio's `encode_video_with_clip`, `encode_video_with_sync`), encoded once per window of a
-    job: the layers of a layered job differ only in their prompts."""
-    key = ("pictures", part.start, part.end)
+    sequence lengths (MMAudio's `encode_video_with_clip`, `encode_video_with_sync`)."""
+    lengths = stages.network.sequence
+    clip_pixels = torch.from_numpy(part["clip"].model_input()[: lengths.clip_seq_len])
+    sync_count = int(lengths.seconds * lengths.sync_fps)  # MMAudio keeps int(25 * duration) frames
+    sync_pixels = torch.from_numpy(part["sync"].model_input()[:sync_count])
+    clip, sync = picture_features(stages.clip, stages.synchformer, stages.onnx, clip_pixels, sync_pixels[None])
+    return clip[None], sync
+
+
+def _kept(cache: dict | None, key: tuple, compute):
+    """`compute()`, or what it gave for `key` earlier in the job when the job keeps a cache."""
+    if cache is None:
+        return compute()
     if key not in cache:
-        lengths = stages.network.sequence
-        clip_pixels = torch.from_numpy(part["clip"].model_input()[: lengths.clip_seq_len])
-        sync_count = int(lengths.seconds * lengths.sync_fps)  # MMAudio keeps int(25 * duration) frames
-        sync_pixels = torch.from_numpy(part["sync"].model_input()[:sync_count])
-        clip, sync = picture_features(stages.clip, stages.synchformer, stages.onnx, clip_pixels, sync_pixels[None])
-        cache[key] = clip[None], sync
+        cache[key] = compute()
     return cache[key]
 
 
@@ -125,23 +130,22 @@ def prompt_features(stages: Stages, prompt: Prompt) -> tuple[torch.Tensor, torch
     return _text(stages, prompt.text), _text(stages, prompt.negative)
 
 
-def conditions(stages: Stages, part: FrameStreams, prompt: Prompt, cache: dict) -> tuple[Conditions, Conditions]:
+def conditions(stages: Stages, part: FrameStreams, prompt: Prompt,
+               cache: dict | None) -> tuple[Conditions, Conditions]:
     """The window's conditions and the guidance's unconditional side (empty video, the negative prompt's features:
-    MMAudio's demo encodes the negative prompt even when it is empty); the prompts are encoded once per job."""
-    clip, sync = picture_conditions(stages, part, cache)
-    key = ("prompt", prompt)  # the same for every window of the job
-    if key not in cache:
-        cache[key] = prompt_features(stages, prompt)
-    text, negative = cache[key]
+    MMAudio's demo encodes the negative prompt even when it is empty). A layered job's `cache` keeps each window's
+    picture features for its other prompts, and each prompt's features for its other windows."""
+    clip, sync = _kept(cache, ("pictures", part.start, part.end), lambda: picture_conditions(stages, part))
+    text, negative = _kept(cache, ("prompt", prompt), lambda: prompt_features(stages, prompt))
     network = stages.network
     return network.prepare_conditions(clip, sync, text), network.empty_conditions(1, negative_text=negative)
 
 
 def generate_window(stages: Stages, config: MMAudioConfig, scale_factor: float, device: str, part: FrameStreams,
                     sampling: SamplingConfig, steps: list[float], seeds: list[int], report,
-                    prompt: Prompt, cache: dict) -> np.ndarray:
-    """One window's variants, [variants, samples] (the core cuts them to the window's exact length); `cache` keeps
-    the window's picture features for the job's other layers."""
+                    prompt: Prompt, cache: dict | None) -> np.ndarray:
+    """One window's variants, [variants, samples] (the core cuts them to the window's exact length); `cache`: see
+    `conditions`."""
     network = stages.network
     network.set_sequence(replace(config.network.sequence, duration=part.end - part.start))
     # 2. Encode frames and prompt into conditions, once for every variant

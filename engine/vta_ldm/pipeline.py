@@ -98,15 +98,13 @@ def sample_latents(stages: Stages, config: ModelConfig, device: str, context: to
 
 def generate_window(stages: Stages, config: ModelConfig, scale_factor: float, device: str, part: Frames,
                     sampling: SamplingConfig, steps: list[int], seeds: list[int], report,
-                    prompt: Prompt, cache: dict) -> np.ndarray:
+                    prompt: Prompt, cache: dict | None) -> np.ndarray:
     """One window's variants, [variants, samples] (the core cuts them to the window's exact length); VTA-LDM
-    takes no text, so `prompt` is always empty here. `cache` keeps the window's context tokens for the job."""
+    takes no text, so `prompt` is always empty here and a job has one layer: nothing to keep in `cache`."""
     # 2. Encode frames into context tokens
     report("encode", 0, 1)
-    key = ("context", part.start, part.end)
-    if key not in cache:
-        cache[key] = encode_frames(stages.vision, torch.from_numpy(part.model_input()).to(device)).to(device)
-    context = cache[key]
+    pixels = torch.from_numpy(part.model_input())
+    context = encode_frames(stages.vision, pixels.to(device)).to(device)
     report("encode", 1, 1)
     # 3. Sample one latent per seed
     latents = sample_latents(stages, config, device, context, sampling, steps, seeds, report)
