@@ -30,14 +30,16 @@ FLOW_GRID = 4
 CLEAN_THRESHOLD = 0.2
 
 MOTION_KERNEL = 5
-# row -> (frame PE, flow grid, aligned channels, event-feature kernel, concat augmentation, cleaning)
+ONSET_WEIGHT = 0.1
+# row -> (frame PE, flow grid, aligned channels, event-feature kernel, concat augmentation, cleaning, onset loss)
 ROWS = {
-    "starter recipe (PE, flow, aligned, event features)": (True, FLOW_GRID, 16, MOTION_KERNEL, False, False),
-    "- event features": (True, FLOW_GRID, 16, 0, False, False),
-    "- PE": (False, FLOW_GRID, 16, MOTION_KERNEL, False, False),
-    "- flow (and the event features built on it)": (True, 0, 16, 0, False, False),
-    "+ concat augmentation": (True, FLOW_GRID, 16, MOTION_KERNEL, True, False),
-    "+ AV-Align cleaning": (True, FLOW_GRID, 16, MOTION_KERNEL, False, True),
+    "starter recipe (PE, flow, aligned, event features)": (True, FLOW_GRID, 16, MOTION_KERNEL, False, False, 0),
+    "- event features": (True, FLOW_GRID, 16, 0, False, False, 0),
+    "- PE": (False, FLOW_GRID, 16, MOTION_KERNEL, False, False, 0),
+    "- flow (and the event features built on it)": (True, 0, 16, 0, False, False, 0),
+    "+ concat augmentation": (True, FLOW_GRID, 16, MOTION_KERNEL, True, False, 0),
+    "+ AV-Align cleaning": (True, FLOW_GRID, 16, MOTION_KERNEL, False, True, 0),
+    "+ onset loss": (True, FLOW_GRID, 16, MOTION_KERNEL, False, False, ONSET_WEIGHT),
 }
 
 
@@ -50,11 +52,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--limit", type=int, help="training videos to use")
     parser.add_argument("--eval-steps", type=int, default=25)
-    parser.add_argument("--rows", type=int, help="run only the first N rows (in the order of ROWS)")
+    parser.add_argument("--rows", help="comma-separated row numbers to run, from 1 in the order of ROWS (default: all)")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", help="also write the table (with this command) to this markdown file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     base = load_model(args.base)
     trainer = VAETrainer(base.config, base.stages.vae)
@@ -64,7 +67,8 @@ def main() -> None:
     latents = latents_of(trainer, mels_of(dataset.audio, base.config)) * base.scale_factor
     sampling = replace(SAMPLING_PRESETS["fast"], steps=args.eval_steps)
     table = []
-    for row, (pe, flow, aligned, motion, concat, cleaning) in list(ROWS.items())[: args.rows]:
+    chosen = [int(n) for n in args.rows.split(",")] if args.rows else range(1, len(ROWS) + 1)
+    for row, (pe, flow, aligned, motion, concat, cleaning, onset) in (list(ROWS.items())[n - 1] for n in chosen):
         started = time.monotonic()
         config = with_switches(base.config, pe=pe, flow_grid=flow, aligned=aligned)
         config = replace(config, vision=replace(config.vision, motion_kernel=motion))
@@ -76,7 +80,8 @@ def main() -> None:
             torch.manual_seed(0)
             stages = replace(build_modules(config), vae=base.stages.vae, vocoder=base.stages.vocoder)
             modules = {"vision": stages.vision, "unet": build_unet(config.unet, skip_zero_context=False)}
-        recipe = Recipe(steps=args.steps, batch=args.batch, concat=concat, checkpoint_every=args.steps + 1)
+        recipe = Recipe(steps=args.steps, batch=args.batch, concat=concat, onset_weight=onset,
+                        checkpoint_every=args.steps + 1)
         with_work = Path(models_dir() / ".ablations" / f"row{len(table)}")
         losses = train_ldm(rows, row_latents, modules, config, recipe, with_work, progress=lambda step, loss: None)
         (with_work / "train-state-ldm.pt").unlink(missing_ok=True)  # every row starts from scratch

@@ -23,6 +23,7 @@ from engine.training.train import (
     add_lora,
     mels_of,
     merge_lora,
+    onset_targets,
     splice,
     train_ldm,
     train_vae,
@@ -69,13 +70,13 @@ def _clips(count: int, size: int = 32) -> TrainingSet:
                        tuple(str(c.seed) for c in clips))
 
 
-def _ldm(tmp_path: Path, steps: int, work: str, **recipe) -> dict:
+def _ldm(tmp_path: Path, steps: int, work: str, config=SMALL, **recipe) -> dict:
     dataset = _clips(3)
-    latents = torch.randn(3, *SMALL.latent_shape, generator=torch.Generator().manual_seed(1))
+    latents = torch.randn(3, *config.latent_shape, generator=torch.Generator().manual_seed(1))
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        modules = {"vision": untrained(SMALL).stages.vision, "unet": build_unet(SMALL.unet, skip_zero_context=False)}
-    losses = train_ldm(dataset, latents, modules, SMALL, Recipe(steps=steps, batch=2, checkpoint_every=1, **recipe),
+        modules = {"vision": untrained(config).stages.vision, "unet": build_unet(config.unet, skip_zero_context=False)}
+    losses = train_ldm(dataset, latents, modules, config, Recipe(steps=steps, batch=2, checkpoint_every=1, **recipe),
                        tmp_path / work, progress=lambda step, loss: None)
     return {"losses": losses, **{k: v.state_dict() for k, v in modules.items()}}
 
@@ -94,6 +95,26 @@ def test_ldm_training_is_deterministic_and_resumes_exactly(tmp_path):
     assert changed["losses"][0] != straight["losses"][0]  # the concat switch changes what is trained on
 
 
+def test_the_onset_loss_trains_deterministically_resumes_and_changes_the_steps(tmp_path):
+    straight = _ldm(tmp_path, 3, "a", onset_weight=1.0)
+    _ldm(tmp_path, 2, "b", onset_weight=1.0)
+    resumed = _ldm(tmp_path, 3, "b", onset_weight=1.0)  # the read-out's weights are in the checkpoint too
+    assert resumed["losses"][0] == straight["losses"][2]
+    assert _ldm(tmp_path, 3, "c")["losses"][0] < straight["losses"][0]  # the onset term adds to the loss
+    with pytest.raises(ValueError, match="aligned"):
+        _ldm(tmp_path, 1, "d", onset_weight=1.0, config=with_switches(SMALL, pe=True, flow_grid=0, aligned=0))
+
+
+def test_onset_targets_mark_the_latent_frames_where_each_impact_sounds():
+    clip = make_clip(4, size=32)
+    impacts = [e.time for e in clip.events if e.kind == "impact"]
+    targets = onset_targets(torch.from_numpy(clip.audio[None]), SMALL)[0]
+    assert impacts and targets.shape == (SMALL.latent_frames,)
+    marked = (targets == 1).nonzero()[:, 0].numpy() / float(SMALL.latent_rate)
+    assert all(np.min(np.abs(marked - t)) <= 1.5 / float(SMALL.latent_rate) for t in impacts)
+    assert set(targets.unique().tolist()) <= {0.0, 0.5, 1.0} and (targets == 0).float().mean() > 0.7
+
+
 def test_vae_training_lowers_reconstruction_loss(tmp_path):
     config = SMALL
     dataset = _clips(2)
@@ -108,10 +129,13 @@ def test_splice_cuts_frames_and_latents_at_the_same_moment():
     frames = torch.arange(2)[:, None, None, None, None].expand(2, 100, 1, 1, 1).clone()
     latents = torch.arange(2)[:, None, None, None].float().expand(2, 8, 100, 16).clone()
     flow = torch.ones(2, 100, 8)
-    cut_frames, cut_latents, cut_flow = splice(frames, latents, flow, SMALL, torch.Generator().manual_seed(3))
+    onsets = torch.arange(2)[:, None].float().expand(2, 100).clone()
+    cut_frames, cut_latents, cut_flow, cut_onsets = splice(frames, latents, flow, onsets, SMALL,
+                                                           torch.Generator().manual_seed(3))
     cut = int((cut_frames[0, :, 0, 0, 0] != 0).nonzero()[0])
     assert 25 <= cut <= 75
     assert torch.equal(cut_latents[0, 0, :, 0] != 0, cut_frames[0, :, 0, 0, 0] != 0)  # 25 Hz both
+    assert torch.equal(cut_onsets[0] != 0, cut_frames[0, :, 0, 0, 0] != 0)
     assert not cut_flow[:, cut].any() and cut_flow[:, cut - 1].all() and cut_flow[:, cut + 1].all()
 
 

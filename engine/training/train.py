@@ -9,7 +9,7 @@ timesteps, noise and augmentation from a generator seeded by (seed, step)):
   ldm      vision encoder + projection + UNet, as the paper: v-prediction, Min-SNR-gamma weighting, AdamW with
            linear warmup, 10 % of rows trained with the all-zeros unconditional context (for guidance), and the
            paper's ablation switches (frame position table, optical-flow features, concat augmentation, AV-Align
-           data cleaning). Fine-tuning an installed model trains low-rank adapters on the UNet's attention
+           data cleaning); optionally an onset loss that teaches the frame-aligned channels where the sound starts. Fine-tuning an installed model trains low-rank adapters on the UNet's attention
            projections (LoRA) and merges them into the saved weights.
 """
 
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import nn
 
+from engine.metrics import audio_onsets
 from engine.models import Components
 from engine.progress import StepInfo
 from engine.training.dataset import TrainingSet
@@ -57,6 +58,7 @@ class Recipe:
     uncond_rate: float = 0.1
     concat: bool = False  # splice two clips at a random cut between 25 % and 75 %
     lora_rank: int = 0  # > 0: fine-tune low-rank adapters on the UNet attention instead of every weight
+    onset_weight: float = 0.0  # > 0: the frame-aligned channels also predict the sound's onsets (ldm)
     checkpoint_every: int = 200
     kl_weight: float = 1e-4
     crop_frames: int = 32  # vae and vocoder train on random crops of this many mel frames
@@ -244,10 +246,10 @@ def train_vocoder(audio: torch.Tensor, vocoder: nn.Module, config: ModelConfig, 
     return _run("vocoder", {"vocoder": vocoder}, list(vocoder.parameters()), loss_at, recipe, work, progress)
 
 
-def splice(frames: torch.Tensor, latents: torch.Tensor, flow: torch.Tensor | None, config: ModelConfig,
-           generator: torch.Generator):
+def splice(frames: torch.Tensor, latents: torch.Tensor, flow: torch.Tensor | None, onsets: torch.Tensor | None,
+           config: ModelConfig, generator: torch.Generator):
     """Concat augmentation: every row continues with the next row's clip after a cut between 25 % and 75 %
-    (frames, their optical flow and the latents cut at the same moment)."""
+    (frames, their optical flow, the latents and the onset targets cut at the same moment)."""
     count = frames.shape[1]
     cut = int(torch.randint(count // 4, 3 * count // 4 + 1, (1,), generator=generator))
     latent_cut = int(cut * config.latent_rate / config.frame_rate)
@@ -256,13 +258,30 @@ def splice(frames: torch.Tensor, latents: torch.Tensor, flow: torch.Tensor | Non
     if flow is not None:
         flow = torch.cat([flow[:, :cut], flow.roll(1, 0)[:, cut:]], dim=1)
         flow[:, cut] = 0  # no motion is measured across the splice
-    return frames, latents, flow
+    if onsets is not None:
+        onsets = torch.cat([onsets[:, :latent_cut], onsets.roll(1, 0)[:, latent_cut:]], dim=1)
+    return frames, latents, flow, onsets
+
+
+def onset_targets(audio: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """Per window, per latent frame: 1 where the sound has an onset (the detector `foley eval` scores with),
+    0.5 on the frames either side (the ±1 frame the score allows), else 0 -> [N, latent_frames]."""
+    targets = torch.zeros(len(audio), config.latent_frames)
+    for row, sound in enumerate(audio.numpy()):
+        for onset in audio_onsets(sound, config.sample_rate):
+            frame = int(round(onset * config.latent_rate))
+            for near, value in ((frame - 1, 0.5), (frame, 1.0), (frame + 1, 0.5)):
+                if 0 <= near < config.latent_frames:
+                    targets[row, near] = max(float(targets[row, near]), value)
+    return targets
 
 
 def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn.Module], config: ModelConfig,
               recipe: Recipe, work: Path, progress=None) -> list[float]:
     """`modules["vision"]` (vision encoder + projection) and `modules["unet"]` on v-prediction with Min-SNR-gamma weights (Hang et al. 2023: for v,
-    w = min(SNR, gamma) / (SNR + 1)). With `recipe.lora_rank` only UNet attention adapters train."""
+    w = min(SNR, gamma) / (SNR + 1)). With `recipe.lora_rank` only UNet attention adapters train. With
+    `recipe.onset_weight`, a linear read-out of the frame-aligned channels (trained, not shipped) learns the sound's
+    onsets at each latent frame, so the channels the UNet sees at a moment say whether a sound starts there."""
     vision, unet = modules["vision"], modules["unet"]
     alphas = get_alphas_cumprod(config.scheduler)
     if recipe.lora_rank:
@@ -270,13 +289,25 @@ def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn
         parameters = add_lora(unet, recipe.lora_rank)
     else:
         parameters = [*vision.parameters(), *unet.parameters()]
+    training = {"vision": vision, "unet": unet}
+    onsets = None
+    if recipe.onset_weight:
+        if not config.unet.aligned_channels or recipe.lora_rank:
+            raise ValueError("the onset loss trains the frame-aligned channels: it needs a model with them "
+                             "(aligned_channels > 0) and full fine-tuning (--lora 0).")
+        onsets = onset_targets(dataset.audio, config)
+        training["onset"] = nn.Linear(config.unet.aligned_channels, 1)
+        nn.init.zeros_(training["onset"].weight)  # deterministic, and it starts out saying "no onset is known"
+        nn.init.zeros_(training["onset"].bias)
+        parameters += list(training["onset"].parameters())
 
     def loss_at(generator: torch.Generator) -> torch.Tensor:
         rows = torch.randint(len(dataset), (recipe.batch,), generator=generator)
         frames, x0 = dataset.frames[rows], latents[rows]
         flow = dataset.flow[rows] if dataset.flow is not None else None
+        target_onsets = onsets[rows] if onsets is not None else None
         if recipe.concat:
-            frames, x0, flow = splice(frames, x0, flow, config, generator)
+            frames, x0, flow, target_onsets = splice(frames, x0, flow, target_onsets, config, generator)
         context = vision(frames.permute(0, 1, 4, 2, 3).float() / 255, flow)
         keep = (torch.rand(recipe.batch, generator=generator) >= recipe.uncond_rate).float()
         context = context * keep[:, None, None]  # dropped rows learn the all-zeros unconditional context
@@ -290,9 +321,13 @@ def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn
         predicted = unet(inputs, t, encoder_hidden_states=context).sample
         snr = alphas[t] / (1 - alphas[t])
         weight = snr.clamp(max=recipe.min_snr_gamma) / (snr + 1)
-        return (weight * (predicted - target).pow(2).mean(dim=(1, 2, 3))).mean()
+        loss = (weight * (predicted - target).pow(2).mean(dim=(1, 2, 3))).mean()
+        if target_onsets is None:
+            return loss
+        logits = training["onset"](aligned[..., 0].transpose(1, 2))[..., 0]  # [B, latent_frames]
+        missed = F.binary_cross_entropy_with_logits(logits, target_onsets, reduction="none").mean(dim=1)
+        return loss + recipe.onset_weight * (missed * keep).sum() / keep.sum().clamp(min=1)
 
-    training = {"vision": vision, "unet": unet}
     losses = _run("ldm", training, parameters, loss_at, recipe, work, progress)
     if recipe.lora_rank:
         merge_lora(unet)

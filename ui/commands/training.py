@@ -107,7 +107,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     recipes["vae"] = replace(recipes["vae"], steps=args.vae_steps or recipes["vae"].steps)
     recipes["vocoder"] = replace(recipes["vocoder"], steps=args.vocoder_steps or recipes["vocoder"].steps)
     recipes["ldm"] = replace(recipes["ldm"], steps=args.steps or recipes["ldm"].steps, lr=args.lr or recipes["ldm"].lr,
-                             warmup=args.warmup, concat=args.concat, lora_rank=args.lora if base else 0)
+                             warmup=args.warmup, concat=args.concat, lora_rank=args.lora if base else 0,
+                             onset_weight=args.onset_loss)
     encoder = None
     if base is not None:
         encoder_path = model_folder(args.base) / ENCODER_FILE
@@ -180,6 +181,10 @@ def add_commands(sub) -> None:
                             "temporal convolution of KERNEL frames (0: none; default: the preset's). With --from, "
                             "the model grows the branch, starting at zero, and keeps every other weight")
     train.add_argument("--concat", action="store_true", help="concat augmentation (splice two clips at 25-75 %%)")
+    train.add_argument("--onset-loss", type=float, default=0.0, metavar="WEIGHT",
+                       help="also train the frame-aligned channels to say where the sound starts (a linear read-out "
+                            "against the onsets of each window's sound, this weight beside the diffusion loss; "
+                            "needs --lora 0 when fine-tuning)")
     train.add_argument("--clean", type=float, metavar="AV_ALIGN", help="drop training windows below this AV-Align")
     train.add_argument("--limit", type=int, help="use only the first N videos")
     train.add_argument("--work", help="checkpoint folder (an interrupted run resumes from it)")
