@@ -9,8 +9,9 @@ timesteps, noise and augmentation from a generator seeded by (seed, step)):
   ldm      vision encoder + projection + UNet, as the paper: v-prediction, Min-SNR-gamma weighting, AdamW with
            linear warmup, 10 % of rows trained with the all-zeros unconditional context (for guidance), and the
            paper's ablation switches (frame position table, optical-flow features, concat augmentation, AV-Align
-           data cleaning); optionally an onset loss that teaches the frame-aligned channels where the sound starts. Fine-tuning an installed model trains low-rank adapters on the UNet's attention
-           projections (LoRA) and merges them into the saved weights.
+           data cleaning); optionally an onset loss that teaches the frame-aligned channels where the sound
+           starts. Fine-tuning an installed model trains low-rank adapters on the UNet's attention projections
+           (LoRA) and merges them into the saved weights.
 """
 
 import json
@@ -297,7 +298,7 @@ def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn
                              "(aligned_channels > 0) and full fine-tuning (--lora 0).")
         onsets = onset_targets(dataset.audio, config)
         training["onset"] = nn.Linear(config.unet.aligned_channels, 1)
-        nn.init.zeros_(training["onset"].weight)  # deterministic, and it starts out saying "no onset is known"
+        nn.init.zeros_(training["onset"].weight)  # deterministic: it starts undecided (p = 0.5) everywhere
         nn.init.zeros_(training["onset"].bias)
         parameters += list(training["onset"].parameters())
 
