@@ -58,6 +58,8 @@ def load_training_set(folder: Path, config: ModelConfig, limit: int | None = Non
         raise InputVideoError(f"{folder} holds no videos ({', '.join(sorted(VIDEO_SUFFIXES))}). Point --data at a "
                               "folder of clips with their sound, or make a synthetic set with `foley synth`.")
     window, samples = config.window_seconds, config.window_samples
+    logger.info("reading %d videos from %s%s", len(videos[:limit]), folder,
+                ", then their optical flow" if config.vision.flow_grid else "")
     frames, audio, sources = [], [], []
     for video in videos[:limit]:
         wav = video.with_suffix(".wav")

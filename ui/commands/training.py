@@ -89,7 +89,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("engine.training").setLevel(logging.INFO)  # what is read and kept, without --verbose
     base = load_model(args.base) if args.base else None
     config = base.config if base else PRESETS[args.preset]
     if base is None:
