@@ -1,6 +1,6 @@
-"""Runs inside headless Blender (called by bench/blender_drop.py): a rigid-body scene the synthetic generator never
-drew — a body dropped onto a floor, bouncing, rendered by Cycles with its own lighting and perspective camera —
-and the body's height at every frame, from which the bench finds the impacts.
+"""Runs inside headless Blender (called by `bench/demo_sync.py --scene blender`): a rigid-body scene the synthetic
+generator never drew — a body dropped onto a floor, bouncing, rendered by Cycles with its own lighting and
+perspective camera — and the body's height at every frame, from which the bench finds the impacts.
 
 Usage: blender -b --factory-startup --python bench/blender_drop_scene.py -- '<json args>'
 """
@@ -57,5 +57,6 @@ heights = []
 for frame in range(1, args["frames"] + 1):
     scene.frame_set(frame)
     heights.append(body.matrix_world.translation.z)
-json.dump({"heights": heights}, open(args["out"] + "/heights.json", "w"))
+with open(args["out"] + "/heights.json", "w") as out:
+    json.dump({"heights": heights}, out)
 bpy.ops.render.render(animation=True)
