@@ -30,8 +30,9 @@ FLOW_GRID = 4
 CLEAN_THRESHOLD = 0.2
 
 MOTION_KERNEL = 5
-ONSET_WEIGHT = 0.1
-# row -> (frame PE, flow grid, aligned channels, event-feature kernel, concat augmentation, cleaning, onset loss)
+ONSET_KERNEL = 5
+# row -> (frame PE, flow grid, aligned channels, event-feature kernel, concat augmentation, cleaning, onset detector
+# kernel)
 ROWS = {
     "starter recipe (PE, flow, aligned, event features)": (True, FLOW_GRID, 16, MOTION_KERNEL, False, False, 0),
     "- event features": (True, FLOW_GRID, 16, 0, False, False, 0),
@@ -39,7 +40,7 @@ ROWS = {
     "- flow (and the event features built on it)": (True, 0, 16, 0, False, False, 0),
     "+ concat augmentation": (True, FLOW_GRID, 16, MOTION_KERNEL, True, False, 0),
     "+ AV-Align cleaning": (True, FLOW_GRID, 16, MOTION_KERNEL, False, True, 0),
-    "+ onset loss": (True, FLOW_GRID, 16, MOTION_KERNEL, False, False, ONSET_WEIGHT),
+    "+ onset detector": (True, FLOW_GRID, 16, MOTION_KERNEL, False, False, ONSET_KERNEL),
 }
 
 
@@ -71,7 +72,7 @@ def main() -> None:
     for row, (pe, flow, aligned, motion, concat, cleaning, onset) in (list(ROWS.items())[n - 1] for n in chosen):
         started = time.monotonic()
         config = with_switches(base.config, pe=pe, flow_grid=flow, aligned=aligned)
-        config = replace(config, vision=replace(config.vision, motion_kernel=motion))
+        config = replace(config, vision=replace(config.vision, motion_kernel=motion, onset_kernel=onset))
         rows = clean(dataset, config.frame_rate, config.sample_rate, CLEAN_THRESHOLD) if cleaning else dataset
         row_latents = latents if rows is dataset else latents[[dataset.sources.index(s) for s in rows.sources]]
         if not flow:
@@ -80,7 +81,7 @@ def main() -> None:
             torch.manual_seed(0)
             stages = replace(build_modules(config), vae=base.stages.vae, vocoder=base.stages.vocoder)
             modules = {"vision": stages.vision, "unet": build_unet(config.unet, skip_zero_context=False)}
-        recipe = Recipe(steps=args.steps, batch=args.batch, concat=concat, onset_weight=onset,
+        recipe = Recipe(steps=args.steps, batch=args.batch, concat=concat,
                         checkpoint_every=args.steps + 1)
         with_work = Path(models_dir() / ".ablations" / f"row{len(table)}")
         losses = train_ldm(rows, row_latents, modules, config, recipe, with_work, progress=lambda step, loss: None)

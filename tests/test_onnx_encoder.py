@@ -2,6 +2,7 @@
 precision, dynamic frame count, and use in a run."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -64,17 +65,22 @@ def test_the_models_own_int8_export_is_the_cpu_default(foley_home, tmp_path, cap
 
 
 def test_onnx_encoder_of_a_flow_model_takes_the_flow_beside_the_pixels(tmp_path):
-    """The flow goes in beside the pixels; the event branch (frame differences, temporal convolutions) is inside
-    the graph and gives what torch gives."""
-    vision = untrained(STARTER).stages.vision
-    torch.nn.init.normal_(vision.motion.conv_out.weight, std=0.1)  # the branch starts at zero: make it count
+    """The flow goes in beside the pixels; the event branch (frame differences, temporal convolutions) and the
+    onset detector with its peak picking are inside the graph and give what torch gives."""
+    vision = untrained(replace(STARTER, vision=replace(STARTER.vision, onset_kernel=3))).stages.vision
+    torch.manual_seed(0)
+    torch.nn.init.normal_(vision.motion.conv_out.weight, std=0.1)  # the branches start at zero: make them count
+    torch.nn.init.normal_(vision.onsets.conv_out.weight, std=0.1)
+    torch.nn.init.constant_(vision.onsets.conv_out.bias, 2.0)  # sure of an onset everywhere: its peaks are marked
     pixels = torch.zeros(6, 3, 64, 64)
     for index in range(6):  # a bright square moving down 3 pixels a frame
         pixels[index, :, 10 + 3 * index : 22 + 3 * index, 20:32] = 1.0
     assert flow_features(pixels, STARTER.vision.flow_grid)[1:].abs().max() > 0.5
     session = OnnxVisionEncoder(export_onnx(vision, tmp_path / "flow.onnx"))
     assert [i.name for i in session.inputs] == ["pixels", "flow"]
-    torch.testing.assert_close(encode_frames(session, pixels), encode_frames(vision, pixels), rtol=0, atol=1e-5)
+    expected = encode_frames(vision, pixels)
+    assert (expected[:, -1] == 1).any()  # the detector marks onsets
+    torch.testing.assert_close(encode_frames(session, pixels), expected, rtol=0, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -95,23 +95,54 @@ def test_ldm_training_is_deterministic_and_resumes_exactly(tmp_path):
     assert changed["losses"][0] != straight["losses"][0]  # the concat switch changes what is trained on
 
 
-def test_the_onset_loss_trains_deterministically_resumes_and_changes_the_steps(tmp_path):
-    straight = _ldm(tmp_path, 3, "a", onset_weight=1.0)
-    _ldm(tmp_path, 2, "b", onset_weight=1.0)
-    resumed = _ldm(tmp_path, 3, "b", onset_weight=1.0)  # the read-out's weights are in the checkpoint too
+DETECTING = replace(SMALL, vision=replace(SMALL.vision, onset_kernel=3))
+
+
+def test_the_onset_detector_trains_deterministically_resumes_and_changes_the_steps(tmp_path):
+    straight = _ldm(tmp_path, 3, "a", config=DETECTING, onset_weight=1.0)
+    _ldm(tmp_path, 2, "b", config=DETECTING, onset_weight=1.0)
+    resumed = _ldm(tmp_path, 3, "b", config=DETECTING, onset_weight=1.0)  # the detector is in the checkpoint too
     assert resumed["losses"][0] == straight["losses"][2]
-    assert _ldm(tmp_path, 3, "c")["losses"][0] < straight["losses"][0]  # the onset term adds to the loss
+    torch.testing.assert_close(resumed["vision"]["onsets.conv_out.weight"],
+                               straight["vision"]["onsets.conv_out.weight"], rtol=0, atol=0)
+    assert straight["vision"]["onsets.conv_out.weight"].abs().sum() > 0  # it learned from its zero start
+    assert _ldm(tmp_path, 3, "c")["losses"][0] < straight["losses"][0]  # the detector's loss adds to the loss
     with pytest.raises(ValueError, match="aligned"):
-        _ldm(tmp_path, 1, "d", onset_weight=1.0, config=with_switches(SMALL, pe=True, flow_grid=0, aligned=0))
+        _ldm(tmp_path, 1, "d", config=replace(DETECTING, unet=replace(DETECTING.unet, aligned_channels=0)))
 
 
-def test_onset_targets_mark_the_latent_frames_where_each_impact_sounds():
+def test_the_unet_is_trained_on_the_true_onsets_in_the_last_aligned_channel(tmp_path, monkeypatch):
+    """Teacher forcing: what the UNet reads in the onset channel is the window's true onsets, not the detector's."""
+    import engine.training.train as train
+
+    seen = []
+    laid = train.aligned_features
+    monkeypatch.setattr(train, "aligned_features", lambda context, config: seen.append(context) or laid(context, config))
+    _ldm(tmp_path, 1, "a", config=DETECTING, onset_weight=1.0)
+    targets = onset_targets(_clips(3).audio, DETECTING)
+    rows = torch.randint(3, (2,), generator=train._step_generator(0, 0))
+    onsets = seen[0][..., -1]
+    kept = onsets.abs().sum(dim=1) > 0  # rows trained unconditionally see zeros
+    assert kept.any() and torch.equal(onsets[kept], targets[rows][kept])
+
+
+def test_the_onset_map_marks_peaks_above_the_threshold_with_their_neighbours():
+    from engine.vta_ldm.vision_encoder import onset_map
+
+    p = torch.tensor([0.1, 0.2, 0.9, 0.3, 0.1, 0.45, 0.1, 0.6, 0.7, 0.2])
+    logits = torch.log(p / (1 - p))
+    assert onset_map(logits, 0.5).tolist() == [0, 0.5, 1, 0.5, 0, 0, 0, 0.5, 1, 0.5]
+    assert onset_map(logits, 0.4).tolist() == [0, 0.5, 1, 0.5, 0.5, 1, 0.5, 0.5, 1, 0.5]
+    assert not onset_map(torch.zeros(2, 10), 0.5).any()  # undecided (the detector's zero start): no onsets
+
+
+def test_onset_targets_mark_the_frames_where_each_impact_sounds():
     clip = make_clip(4, size=32)
     impacts = [e.time for e in clip.events if e.kind == "impact"]
     targets = onset_targets(torch.from_numpy(clip.audio[None]), SMALL)[0]
-    assert impacts and targets.shape == (SMALL.latent_frames,)
-    marked = (targets == 1).nonzero()[:, 0].numpy() / float(SMALL.latent_rate)
-    assert all(np.min(np.abs(marked - t)) <= 1.5 / float(SMALL.latent_rate) for t in impacts)
+    assert impacts and targets.shape == (int(SMALL.window_seconds * SMALL.frame_rate),)
+    marked = (targets == 1).nonzero()[:, 0].numpy() / SMALL.frame_rate
+    assert all(np.min(np.abs(marked - t)) <= 1.5 / SMALL.frame_rate for t in impacts)
     assert set(targets.unique().tolist()) <= {0.0, 0.5, 1.0} and (targets == 0).float().mean() > 0.7
 
 
@@ -198,6 +229,7 @@ def test_train_command_installs_a_model_that_generates_and_fine_tunes(tmp_path, 
     assert done.returncode == 0, done.stderr
     manifest = json.loads((foley_home / "models" / "mine" / "manifest.json").read_text())
     assert manifest["config"]["frame_rate"] == 25 and manifest["training"]["windows"] == 2
+    assert manifest["config"]["vision"]["onset_kernel"] == 5  # the starter preset's onset detector
     assert manifest["training"]["data"] == "data (foley synth, scene kinds drop)"  # no machine path
     assert str(tmp_path) not in json.dumps(manifest)
     assert manifest["licences"][0]["licence"].startswith("yours")
@@ -216,6 +248,9 @@ def test_train_command_installs_a_model_that_generates_and_fine_tunes(tmp_path, 
     changed = [k for k, v in fine.stages.unet.state_dict().items()
                if not torch.equal(v, base.stages.unet.state_dict()[k])]
     assert changed and all(".attn" in k for k in changed)  # LoRA touched only the attention projections
+    refused = subprocess.run([*run, "--name", "plain", "--onsets", "0", "--onset-loss", "0.3"], capture_output=True,
+                             text=True, env=env)
+    assert refused.returncode == 2 and "has no detector" in refused.stderr
 
 
 def test_the_shipped_starter_model_times_impacts_to_the_pictures(tmp_path):
@@ -282,16 +317,21 @@ def test_event_features_rise_at_impacts_floor_and_wall_alike():
 
 
 def test_a_grown_model_starts_as_its_base_and_refuses_other_shapes():
-    """`foley train --from MODEL --motion K` adds the event branch at zero: the same tokens as the base; any other
-    architectural change is refused naming the weights that differ."""
+    """`foley train --from MODEL --motion K` adds the event branch at zero: the same tokens as the base; `--onsets K`
+    an onset detector that marks no onsets; any other architectural change is refused naming the weights that
+    differ."""
     from engine.training.train import grown
 
-    base = untrained(replace(STARTER, vision=replace(STARTER.vision, motion_kernel=0)))
-    config = STARTER
+    base = untrained(replace(STARTER, vision=replace(STARTER.vision, motion_kernel=0, onset_kernel=0)))
+    config = replace(STARTER, vision=replace(STARTER.vision, onset_kernel=0))
     bigger = grown(base, config)
     pixels = torch.rand(12, 3, 64, 64)
     assert bigger.stages.vision.motion is not None
     torch.testing.assert_close(bigger.stages.vision(pixels), base.stages.vision(pixels), rtol=0, atol=1e-6)
+    detecting = grown(bigger, replace(config, vision=replace(config.vision, onset_kernel=5)))
+    tokens = detecting.stages.vision(pixels)  # the detector starts undecided: no onsets in the onset channel
+    assert not tokens[:, -1].any()
+    torch.testing.assert_close(tokens[:, :-1], bigger.stages.vision(pixels)[:, :-1], rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="cannot grow"):
         grown(base, replace(config, vision=replace(config.vision, projection_dim=32)))
 

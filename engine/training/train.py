@@ -9,8 +9,7 @@ timesteps, noise and augmentation from a generator seeded by (seed, step)):
   ldm      vision encoder + projection + UNet, as the paper: v-prediction, Min-SNR-gamma weighting, AdamW with
            linear warmup, 10 % of rows trained with the all-zeros unconditional context (for guidance), and the
            paper's ablation switches (frame position table, optical-flow features, concat augmentation, AV-Align
-           data cleaning); optionally an onset loss that teaches the frame-aligned channels where the sound
-           starts. Fine-tuning an installed model trains low-rank adapters on the UNet's attention projections
+           data cleaning); a model with an onset detector learns where sounds start, and the UNet to follow it. Fine-tuning an installed model trains low-rank adapters on the UNet's attention projections
            (LoRA) and merges them into the saved weights.
 """
 
@@ -38,6 +37,7 @@ from engine.vta_ldm.mel import log_mel
 from engine.vta_ldm.sampling import get_alphas_cumprod
 from engine.vta_ldm.stages import build_modules
 from engine.vta_ldm.unet import aligned_features, build_unet
+from engine.vta_ldm.vision_encoder import with_onset_map
 from engine.vta_ldm.vae import ENCODER_FILE, VAEDecoder, VAEEncoder
 
 logger = logging.getLogger(__name__)
@@ -59,8 +59,9 @@ class Recipe:
     uncond_rate: float = 0.1
     concat: bool = False  # splice two clips at a random cut between 25 % and 75 %
     lora_rank: int = 0  # > 0: fine-tune low-rank adapters on the UNet attention instead of every weight
-    onset_weight: float = 0.0  # > 0: the frame-aligned channels also predict the sound's onsets (ldm)
+    onset_weight: float = 0.5  # the onset detector's loss beside the diffusion loss (ldm; models with a detector)
     checkpoint_every: int = 200
+    keep_every: int = 0  # > 0: also keep the state of every this many steps (train-state-<stage>-step<N>.pt)
     kl_weight: float = 1e-4
     crop_frames: int = 32  # vae and vocoder train on random crops of this many mel frames
 
@@ -170,6 +171,8 @@ def _run(stage: str, modules: dict[str, nn.Module], parameters: list[nn.Paramete
         losses.append(float(loss.detach()))
         if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.steps:
             _save_state(state_path, step + 1, modules, optimizer)
+        if recipe.keep_every and (step + 1) % recipe.keep_every == 0:  # to choose a step by measurement later
+            _save_state(state_path.with_name(f"{state_path.stem}-step{step + 1}.pt"), step + 1, modules, optimizer)
         if progress is not None:  # the step, with the time left at the pace so far, and its loss
             left = (recipe.steps - step - 1) * (time.monotonic() - started) / (step + 1 - first)
             progress(StepInfo(stage, step + 1, recipe.steps, eta=left), losses[-1])
@@ -259,30 +262,33 @@ def splice(frames: torch.Tensor, latents: torch.Tensor, flow: torch.Tensor | Non
     if flow is not None:
         flow = torch.cat([flow[:, :cut], flow.roll(1, 0)[:, cut:]], dim=1)
         flow[:, cut] = 0  # no motion is measured across the splice
-    if onsets is not None:
-        onsets = torch.cat([onsets[:, :latent_cut], onsets.roll(1, 0)[:, latent_cut:]], dim=1)
+    if onsets is not None:  # per video frame, like the frames
+        onsets = torch.cat([onsets[:, :cut], onsets.roll(1, 0)[:, cut:]], dim=1)
     return frames, latents, flow, onsets
 
 
 def onset_targets(audio: torch.Tensor, config: ModelConfig) -> torch.Tensor:
-    """Per window, per latent frame: 1 where the sound has an onset (the detector `foley eval` scores with),
-    0.5 on the frames either side (the ±1 frame the score allows), else 0 -> [N, latent_frames]."""
-    targets = torch.zeros(len(audio), config.latent_frames)
+    """Per window, per video frame: 1 where the sound has an onset (the detector `foley eval` scores with),
+    0.5 on the frames either side (the ±1 frame the score allows), else 0 -> [N, frames]."""
+    count = int(config.window_seconds * config.frame_rate)
+    targets = torch.zeros(len(audio), count)
     for row, sound in enumerate(audio.numpy()):
         for onset in audio_onsets(sound, config.sample_rate):
-            frame = int(round(onset * config.latent_rate))
+            frame = int(round(onset * config.frame_rate))
             for near, value in ((frame - 1, 0.5), (frame, 1.0), (frame + 1, 0.5)):
-                if 0 <= near < config.latent_frames:
+                if 0 <= near < count:
                     targets[row, near] = max(float(targets[row, near]), value)
     return targets
 
 
 def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn.Module], config: ModelConfig,
               recipe: Recipe, work: Path, progress=None) -> list[float]:
-    """`modules["vision"]` (vision encoder + projection) and `modules["unet"]` on v-prediction with Min-SNR-gamma weights (Hang et al. 2023: for v,
-    w = min(SNR, gamma) / (SNR + 1)). With `recipe.lora_rank` only UNet attention adapters train. With
-    `recipe.onset_weight`, a linear read-out of the frame-aligned channels (trained, not shipped) learns the sound's
-    onsets at each latent frame, so the channels the UNet sees at a moment say whether a sound starts there."""
+    """`modules["vision"]` (vision encoder + projection) and `modules["unet"]` on v-prediction with Min-SNR-gamma
+    weights (Hang et al. 2023: for v, w = min(SNR, gamma) / (SNR + 1)). With `recipe.lora_rank` only UNet attention
+    adapters train. A model with an onset detector (`vision.onset_kernel`) is taught where sounds start: the UNet
+    reads the true sound's onsets in the tokens' onset channel (so it learns to sound where it is told), and,
+    unless LoRA keeps the vision side fixed, the detector learns to find them in the pictures, binary
+    cross-entropy at `recipe.onset_weight` beside the diffusion loss."""
     vision, unet = modules["vision"], modules["unet"]
     alphas = get_alphas_cumprod(config.scheduler)
     if recipe.lora_rank:
@@ -290,17 +296,12 @@ def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn
         parameters = add_lora(unet, recipe.lora_rank)
     else:
         parameters = [*vision.parameters(), *unet.parameters()]
-    training = {"vision": vision, "unet": unet}
-    onsets = None
-    if recipe.onset_weight:
-        if not config.unet.aligned_channels or recipe.lora_rank:
-            raise ValueError("the onset loss trains the frame-aligned channels: it needs a model with them "
-                             "(aligned_channels > 0) and full fine-tuning (--lora 0).")
-        onsets = onset_targets(dataset.audio, config)
-        training["onset"] = nn.Linear(config.unet.aligned_channels, 1)
-        nn.init.zeros_(training["onset"].weight)  # deterministic: it starts undecided (p = 0.5) everywhere
-        nn.init.zeros_(training["onset"].bias)
-        parameters += list(training["onset"].parameters())
+    detecting = bool(config.vision.onset_kernel)
+    if detecting and not config.unet.aligned_channels:
+        raise ValueError("an onset detector writes into the last frame-aligned channel: it needs a model with them "
+                         "(aligned_channels > 0).")
+    trains_detector = detecting and not recipe.lora_rank  # with LoRA the vision side, detector too, stays as it is
+    onsets = onset_targets(dataset.audio, config) if detecting else None
 
     def loss_at(generator: torch.Generator) -> torch.Tensor:
         rows = torch.randint(len(dataset), (recipe.batch,), generator=generator)
@@ -309,7 +310,9 @@ def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn
         target_onsets = onsets[rows] if onsets is not None else None
         if recipe.concat:
             frames, x0, flow, target_onsets = splice(frames, x0, flow, target_onsets, config, generator)
-        context = vision(frames.permute(0, 1, 4, 2, 3).float() / 255, flow)
+        context, logits = vision.events(frames.permute(0, 1, 4, 2, 3).float() / 255, flow)
+        if detecting:
+            context = with_onset_map(context, target_onsets)
         keep = (torch.rand(recipe.batch, generator=generator) >= recipe.uncond_rate).float()
         context = context * keep[:, None, None]  # dropped rows learn the all-zeros unconditional context
         t = torch.randint(config.scheduler.num_train_timesteps, (recipe.batch,), generator=generator)
@@ -323,13 +326,11 @@ def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn
         snr = alphas[t] / (1 - alphas[t])
         weight = snr.clamp(max=recipe.min_snr_gamma) / (snr + 1)
         loss = (weight * (predicted - target).pow(2).mean(dim=(1, 2, 3))).mean()
-        if target_onsets is None:
+        if not trains_detector:
             return loss
-        logits = training["onset"](aligned[..., 0].transpose(1, 2))[..., 0]  # [B, latent_frames]
-        missed = F.binary_cross_entropy_with_logits(logits, target_onsets, reduction="none").mean(dim=1)
-        return loss + recipe.onset_weight * (missed * keep).sum() / keep.sum().clamp(min=1)
+        return loss + recipe.onset_weight * F.binary_cross_entropy_with_logits(logits, target_onsets)
 
-    losses = _run("ldm", training, parameters, loss_at, recipe, work, progress)
+    losses = _run("ldm", {"vision": vision, "unet": unet}, parameters, loss_at, recipe, work, progress)
     if recipe.lora_rank:
         merge_lora(unet)
     return losses
@@ -393,13 +394,17 @@ def training_source(folder: Path) -> str:
     return f"{folder.name} (foley synth, scene kinds {', '.join(sorted(kinds))})" if kinds else folder.name
 
 
+GROWN_BRANCHES = ("motion.", "onsets.")  # the vision parts a trained model can grow: event features, onset detector
+
+
 def grown(base: Components, config: ModelConfig) -> Components:
-    """`base` rebuilt as `config`, which may only add the event branch (`vision.motion_kernel`): every weight of
-    the base is kept and the new branch starts at zero, so the grown model starts out sounding as the base."""
+    """`base` rebuilt as `config`, which may only add a branch (`vision.motion_kernel`, `vision.onset_kernel`):
+    every weight of the base is kept and a new branch starts at zero (an event branch adds nothing, a detector
+    marks no onsets)."""
     stages = build_modules(config)
     for name, module in stages.parts().items():
         ours, theirs = module.state_dict(), getattr(base.stages, name).state_dict()
-        foreign = [key for key in ours if not key.startswith("motion.") and
+        foreign = [key for key in ours if not key.startswith(GROWN_BRANCHES) and
                    (key not in theirs or theirs[key].shape != ours[key].shape)] + [key for key in theirs if key not in ours]
         if foreign:
             raise ValueError(f"'{base.name}' cannot grow into this architecture: its {name} differs in "

@@ -27,6 +27,11 @@ class VisionConfig:
     # event features (ours; needs flow_grid): camera-compensated flow, its change from frame to frame and the
     # picture's change per grid cell, through a temporal convolution of this kernel (frames) added to each token
     motion_kernel: int = 0
+    # onset detector (ours; needs the UNet's frame-aligned channels): temporal convolutions of this kernel over
+    # the tokens say per frame whether a sound starts there; its peaks above `onset_threshold`, marked 1 with 0.5
+    # on the frames either side, replace the last token channel, the last frame-aligned channel the UNet reads
+    onset_kernel: int = 0
+    onset_threshold: float = 0.5
 
     @property
     def flow_features(self) -> int:
@@ -195,13 +200,13 @@ TINY = ModelConfig(
 )
 
 # The project's own starter model (`foley train`): small enough to train on two CPU cores and to ship in the repo.
-# 25 fps frames match the 25 Hz latent frames one to one; 4 s windows; optical-flow features, event features and
-# frame-aligned conditioning for sync.
+# 25 fps frames match the 25 Hz latent frames one to one; 4 s windows; optical-flow features, event features,
+# frame-aligned conditioning and an onset detector for sync.
 STARTER = ModelConfig(
     name="starter",
     vision=VisionConfig(hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4, patch_size=16,
                         image_size=64, projection_dim=64, embedding_dim=64, frame_pe=True, pe_max_frames=100,
-                        flow_grid=4, motion_kernel=5),
+                        flow_grid=4, motion_kernel=5, onset_kernel=5),
     unet=replace(TINY.unet, block_out_channels=(32, 64, 128), attention_head_dim=(2, 4, 8), cross_attention_dim=64,
                  norm_num_groups=16, aligned_channels=16),
     vae=VAEConfig(ch=16, num_res_blocks=1, norm_num_groups=8),

@@ -50,11 +50,22 @@ class VideoFeatureExtractor(nn.Module):
             self.motion = MotionEvents(config.flow_grid, config.motion_kernel, config.embedding_dim)
         else:
             self.motion = None
+        self.onsets = OnsetDetector(config.embedding_dim, config.onset_kernel) if config.onset_kernel else None
+        self.onset_threshold = config.onset_threshold
 
     def forward(self, pixels: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
         """Frames [T, 3, S, S] (or clips [B, T, 3, S, S]) in [0, 1] -> context tokens [T, embedding_dim] (or
         [B, T, embedding_dim]), one per frame. Models with flow features compute them from the frames unless
-        `flow` ([..., T, flow_features], from `flow_features`) is given."""
+        `flow` ([..., T, flow_features], from `flow_features`) is given. Models with an onset detector carry its
+        onset map in the last channel."""
+        tokens, logits = self.events(pixels, flow)
+        if logits is None:
+            return tokens
+        return with_onset_map(tokens, onset_map(logits, self.onset_threshold))
+
+    def events(self, pixels: torch.Tensor, flow: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The tokens before an onset map is written into them, and the onset detector's logits [..., T] (None
+        without a detector): training writes the true sound's onsets instead and trains the detector on them."""
         shape = pixels.shape[:-3]
         embeds = self.clip_vision(pixel_values=pixels.flatten(0, -4)).image_embeds.unflatten(0, shape)
         if self.frame_pe is not None:
@@ -67,7 +78,38 @@ class VideoFeatureExtractor(nn.Module):
         tokens = self.linear_layer(embeds)
         if self.motion is not None:
             tokens = tokens + self.motion(pixels, flow.to(tokens))
-        return tokens
+        return tokens, None if self.onsets is None else self.onsets(tokens)
+
+
+class OnsetDetector(nn.Module):
+    """Per frame, the logit that a sound starts there (ours, after SyncFusion's onset track, Comunità et al.
+    2024): two temporal convolutions over the tokens. The last starts at zero: undecided (p = 0.5) everywhere,
+    which marks no onset at a threshold of 0.5 or more."""
+
+    def __init__(self, width: int, kernel: int):
+        super().__init__()
+        self.conv_in = nn.Conv1d(width, width, kernel, padding=kernel // 2)
+        self.conv_out = nn.Conv1d(width, 1, kernel, padding=kernel // 2)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens [..., T, width] -> logits [..., T]."""
+        hidden = F.gelu(self.conv_in(tokens.reshape(-1, *tokens.shape[-2:]).transpose(1, 2)))
+        return self.conv_out(hidden).reshape(*tokens.shape[:-1])
+
+
+def onset_map(logits: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Logits [..., T] -> the onset map the UNet is told: 1 on each frame whose probability is a local maximum
+    above `threshold`, 0.5 on the frames either side (the form of the training targets), else 0."""
+    p = torch.sigmoid(logits.float()).reshape(-1, 1, logits.shape[-1])
+    peaks = ((p >= F.max_pool1d(p, 3, 1, 1)) & (p > threshold)).float()
+    return torch.maximum(peaks, 0.5 * F.max_pool1d(peaks, 3, 1, 1)).reshape(logits.shape).to(logits.dtype)
+
+
+def with_onset_map(tokens: torch.Tensor, onsets: torch.Tensor) -> torch.Tensor:
+    """Tokens [..., T, D] with their last channel replaced by an onset map [..., T]."""
+    return torch.cat([tokens[..., :-1], onsets[..., None].to(tokens)], dim=-1)
 
 
 class MotionEvents(nn.Module):

@@ -96,19 +96,26 @@ def cmd_train(args: argparse.Namespace) -> None:
         config = with_switches(config, pe=not args.no_pe,
                                flow_grid=config.vision.flow_grid if args.flow is None else args.flow,
                                aligned=config.unet.aligned_channels if args.aligned is None else args.aligned)
-    if args.motion is not None and args.motion != config.vision.motion_kernel:
-        config = replace(config, vision=replace(config.vision, motion_kernel=args.motion))
+    branches = {"motion_kernel": args.motion, "onset_kernel": args.onsets}
+    branches = {name: value for name, value in branches.items() if value is not None}
+    if any(getattr(config.vision, name) != value for name, value in branches.items()):
+        config = replace(config, vision=replace(config.vision, **branches))
         base = grown(base, config) if base else None
     dataset = load_training_set(Path(args.data), config, args.limit)
     if args.clean is not None:
         dataset = clean(dataset, config.frame_rate, config.sample_rate, args.clean)
-    common = {"batch": args.batch, "seed": args.seed, "checkpoint_every": args.checkpoint_every}
+    common = {"batch": args.batch, "seed": args.seed, "checkpoint_every": args.checkpoint_every,
+              "keep_every": args.keep_every}
     recipes = {stage: replace(recipe, **common) for stage, recipe in STAGE_RECIPES.items()}
     recipes["vae"] = replace(recipes["vae"], steps=args.vae_steps or recipes["vae"].steps)
     recipes["vocoder"] = replace(recipes["vocoder"], steps=args.vocoder_steps or recipes["vocoder"].steps)
     recipes["ldm"] = replace(recipes["ldm"], steps=args.steps or recipes["ldm"].steps, lr=args.lr or recipes["ldm"].lr,
-                             warmup=args.warmup, concat=args.concat, lora_rank=args.lora if base else 0,
-                             onset_weight=args.onset_loss)
+                             warmup=args.warmup, concat=args.concat, lora_rank=args.lora if base else 0)
+    if args.onset_loss is not None:
+        if not config.vision.onset_kernel:
+            raise ValueError("--onset-loss weighs the onset detector's loss, and this model has no detector: add "
+                             "one with --onsets KERNEL (5 in the starter preset), or leave --onset-loss out.")
+        recipes["ldm"] = replace(recipes["ldm"], onset_weight=args.onset_loss)
     encoder = None
     if base is not None:
         encoder_path = model_folder(args.base) / ENCODER_FILE
@@ -181,13 +188,20 @@ def add_commands(sub) -> None:
                             "temporal convolution of KERNEL frames (0: none; default: the preset's). With --from, "
                             "the model grows the branch, starting at zero, and keeps every other weight")
     train.add_argument("--concat", action="store_true", help="concat augmentation (splice two clips at 25-75 %%)")
-    train.add_argument("--onset-loss", type=float, default=0.0, metavar="WEIGHT",
-                       help="also train the frame-aligned channels to say where the sound starts (a linear read-out "
-                            "against the onsets of each window's sound, this weight beside the diffusion loss; "
-                            "needs --lora 0 when fine-tuning)")
+    train.add_argument("--onsets", type=int, metavar="KERNEL",
+                       help="an onset detector (temporal convolutions of KERNEL frames over the tokens) that tells "
+                            "the UNet where sounds start (0: none; default: the preset's). With --from, the model "
+                            "grows it, marking no onsets at first")
+    train.add_argument("--onset-loss", type=float, metavar="WEIGHT",
+                       help="the onset detector's loss weight beside the diffusion loss (its targets: the onsets of "
+                            "each window's own sound; default 0.5); a model with a detector trains with --lora 0")
     train.add_argument("--clean", type=float, metavar="AV_ALIGN", help="drop training windows below this AV-Align")
     train.add_argument("--limit", type=int, help="use only the first N videos")
     train.add_argument("--work", help="checkpoint folder (an interrupted run resumes from it)")
     train.add_argument("--checkpoint-every", type=int, default=200)
+    train.add_argument("--keep-every", type=int, default=0, metavar="N",
+                       help="also keep the state of every N steps in the checkpoint folder (train-state-ldm-stepN.pt); "
+                            "to install one, copy it into an empty --work folder as train-state-ldm.pt and run the "
+                            "same command with --steps N")
     train.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     train.set_defaults(func=cmd_train)
