@@ -37,8 +37,8 @@ from engine.vta_ldm.mel import log_mel
 from engine.vta_ldm.sampling import get_alphas_cumprod
 from engine.vta_ldm.stages import build_modules
 from engine.vta_ldm.unet import aligned_features, build_unet
-from engine.vta_ldm.vision_encoder import with_onset_map
 from engine.vta_ldm.vae import ENCODER_FILE, VAEDecoder, VAEEncoder
+from engine.vta_ldm.vision_encoder import with_onset_map
 
 logger = logging.getLogger(__name__)
 
