@@ -37,8 +37,8 @@ def main() -> None:
     for path in sorted(Path(args.set).glob("*.json")):
         labels = json.loads(path.read_text())
         video = path.with_suffix(".mp4")
-        frames = decode_frames(video, Fraction(0), probe_video(video).duration, rate=config.frame_rate,
-                               size=config.vision.image_size)
+        end = min(probe_video(video).duration, config.window_seconds)  # one window, as the model sees it
+        frames = decode_frames(video, Fraction(0), end, rate=config.frame_rate, size=config.vision.image_size)
         with torch.no_grad():
             _, logits = vision.events(torch.from_numpy(frames.model_input()).float())
         impacts = [e["time"] for e in labels["events"] if e["kind"] == "impact"]

@@ -208,6 +208,25 @@ def test_training_set_reads_sound_from_the_video_or_a_wav_beside_it(tmp_path):
         load_training_set(tmp_path / "empty", SMALL)
 
 
+def test_the_training_set_is_read_back_from_its_cache_until_a_file_changes(tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="engine.training.dataset")
+    video = write_clip(make_clip(5), tmp_path / "set")
+    cache = tmp_path / "work" / "training-set.pt"
+    config = replace(SMALL, vision=replace(SMALL.vision, flow_grid=2))
+    first = load_training_set(tmp_path / "set", config, cache=cache)
+    again = load_training_set(tmp_path / "set", config, cache=cache)
+    assert "read back" in caplog.text and first.sources == again.sources
+    for field in ("frames", "audio", "flow"):
+        assert torch.equal(getattr(first, field), getattr(again, field))
+    caplog.clear()
+    soundfile.write(str(video.with_suffix(".wav")), np.zeros(64000, np.float32), 16000)  # the sound replaced
+    changed = load_training_set(tmp_path / "set", config, cache=cache)
+    assert "read back" not in caplog.text and not changed.audio.any()
+    assert load_training_set(tmp_path / "set", replace(config, frame_rate=20), cache=cache).frames.shape[1] == 80
+
+
 def test_cleaning_keeps_windows_whose_sound_follows_the_pictures():
     dataset = _clips(4, size=64)
     silent = TrainingSet(dataset.frames, torch.zeros_like(dataset.audio) + 1e-4 * torch.randn(dataset.audio.shape),

@@ -1,5 +1,6 @@
 """Training data: a folder of videos with their sound, cut into model windows of frames and 16 kHz audio."""
 
+import json
 import logging
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -51,17 +52,47 @@ def read_audio(path: Path, rate: int) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
 
 
-def load_training_set(folder: Path, config: ModelConfig, limit: int | None = None) -> TrainingSet:
-    """Every whole model window of every video in `folder` (sound from a same-name .wav, else the video's own)."""
+def load_training_set(folder: Path, config: ModelConfig, limit: int | None = None,
+                      cache: Path | None = None) -> TrainingSet:
+    """Every whole model window of every video in `folder` (sound from a same-name .wav, else the video's own).
+    With `cache`, the windows (and their flow) are kept in that file and read back while the videos, their sound
+    files and the model's input sizes are unchanged: decoding and the flow take minutes per thousand clips."""
     videos = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
     if not videos:
         raise InputVideoError(f"{folder} holds no videos ({', '.join(sorted(VIDEO_SUFFIXES))}). Point --data at a "
                               "folder of clips with their sound, or make a synthetic set with `foley synth`.")
+    key = _cache_key(videos[:limit], config)
+    if cache is not None and cache.is_file():
+        kept = torch.load(cache, weights_only=True)
+        if kept["key"] == key:
+            logger.info("training set: %d windows read back from %s", len(kept["audio"]), cache)
+            return TrainingSet(kept["frames"], kept["audio"], tuple(kept["sources"]), kept["flow"])
+    dataset = _read_windows(videos[:limit], config)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(".partial")
+        torch.save({"key": key, "frames": dataset.frames, "audio": dataset.audio, "sources": list(dataset.sources),
+                    "flow": dataset.flow}, partial)
+        partial.replace(cache)
+    return dataset
+
+
+def _cache_key(videos: list[Path], config: ModelConfig) -> str:
+    """What the windows depend on: each video and sound file (name, size, time written) and the model's input."""
+    files = [p for video in videos for p in (video, video.with_suffix(".wav")) if p.is_file()]
+    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    inputs = (str(config.window_seconds), config.frame_rate, config.vision.image_size, config.sample_rate,
+              config.vision.flow_grid)
+    return json.dumps([str(videos[0].parent.resolve()), inputs, stats])
+
+
+def _read_windows(videos: list[Path], config: ModelConfig) -> TrainingSet:
+    folder = videos[0].parent
     window, samples = config.window_seconds, config.window_samples
-    logger.info("reading %d videos from %s%s", len(videos[:limit]), folder,
+    logger.info("reading %d videos from %s%s", len(videos), folder,
                 ", then their optical flow" if config.vision.flow_grid else "")
     frames, audio, sources = [], [], []
-    for video in videos[:limit]:
+    for video in videos:
         wav = video.with_suffix(".wav")
         sound = read_audio(wav if wav.is_file() else video, config.sample_rate)
         duration = probe_video(video).duration
@@ -79,7 +110,7 @@ def load_training_set(folder: Path, config: ModelConfig, limit: int | None = Non
             start += window
     if not frames:
         raise InputVideoError(f"No video in {folder} is at least {float(window):g} s long (one model window).")
-    logger.info("training set: %d windows from %d videos", len(frames), len(videos[:limit]))
+    logger.info("training set: %d windows from %d videos", len(frames), len(videos))
     dataset = TrainingSet(torch.from_numpy(np.stack(frames)), torch.from_numpy(np.stack(audio)), tuple(sources))
     if config.vision.flow_grid:
         dataset = with_flow(dataset, config.vision.flow_grid)

@@ -101,9 +101,6 @@ def cmd_train(args: argparse.Namespace) -> None:
     if any(getattr(config.vision, name) != value for name, value in branches.items()):
         config = replace(config, vision=replace(config.vision, **branches))
         base = grown(base, config) if base else None
-    dataset = load_training_set(Path(args.data), config, args.limit)
-    if args.clean is not None:
-        dataset = clean(dataset, config.frame_rate, config.sample_rate, args.clean)
     common = {"batch": args.batch, "seed": args.seed, "checkpoint_every": args.checkpoint_every,
               "keep_every": args.keep_every}
     recipes = {stage: replace(recipe, **common) for stage, recipe in STAGE_RECIPES.items()}
@@ -125,6 +122,9 @@ def cmd_train(args: argparse.Namespace) -> None:
                              "snapshot that includes the encoder.")
         encoder = load_file(str(encoder_path))
     work = Path(args.work) if args.work else models_dir() / f".train-{args.name}"
+    dataset = load_training_set(Path(args.data), config, args.limit, cache=work / "training-set.pt")
+    if args.clean is not None:
+        dataset = clean(dataset, config.frame_rate, config.sample_rate, args.clean)
     bar = ProgressBar(job=False)
     try:
         result = train_model(dataset, config, work, recipes, base=base, encoder_state=encoder,
