@@ -260,9 +260,11 @@ def test_train_command_installs_a_model_that_generates_and_fine_tunes(tmp_path, 
     audio, rate = soundfile.read(out.stdout.split()[-1])
     assert rate == 16000 and len(audio) == 64000
     tuned = subprocess.run([*run[:5], "--name", "tuned", "--from", "mine", "--lora", "2", "--steps", "2",
-                            "--batch", "2"], capture_output=True, text=True, env=env)
+                            "--batch", "2", "--onset-threshold", "0.3"], capture_output=True, text=True, env=env)
     assert tuned.returncode == 0, tuned.stderr
     base, fine = load_model("mine"), load_model("tuned")  # the fixture points FOLEY_HOME at foley_home
+    assert (base.config.vision.onset_threshold, fine.config.vision.onset_threshold) == (0.5, 0.3)
+    assert fine.stages.vision.onset_threshold == 0.3
     assert torch.equal(base.stages.vocoder.conv_pre.weight, fine.stages.vocoder.conv_pre.weight)
     changed = [k for k, v in fine.stages.unet.state_dict().items()
                if not torch.equal(v, base.stages.unet.state_dict()[k])]

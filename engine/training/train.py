@@ -9,7 +9,8 @@ timesteps, noise and augmentation from a generator seeded by (seed, step)):
   ldm      vision encoder + projection + UNet, as the paper: v-prediction, Min-SNR-gamma weighting, AdamW with
            linear warmup, 10 % of rows trained with the all-zeros unconditional context (for guidance), and the
            paper's ablation switches (frame position table, optical-flow features, concat augmentation, AV-Align
-           data cleaning); a model with an onset detector learns where sounds start, and the UNet to follow it. Fine-tuning an installed model trains low-rank adapters on the UNet's attention projections
+           data cleaning); a model with an onset detector learns where sounds start, and the UNet to follow
+           it. Fine-tuning an installed model trains low-rank adapters on the UNet's attention projections
            (LoRA) and merges them into the saved weights.
 """
 

@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         config = with_switches(config, pe=not args.no_pe,
                                flow_grid=config.vision.flow_grid if args.flow is None else args.flow,
                                aligned=config.unet.aligned_channels if args.aligned is None else args.aligned)
-    branches = {"motion_kernel": args.motion, "onset_kernel": args.onsets}
+    branches = {"motion_kernel": args.motion, "onset_kernel": args.onsets, "onset_threshold": args.onset_threshold}
     branches = {name: value for name, value in branches.items() if value is not None}
     if any(getattr(config.vision, name) != value for name, value in branches.items()):
         config = replace(config, vision=replace(config.vision, **branches))
@@ -192,6 +192,9 @@ def add_commands(sub) -> None:
                        help="an onset detector (temporal convolutions of KERNEL frames over the tokens) that tells "
                             "the UNet where sounds start (0: none; default: the preset's). With --from, the model "
                             "grows it, marking no onsets at first")
+    train.add_argument("--onset-threshold", type=float, metavar="P",
+                       help="the detector's probability above which a peak is an onset (default 0.5; choose it on "
+                            "validation clips with bench/onset_detector.py: the built-in model uses 0.3)")
     train.add_argument("--onset-loss", type=float, metavar="WEIGHT",
                        help="the onset detector's loss weight beside the diffusion loss (its targets: the onsets of "
                             "each window's own sound; default 0.5); a model with a detector trains with --lora 0")
