@@ -61,7 +61,9 @@ def export(module: nn.Module, examples: dict[str, torch.Tensor], outputs: list[s
         if precision == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            quantize_dynamic(str(graph), str(path), weight_type=QuantType.QInt8, use_external_data_format=large)
+            # 7-bit weights: on x86 CPUs without VNNI (AVX2 only) u8 x s8 products saturate at 8 bits
+            quantize_dynamic(str(graph), str(path), weight_type=QuantType.QInt8, use_external_data_format=large,
+                             reduce_range=True)
         elif large:
             import onnx  # optional extra, as onnxruntime
 
