@@ -19,9 +19,19 @@ from safetensors.torch import load_file
 
 from engine.config import SAMPLING_PRESETS
 from engine.models import load_model, model_folder, models_dir
-from engine.training.dataset import clean, load_training_set, with_flow
+from engine.training.dataset import clean, load_training_set, with_motion
 from engine.training.evaluate import evaluate, model_audio
-from engine.training.train import Recipe, VAETrainer, latents_of, mels_of, rebuilt_unet, train_ldm, with_switches
+from engine.training.train import (
+    STAGE_RECIPES,
+    Recipe,
+    VAETrainer,
+    latents_of,
+    mels_of,
+    rebuilt_unet,
+    train_ldm,
+    train_onsets,
+    with_switches,
+)
 from engine.vta_ldm.stages import build_modules
 from engine.vta_ldm.unet import build_unet
 from engine.vta_ldm.vae import ENCODER_FILE
@@ -64,7 +74,7 @@ def main() -> None:
     trainer = VAETrainer(base.config, base.stages.vae)
     trainer.encoder.load_state_dict(load_file(str(model_folder(args.base) / ENCODER_FILE)))
     dataset = load_training_set(Path(args.train), base.config, args.limit)
-    dataset = dataset if dataset.flow is not None else with_flow(dataset, FLOW_GRID)
+    dataset = dataset if dataset.flow is not None else with_motion(dataset, FLOW_GRID, 0)
     latents = latents_of(trainer, mels_of(dataset.audio, base.config)) * base.scale_factor
     sampling = replace(SAMPLING_PRESETS["fast"], steps=args.eval_steps)
     table = []
@@ -84,6 +94,10 @@ def main() -> None:
         recipe = Recipe(steps=args.steps, batch=args.batch, concat=concat,
                         checkpoint_every=args.steps + 1)
         with_work = Path(models_dir() / ".ablations" / f"row{len(table)}")
+        if onset:  # the detector's own stage, as many steps as the LDM's
+            train_onsets(rows, stages.vision, config, replace(STAGE_RECIPES["onsets"], steps=args.steps,
+                                                              checkpoint_every=args.steps + 1), with_work)
+            (with_work / "train-state-onsets.pt").unlink(missing_ok=True)
         losses = train_ldm(rows, row_latents, modules, config, recipe, with_work, progress=lambda step, loss: None)
         (with_work / "train-state-ldm.pt").unlink(missing_ok=True)  # every row starts from scratch
         stages.unet = rebuilt_unet(modules["unet"], config)

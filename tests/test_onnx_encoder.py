@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine.vta_ldm.config import STARTER
-from engine.vta_ldm.vision_encoder import OnnxVisionEncoder, encode_frames, export_onnx, flow_features
+from engine.vta_ldm.vision_encoder import OnnxVisionEncoder, encode_frames, export_onnx, motion_inputs
 from tests.conftest import untrained
 from ui.cli import main
 
@@ -64,20 +64,22 @@ def test_the_models_own_int8_export_is_the_cpu_default(foley_home, tmp_path, cap
         assert runtime == {"device": "cpu", "precision": resolve_precision("auto", "cpu"), "encoder": expected}
 
 
-def test_onnx_encoder_of_a_flow_model_takes_the_flow_beside_the_pixels(tmp_path):
-    """The flow goes in beside the pixels; the event branch (frame differences, temporal convolutions) and the
-    onset detector with its peak picking are inside the graph and give what torch gives."""
+def test_onnx_encoder_of_a_flow_model_takes_the_motion_beside_the_pixels(tmp_path):
+    """The flow and the onset detector's cells go in beside the pixels; the event branch (frame differences,
+    temporal convolutions) and the onset detector with its peak picking are inside the graph and give what torch
+    gives."""
     vision = untrained(replace(STARTER, vision=replace(STARTER.vision, onset_kernel=3))).stages.vision
     torch.manual_seed(0)
     torch.nn.init.normal_(vision.motion.conv_out.weight, std=0.1)  # the branches start at zero: make them count
-    torch.nn.init.normal_(vision.onsets.conv_out.weight, std=0.1)
-    torch.nn.init.constant_(vision.onsets.conv_out.bias, 2.0)  # sure of an onset everywhere: its peaks are marked
+    torch.nn.init.normal_(vision.onsets.score.weight, std=0.1)
+    torch.nn.init.constant_(vision.onsets.score.bias, 2.0)  # sure of an onset everywhere: its peaks are marked
     pixels = torch.zeros(6, 3, 64, 64)
     for index in range(6):  # a bright square moving down 3 pixels a frame
         pixels[index, :, 10 + 3 * index : 22 + 3 * index, 20:32] = 1.0
-    assert flow_features(pixels, STARTER.vision.flow_grid)[1:].abs().max() > 0.5
+    flow, cells = motion_inputs(pixels, STARTER.vision.flow_grid, STARTER.vision.onset_grid)
+    assert flow[1:].abs().max() > 0.5 and cells[1:].abs().max() > 0.5
     session = OnnxVisionEncoder(export_onnx(vision, tmp_path / "flow.onnx"))
-    assert [i.name for i in session.inputs] == ["pixels", "flow"]
+    assert [i.name for i in session.session.get_inputs()] == ["pixels", "flow", "cells"]
     expected = encode_frames(vision, pixels)
     assert (expected[:, -1] == 1).any()  # the detector marks onsets
     torch.testing.assert_close(encode_frames(session, pixels), expected, rtol=0, atol=1e-5)

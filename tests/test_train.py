@@ -14,7 +14,7 @@ import torch
 
 from engine.errors import InputVideoError
 from engine.models import load_model
-from engine.training.dataset import TrainingSet, clean, load_training_set
+from engine.training.dataset import TrainingSet, clean, load_training_set, with_motion
 from engine.training.synthetic import make_clip, write_clip
 from engine.training.train import (
     LoRALinear,
@@ -23,9 +23,12 @@ from engine.training.train import (
     add_lora,
     mels_of,
     merge_lora,
+    mirrored,
     onset_targets,
     splice,
     train_ldm,
+    train_model,
+    train_onsets,
     train_vae,
     with_switches,
 )
@@ -98,17 +101,58 @@ def test_ldm_training_is_deterministic_and_resumes_exactly(tmp_path):
 DETECTING = replace(SMALL, vision=replace(SMALL.vision, onset_kernel=3))
 
 
-def test_the_onset_detector_trains_deterministically_resumes_and_changes_the_steps(tmp_path):
-    straight = _ldm(tmp_path, 3, "a", config=DETECTING, onset_weight=1.0)
-    _ldm(tmp_path, 2, "b", config=DETECTING, onset_weight=1.0)
-    resumed = _ldm(tmp_path, 3, "b", config=DETECTING, onset_weight=1.0)  # the detector is in the checkpoint too
-    assert resumed["losses"][0] == straight["losses"][2]
-    torch.testing.assert_close(resumed["vision"]["onsets.conv_out.weight"],
-                               straight["vision"]["onsets.conv_out.weight"], rtol=0, atol=0)
-    assert straight["vision"]["onsets.conv_out.weight"].abs().sum() > 0  # it learned from its zero start
-    assert _ldm(tmp_path, 3, "c")["losses"][0] < straight["losses"][0]  # the detector's loss adds to the loss
+def _onsets(tmp_path: Path, steps: int, work: str) -> tuple[list[float], dict]:
+    dataset = with_motion(_clips(3), 0, DETECTING.vision.onset_grid)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        vision = untrained(DETECTING).stages.vision
+    losses = train_onsets(dataset, vision, DETECTING, Recipe(steps=steps, batch=2, lr=1e-2, checkpoint_every=1),
+                          tmp_path / work, progress=lambda step, loss: None)
+    return losses, vision.state_dict()
+
+
+def test_the_onset_detector_trains_alone_deterministically_and_resumes(tmp_path):
+    losses, straight = _onsets(tmp_path, 3, "a")
+    _onsets(tmp_path, 2, "b")
+    resumed_losses, resumed = _onsets(tmp_path, 3, "b")  # the detector's own checkpoint
+    assert resumed_losses == losses[2:]
+    for key, value in straight.items():
+        torch.testing.assert_close(resumed[key], value, rtol=0, atol=0)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        start = untrained(DETECTING).stages.vision.state_dict()
+    changed = {key for key, value in straight.items() if not torch.equal(value, start[key])}
+    assert changed and all(key.startswith("onsets.") for key in changed)  # only the detector learned
+    assert straight["onsets.score.weight"].abs().sum() > 0  # from its zero start
+    ldm = _ldm(tmp_path, 2, "c", config=DETECTING)  # and the LDM stage leaves it as it was
+    assert all(torch.equal(ldm["vision"][key], start[key]) for key in start if key.startswith("onsets."))
     with pytest.raises(ValueError, match="aligned"):
-        _ldm(tmp_path, 1, "d", config=replace(DETECTING, unet=replace(DETECTING.unet, aligned_channels=0)))
+        train_model(_clips(1), replace(DETECTING, unet=replace(DETECTING.unet, aligned_channels=0)), tmp_path / "d",
+                    {})
+
+
+def test_the_onset_detector_finds_an_impact_wherever_it_happens_and_mirrors():
+    """The same weights score every cell: one cell's motion gives the same logit in any cell away from the
+    border. Mirrored cells are those of the mirrored picture (columns reversed, x flow negated)."""
+    from engine.vta_ldm.vision_encoder import OnsetDetector, motion_inputs
+
+    torch.manual_seed(0)
+    detector = OnsetDetector(kernel=3, width=8)
+    torch.nn.init.normal_(detector.score.weight)
+    grid, logits = 16, []
+    for row, column in ((6, 6), (9, 8)):  # three layers of 3 x 3: what it touches sees no border
+        cells = torch.zeros(1, 10, 4, grid, grid)
+        cells[0, 4:6, :, row, column] = torch.tensor([1.0, -2.0, 2.0, 3.0])  # a burst of motion in one cell
+        logits.append(detector(cells.flatten(-3), grid))
+    torch.testing.assert_close(logits[0], logits[1])
+    assert logits[0][0, 5] > logits[0][0, 0] + 1e-3  # it responds to the motion
+    pixels = torch.zeros(6, 3, 64, 64)
+    for index in range(6):  # a bright square moving right 3 pixels a frame
+        pixels[index, :, 20:32, 10 + 3 * index: 22 + 3 * index] = 1.0
+    _, cells = motion_inputs(pixels, 0, 8)
+    _, mirror = motion_inputs(pixels.flip(-1), 0, 8)
+    torch.testing.assert_close(mirrored(cells, 8), mirror, rtol=0, atol=0.15)
+    assert torch.equal(mirrored(mirrored(cells, 8), 8), cells)
 
 
 def test_the_unet_is_trained_on_the_true_onsets_in_the_last_aligned_channel(tmp_path, monkeypatch):
@@ -118,7 +162,7 @@ def test_the_unet_is_trained_on_the_true_onsets_in_the_last_aligned_channel(tmp_
     seen = []
     laid = train.aligned_features
     monkeypatch.setattr(train, "aligned_features", lambda context, config: seen.append(context) or laid(context, config))
-    _ldm(tmp_path, 1, "a", config=DETECTING, onset_weight=1.0)
+    _ldm(tmp_path, 1, "a", config=DETECTING)
     targets = onset_targets(_clips(3).audio, DETECTING)
     rows = torch.randint(3, (2,), generator=train._step_generator(0, 0))
     onsets = seen[0][..., -1]
@@ -242,7 +286,7 @@ def test_train_command_installs_a_model_that_generates_and_fine_tunes(tmp_path, 
     for seed in range(2):
         write_clip(make_clip(seed), data)
     run = [sys.executable, "-m", "ui.cli", "train", str(data), "--name", "mine", "--steps", "2", "--vae-steps", "2",
-           "--vocoder-steps", "2", "--batch", "2", "--threads", "2"]
+           "--vocoder-steps", "2", "--onset-steps", "2", "--batch", "2", "--threads", "2"]
     env = {"FOLEY_HOME": str(foley_home), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(run, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
@@ -252,7 +296,7 @@ def test_train_command_installs_a_model_that_generates_and_fine_tunes(tmp_path, 
     assert manifest["training"]["data"] == "data (foley synth, scene kinds drop)"  # no machine path
     assert str(tmp_path) not in json.dumps(manifest)
     assert manifest["licences"][0]["licence"].startswith("yours")
-    assert "[ldm] step 2/2" in done.stderr
+    assert "[onsets] step 2/2" in done.stderr and "[ldm] step 2/2" in done.stderr
     out = subprocess.run([sys.executable, "-m", "ui.cli", "generate", str(data / "0000001.mp4"), "--model", "mine",
                           "--preset", "fast", "--steps", "2", "--seed", "3", "-o", str(tmp_path / "out")],
                          capture_output=True, text=True, env=env)
@@ -269,7 +313,7 @@ def test_train_command_installs_a_model_that_generates_and_fine_tunes(tmp_path, 
     changed = [k for k, v in fine.stages.unet.state_dict().items()
                if not torch.equal(v, base.stages.unet.state_dict()[k])]
     assert changed and all(".attn" in k for k in changed)  # LoRA touched only the attention projections
-    refused = subprocess.run([*run, "--name", "plain", "--onsets", "0", "--onset-loss", "0.3"], capture_output=True,
+    refused = subprocess.run([*run, "--name", "plain", "--onsets", "0", "--onset-steps", "3"], capture_output=True,
                              text=True, env=env)
     assert refused.returncode == 2 and "has no detector" in refused.stderr
 
@@ -322,13 +366,13 @@ def _strings(value):
 def test_event_features_rise_at_impacts_floor_and_wall_alike():
     """The event branch's input: the change of (camera-compensated) flow is highest within two frames of an
     impact, for a drop on the floor, a slide into a wall and under a shaking camera."""
-    from engine.vta_ldm.vision_encoder import event_features, flow_features
+    from engine.vta_ldm.vision_encoder import event_features, motion_inputs
 
     for kind in ("drop", "wall", "shake"):
         clip = make_clip(3, kind=kind, fps=25)
         pixels = torch.from_numpy(fit_frames(clip.frames, 64)).permute(0, 3, 1, 2).float() / 255
         grid = STARTER.vision.flow_grid
-        features = event_features(pixels[None], flow_features(pixels, grid)[None], grid)[0]
+        features = event_features(pixels[None], motion_inputs(pixels, grid, 0)[0][None], grid)[0]
         change = features[:, 2 * grid**2: 4 * grid**2].abs().amax(dim=1)
         frames = [event.time * 25 for event in clip.events if event.kind == "impact"]
         near = torch.zeros(len(change), dtype=torch.bool)

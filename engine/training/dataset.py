@@ -14,7 +14,7 @@ from engine.errors import InputVideoError
 from engine.metrics import av_align
 from engine.video import decode_frames, probe_video
 from engine.vta_ldm.config import ModelConfig
-from engine.vta_ldm.vision_encoder import flow_features
+from engine.vta_ldm.vision_encoder import motion_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -23,21 +23,23 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mxf"}
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """Windows of training material: frames [N, T, S, S, 3] uint8, audio [N, samples] float32, optional optical
-    flow [N, T, F], and where each window came from."""
+    """Windows of training material: frames [N, T, S, S, 3] uint8, audio [N, samples] float32, where each window
+    came from, and what the model reads of the motion (`motion_inputs`): optical-flow features [N, T, F] and the
+    onset detector's cells [N, T, C], each None when the model reads none."""
 
     frames: torch.Tensor
     audio: torch.Tensor
     sources: tuple[str, ...]
     flow: torch.Tensor | None = None
+    cells: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.audio)
 
     def subset(self, keep: np.ndarray) -> "TrainingSet":
         index = torch.from_numpy(np.flatnonzero(keep))
-        flow = None if self.flow is None else self.flow[index]
-        return TrainingSet(self.frames[index], self.audio[index], tuple(self.sources[i] for i in index), flow)
+        flow, cells = (None if part is None else part[index] for part in (self.flow, self.cells))
+        return TrainingSet(self.frames[index], self.audio[index], tuple(self.sources[i] for i in index), flow, cells)
 
 
 def read_audio(path: Path, rate: int) -> np.ndarray:
@@ -55,7 +57,7 @@ def read_audio(path: Path, rate: int) -> np.ndarray:
 def load_training_set(folder: Path, config: ModelConfig, limit: int | None = None,
                       cache: Path | None = None) -> TrainingSet:
     """Every whole model window of every video in `folder` (sound from a same-name .wav, else the video's own).
-    With `cache`, the windows (and their flow) are kept in that file and read back while the videos, their sound
+    With `cache`, the windows (and their motion) are kept in that file and read back while the videos, their sound
     files and the model's input sizes are unchanged: decoding and the flow take minutes per thousand clips."""
     videos = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
     if not videos:
@@ -66,13 +68,13 @@ def load_training_set(folder: Path, config: ModelConfig, limit: int | None = Non
         kept = torch.load(cache, weights_only=True)
         if kept["key"] == key:
             logger.info("training set: %d windows read back from %s", len(kept["audio"]), cache)
-            return TrainingSet(kept["frames"], kept["audio"], tuple(kept["sources"]), kept["flow"])
+            return TrainingSet(kept["frames"], kept["audio"], tuple(kept["sources"]), kept["flow"], kept["cells"])
     dataset = _read_windows(videos[:limit], config)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_suffix(".partial")
         torch.save({"key": key, "frames": dataset.frames, "audio": dataset.audio, "sources": list(dataset.sources),
-                    "flow": dataset.flow}, partial)
+                    "flow": dataset.flow, "cells": dataset.cells}, partial)
         partial.replace(cache)
     return dataset
 
@@ -82,7 +84,7 @@ def _cache_key(videos: list[Path], config: ModelConfig) -> str:
     files = [p for video in videos for p in (video, video.with_suffix(".wav")) if p.is_file()]
     stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     inputs = (str(config.window_seconds), config.frame_rate, config.vision.image_size, config.sample_rate,
-              config.vision.flow_grid)
+              config.vision.flow_grid, config.vision.onset_features)
     return json.dumps([str(videos[0].parent.resolve()), inputs, stats])
 
 
@@ -90,7 +92,7 @@ def _read_windows(videos: list[Path], config: ModelConfig) -> TrainingSet:
     folder = videos[0].parent
     window, samples = config.window_seconds, config.window_samples
     logger.info("reading %d videos from %s%s", len(videos), folder,
-                ", then their optical flow" if config.vision.flow_grid else "")
+                ", then their optical flow" if config.vision.flow_grid or config.vision.onset_kernel else "")
     frames, audio, sources = [], [], []
     for video in videos:
         wav = video.with_suffix(".wav")
@@ -112,15 +114,16 @@ def _read_windows(videos: list[Path], config: ModelConfig) -> TrainingSet:
         raise InputVideoError(f"No video in {folder} is at least {float(window):g} s long (one model window).")
     logger.info("training set: %d windows from %d videos", len(frames), len(videos))
     dataset = TrainingSet(torch.from_numpy(np.stack(frames)), torch.from_numpy(np.stack(audio)), tuple(sources))
-    if config.vision.flow_grid:
-        dataset = with_flow(dataset, config.vision.flow_grid)
-    return dataset
+    return with_motion(dataset, config.vision.flow_grid, config.vision.onset_grid if config.vision.onset_kernel else 0)
 
 
-def with_flow(dataset: TrainingSet, grid: int) -> TrainingSet:
-    """The same set with its optical-flow features computed once (they do not change during training)."""
-    flow = torch.stack([flow_features(clip.permute(0, 3, 1, 2).float() / 255, grid) for clip in dataset.frames])
-    return replace(dataset, flow=flow)
+def with_motion(dataset: TrainingSet, flow_grid: int, onset_grid: int) -> TrainingSet:
+    """The same set with what the model reads of the motion computed once (it does not change in training)."""
+    if not (flow_grid or onset_grid):
+        return dataset
+    clips = [motion_inputs(clip.permute(0, 3, 1, 2).float() / 255, flow_grid, onset_grid) for clip in dataset.frames]
+    flow, cells = (torch.stack(part) if part[0] is not None else None for part in zip(*clips))
+    return replace(dataset, flow=flow, cells=cells)
 
 
 def clean(dataset: TrainingSet, fps: int, rate: int, threshold: float) -> TrainingSet:

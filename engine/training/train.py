@@ -1,17 +1,20 @@
 """`foley train`: train a video-to-audio model of the VTA-LDM family from scratch, or fine-tune an installed one.
 
-Three stages, each resumable from its last checkpoint and deterministic by seed (every step draws its batch,
+Four stages, each resumable from its last checkpoint and deterministic by seed (every step draws its batch,
 timesteps, noise and augmentation from a generator seeded by (seed, step)):
   vae      an AudioLDM-style KL autoencoder on log-mel (its decoder is what inference runs; the encoder is kept
            beside the model for later training);
   vocoder  a HiFi-GAN generator on log-mel -> waveform, with mel and multi-resolution STFT losses only (no
            discriminators: two CPU cores cannot afford the adversarial stage);
+  onsets   a model's onset detector, on where each window's own sound starts (binary cross-entropy);
   ldm      vision encoder + projection + UNet, as the paper: v-prediction, Min-SNR-gamma weighting, AdamW with
            linear warmup, 10 % of rows trained with the all-zeros unconditional context (for guidance), and the
            paper's ablation switches (frame position table, optical-flow features, concat augmentation, AV-Align
-           data cleaning); a model with an onset detector learns where sounds start, and the UNet to follow
-           it. Fine-tuning an installed model trains low-rank adapters on the UNet's attention projections
-           (LoRA) and merges them into the saved weights.
+           data cleaning); a model with an onset detector has the UNet read the true onsets where the detector's
+           go, so that it learns to sound where it is told. Fine-tuning an installed model trains low-rank
+           adapters on the UNet's attention projections (LoRA) and merges them into the saved weights.
+The detector reads only the motion and the UNet, in training, only the true onsets, so the two stages are
+independent: either can be retrained alone (`foley train --from MODEL --steps 0` trains just the detector).
 """
 
 import json
@@ -60,7 +63,7 @@ class Recipe:
     uncond_rate: float = 0.1
     concat: bool = False  # splice two clips at a random cut between 25 % and 75 %
     lora_rank: int = 0  # > 0: fine-tune low-rank adapters on the UNet attention instead of every weight
-    onset_weight: float = 0.5  # the onset detector's loss beside the diffusion loss (ldm; models with a detector)
+    cosine: bool = False  # after the warmup the rate falls to zero along a half cosine (else it stays)
     checkpoint_every: int = 200
     keep_every: int = 0  # > 0: also keep the state of every this many steps (train-state-<stage>-step<N>.pt)
     kl_weight: float = 1e-4
@@ -132,7 +135,8 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
 
 
 def _lr_at(step: int, recipe: Recipe) -> float:
-    return recipe.lr * min(1.0, (step + 1) / max(1, recipe.warmup))
+    rate = recipe.lr * min(1.0, (step + 1) / max(1, recipe.warmup))
+    return rate * 0.5 * (1 + math.cos(math.pi * step / recipe.steps)) if recipe.cosine else rate
 
 
 def _save_state(path: Path, step: int, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer) -> None:
@@ -189,6 +193,7 @@ def mels_of(audio: torch.Tensor, config: ModelConfig) -> torch.Tensor:
 STAGE_RECIPES = {  # per stage defaults, measured on the starter model (2 CPU cores)
     "vae": Recipe(steps=1500, lr=5e-4, crop_frames=96),
     "vocoder": Recipe(steps=3000, lr=5e-4, crop_frames=32),
+    "onsets": Recipe(steps=1500, batch=16, lr=2e-3, cosine=True),
     "ldm": Recipe(steps=2400, lr=4e-4),
 }
 
@@ -251,6 +256,29 @@ def train_vocoder(audio: torch.Tensor, vocoder: nn.Module, config: ModelConfig, 
     return _run("vocoder", {"vocoder": vocoder}, list(vocoder.parameters()), loss_at, recipe, work, progress)
 
 
+def train_onsets(dataset: TrainingSet, vision: nn.Module, config: ModelConfig, recipe: Recipe, work: Path,
+                 progress=None) -> list[float]:
+    """The onset detector of `vision` alone, on the onsets of each window's own sound (`onset_targets`), binary
+    cross-entropy; half the batches are mirrored left to right (an impact seen in a mirror is still one)."""
+    detector, grid = vision.onsets, config.vision.onset_grid
+    targets = onset_targets(dataset.audio, config)
+
+    def loss_at(generator: torch.Generator) -> torch.Tensor:
+        rows = torch.randint(len(dataset), (recipe.batch,), generator=generator)
+        cells = dataset.cells[rows]
+        if torch.rand((), generator=generator) < 0.5:
+            cells = mirrored(cells, grid)
+        return F.binary_cross_entropy_with_logits(detector(cells, grid), targets[rows])
+
+    return _run("onsets", {"onsets": detector}, list(detector.parameters()), loss_at, recipe, work, progress)
+
+
+def mirrored(cells: torch.Tensor, grid: int) -> torch.Tensor:
+    """Detector cells [..., 4 * grid**2] of the picture mirrored left to right: columns reversed, x flow negated."""
+    motion = cells.unflatten(-1, (4, grid, grid)).flip(-1)
+    return torch.cat([-motion[..., :1, :, :], motion[..., 1:, :, :]], dim=-3).flatten(-3)
+
+
 def splice(frames: torch.Tensor, latents: torch.Tensor, flow: torch.Tensor | None, onsets: torch.Tensor | None,
            config: ModelConfig, generator: torch.Generator):
     """Concat augmentation: every row continues with the next row's clip after a cut between 25 % and 75 %
@@ -286,22 +314,18 @@ def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn
               recipe: Recipe, work: Path, progress=None) -> list[float]:
     """`modules["vision"]` (vision encoder + projection) and `modules["unet"]` on v-prediction with Min-SNR-gamma
     weights (Hang et al. 2023: for v, w = min(SNR, gamma) / (SNR + 1)). With `recipe.lora_rank` only UNet attention
-    adapters train. A model with an onset detector (`vision.onset_kernel`) is taught where sounds start: the UNet
-    reads the true sound's onsets in the tokens' onset channel (so it learns to sound where it is told), and,
-    unless LoRA keeps the vision side fixed, the detector learns to find them in the pictures, binary
-    cross-entropy at `recipe.onset_weight` beside the diffusion loss."""
+    adapters train. In a model with an onset detector (`vision.onset_kernel`) the UNet reads the true sound's onsets
+    in the tokens' onset channel, so it learns to sound where it is told; the detector is not trained here
+    (`train_onsets`)."""
     vision, unet = modules["vision"], modules["unet"]
     alphas = get_alphas_cumprod(config.scheduler)
     if recipe.lora_rank:
         vision.requires_grad_(False)
         parameters = add_lora(unet, recipe.lora_rank)
     else:
-        parameters = [*vision.parameters(), *unet.parameters()]
+        parameters = [*(p for name, p in vision.named_parameters() if not name.startswith("onsets.")),
+                      *unet.parameters()]
     detecting = bool(config.vision.onset_kernel)
-    if detecting and not config.unet.aligned_channels:
-        raise ValueError("an onset detector writes into the last frame-aligned channel: it needs a model with them "
-                         "(aligned_channels > 0).")
-    trains_detector = detecting and not recipe.lora_rank  # with LoRA the vision side, detector too, stays as it is
     onsets = onset_targets(dataset.audio, config) if detecting else None
 
     def loss_at(generator: torch.Generator) -> torch.Tensor:
@@ -311,7 +335,7 @@ def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn
         target_onsets = onsets[rows] if onsets is not None else None
         if recipe.concat:
             frames, x0, flow, target_onsets = splice(frames, x0, flow, target_onsets, config, generator)
-        context, logits = vision.events(frames.permute(0, 1, 4, 2, 3).float() / 255, flow)
+        context = vision.tokens(frames.permute(0, 1, 4, 2, 3).float() / 255, flow)
         if detecting:
             context = with_onset_map(context, target_onsets)
         keep = (torch.rand(recipe.batch, generator=generator) >= recipe.uncond_rate).float()
@@ -326,10 +350,7 @@ def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn
         predicted = unet(inputs, t, encoder_hidden_states=context).sample
         snr = alphas[t] / (1 - alphas[t])
         weight = snr.clamp(max=recipe.min_snr_gamma) / (snr + 1)
-        loss = (weight * (predicted - target).pow(2).mean(dim=(1, 2, 3))).mean()
-        if not trains_detector:
-            return loss
-        return loss + recipe.onset_weight * F.binary_cross_entropy_with_logits(logits, target_onsets)
+        return (weight * (predicted - target).pow(2).mean(dim=(1, 2, 3))).mean()
 
     losses = _run("ldm", {"vision": vision, "unet": unet}, parameters, loss_at, recipe, work, progress)
     if recipe.lora_rank:
@@ -339,8 +360,11 @@ def train_ldm(dataset: TrainingSet, latents: torch.Tensor, modules: dict[str, nn
 
 def train_model(dataset: TrainingSet, config: ModelConfig, work: Path, recipes: dict[str, Recipe],
                 base: Components | None = None, encoder_state: dict | None = None, progress=None) -> dict:
-    """Run the stages: from scratch (all three), or on top of `base` (its VAE and vocoder kept, the LDM
-    fine-tuned). Returns the stages, the VAE encoder state, the scale factor and the losses."""
+    """Run the stages: from scratch (all), or on top of `base` (its VAE and vocoder kept, the onset detector and
+    the LDM trained further). Returns the stages, the VAE encoder state, the scale factor and the losses."""
+    if config.vision.onset_kernel and not config.unet.aligned_channels:
+        raise ValueError("an onset detector writes into the last frame-aligned channel: it needs a model with them "
+                         "(aligned_channels > 0).")
     with torch.random.fork_rng():
         torch.manual_seed(recipes["ldm"].seed)
         stages = build_modules(config) if base is None else replace(base.stages)
@@ -356,6 +380,8 @@ def train_model(dataset: TrainingSet, config: ModelConfig, work: Path, recipes: 
         losses["vocoder"] = train_vocoder(dataset.audio, stages.vocoder, config, recipes["vocoder"], work, progress)
     elif encoder_state is None:
         raise ValueError("fine-tuning needs the base model's VAE encoder")
+    if config.vision.onset_kernel and recipes["onsets"].steps:
+        losses["onsets"] = train_onsets(dataset, stages.vision, config, recipes["onsets"], work, progress)
     raw = latents_of(trainer, mels)
     scale = base.scale_factor if base is not None else float(1 / raw.flatten().std())
     training = {"vision": stages.vision, "unet": unet}
@@ -399,17 +425,23 @@ GROWN_BRANCHES = ("motion.", "onsets.")  # the vision parts a trained model can 
 
 
 def grown(base: Components, config: ModelConfig) -> Components:
-    """`base` rebuilt as `config`, which may only add a branch (`vision.motion_kernel`, `vision.onset_kernel`):
-    every weight of the base is kept and a new branch starts at zero (an event branch adds nothing, a detector
-    marks no onsets)."""
+    """`base` rebuilt as `config`, which may only add or change a branch (`vision.motion_kernel`, the onset
+    detector's `vision.onset_*`): every other weight of the base is kept, and a branch the base has in the same
+    shape too; a new or changed branch starts at zero (an event branch adds nothing, a detector marks no onsets)."""
     stages = build_modules(config)
     for name, module in stages.parts().items():
         ours, theirs = module.state_dict(), getattr(base.stages, name).state_dict()
         foreign = [key for key in ours if not key.startswith(GROWN_BRANCHES) and
-                   (key not in theirs or theirs[key].shape != ours[key].shape)] + [key for key in theirs if key not in ours]
+                   (key not in theirs or theirs[key].shape != ours[key].shape)]
+        foreign += [key for key in theirs if key not in ours and not key.startswith(GROWN_BRANCHES)]
         if foreign:
             raise ValueError(f"'{base.name}' cannot grow into this architecture: its {name} differs in "
                              f"{', '.join(foreign[:3])}; train from scratch instead.")
+        for branch in GROWN_BRANCHES:  # a branch is kept whole or not at all
+            mine = {key for key in ours if key.startswith(branch)}
+            given = {key for key in theirs if key.startswith(branch)}
+            if mine != given or any(theirs[key].shape != ours[key].shape for key in mine):
+                theirs = {key: value for key, value in theirs.items() if not key.startswith(branch)}
         module.load_state_dict(theirs, strict=False)
     return replace(base, config=config, stages=stages)
 

@@ -27,10 +27,13 @@ class VisionConfig:
     # event features (ours; needs flow_grid): camera-compensated flow, its change from frame to frame and the
     # picture's change per grid cell, through a temporal convolution of this kernel (frames) added to each token
     motion_kernel: int = 0
-    # onset detector (ours; needs the UNet's frame-aligned channels): temporal convolutions of this kernel over
-    # the tokens say per frame whether a sound starts there; its peaks above `onset_threshold`, marked 1 with 0.5
+    # onset detector (ours; needs the UNet's frame-aligned channels): convolutions over time (this kernel, frames)
+    # and space (3 x 3 cells) of the motion in each cell of an onset_grid x onset_grid layout, the same weights in
+    # every cell, say per frame whether a sound starts there; its peaks above `onset_threshold`, marked 1 with 0.5
     # on the frames either side, replace the last token channel, the last frame-aligned channel the UNet reads
     onset_kernel: int = 0
+    onset_grid: int = 8
+    onset_width: int = 24
     onset_threshold: float = 0.5
 
     @property
@@ -40,6 +43,10 @@ class VisionConfig:
     @property
     def motion_features(self) -> int:
         return 5 * self.flow_grid**2  # compensated flow (2), its change (2), picture change (1) per cell
+
+    @property
+    def onset_features(self) -> int:
+        return 4 * self.onset_grid**2 if self.onset_kernel else 0  # compensated flow (2), its speed, picture change
 
 
 @dataclass(frozen=True)

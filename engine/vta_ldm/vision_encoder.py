@@ -50,53 +50,74 @@ class VideoFeatureExtractor(nn.Module):
             self.motion = MotionEvents(config.flow_grid, config.motion_kernel, config.embedding_dim)
         else:
             self.motion = None
-        self.onsets = OnsetDetector(config.embedding_dim, config.onset_kernel) if config.onset_kernel else None
+        self.onset_grid = config.onset_grid if config.onset_kernel else 0
+        self.onsets = OnsetDetector(config.onset_kernel, config.onset_width) if config.onset_kernel else None
         self.onset_threshold = config.onset_threshold
 
-    def forward(self, pixels: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor, flow: torch.Tensor | None = None,
+                cells: torch.Tensor | None = None) -> torch.Tensor:
         """Frames [T, 3, S, S] (or clips [B, T, 3, S, S]) in [0, 1] -> context tokens [T, embedding_dim] (or
-        [B, T, embedding_dim]), one per frame. Models with flow features compute them from the frames unless
-        `flow` ([..., T, flow_features], from `flow_features`) is given. Models with an onset detector carry its
-        onset map in the last channel."""
-        tokens, logits = self.events(pixels, flow)
+        [B, T, embedding_dim]), one per frame. Models with flow features, or an onset detector, compute what they
+        read of the motion from the frames unless it is given (`flow` [..., T, flow_features] and `cells`
+        [..., T, onset_features], from `motion_inputs`). Models with an onset detector carry its onset map in the
+        last channel."""
+        tokens, logits = self.events(pixels, flow, cells)
         if logits is None:
             return tokens
         return with_onset_map(tokens, onset_map(logits, self.onset_threshold))
 
-    def events(self, pixels: torch.Tensor, flow: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def events(self, pixels: torch.Tensor, flow: torch.Tensor | None = None,
+               cells: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The tokens before an onset map is written into them, and the onset detector's logits [..., T] (None
-        without a detector): training writes the true sound's onsets instead and trains the detector on them."""
+        without a detector): training writes the true sound's onsets instead, and trains the detector apart."""
+        shape = pixels.shape[:-3]
+        if (self.flow_grid and flow is None) or (self.onset_grid and cells is None):
+            clips = [motion_inputs(clip, self.flow_grid, self.onset_grid) for clip in pixels.reshape(-1, *pixels.shape[-4:])]
+            flow, cells = (torch.stack(part).reshape(*shape, -1) if part[0] is not None else None for part in zip(*clips))
+        tokens = self.tokens(pixels, flow)
+        return tokens, None if self.onsets is None else self.onsets(cells.to(tokens), self.onset_grid)
+
+    def tokens(self, pixels: torch.Tensor, flow: torch.Tensor | None) -> torch.Tensor:
+        """The context tokens before any onset map: image embeddings, position table, flow, event features."""
         shape = pixels.shape[:-3]
         embeds = self.clip_vision(pixel_values=pixels.flatten(0, -4)).image_embeds.unflatten(0, shape)
         if self.frame_pe is not None:
             embeds = embeds + self.frame_pe[: shape[-1]]
         if self.flow_grid:
-            if flow is None:
-                clips = pixels.reshape(-1, *pixels.shape[-4:])
-                flow = torch.stack([flow_features(clip, self.flow_grid) for clip in clips]).reshape(*shape, -1)
             embeds = torch.cat([embeds, flow.to(embeds)], dim=-1)
         tokens = self.linear_layer(embeds)
         if self.motion is not None:
             tokens = tokens + self.motion(pixels, flow.to(tokens))
-        return tokens, None if self.onsets is None else self.onsets(tokens)
+        return tokens
 
 
 class OnsetDetector(nn.Module):
     """Per frame, the logit that a sound starts there (ours, after SyncFusion's onset track, Comunità et al.
-    2024): two temporal convolutions over the tokens. The last starts at zero: undecided (p = 0.5) everywhere,
-    which marks no onset at a threshold of 0.5 or more."""
+    2024). It reads the motion in each cell of a grid (`motion_inputs`) and its change from the frame before,
+    runs three convolutions over time (`kernel` frames) and space (3 x 3 cells) and scores every cell with the
+    same weights, so an impact is found wherever in the picture it happens; the frame's logit is its most
+    certain cell's. The last layer starts at zero: undecided (p = 0.5) everywhere, which marks no onset at a
+    threshold of 0.5 or more."""
 
-    def __init__(self, width: int, kernel: int):
+    def __init__(self, kernel: int, width: int, layers: int = 3):
         super().__init__()
-        self.conv_in = nn.Conv1d(width, width, kernel, padding=kernel // 2)
-        self.conv_out = nn.Conv1d(width, 1, kernel, padding=kernel // 2)
-        nn.init.zeros_(self.conv_out.weight)
-        nn.init.zeros_(self.conv_out.bias)
+        sizes = [8] + [width] * layers  # per cell: 4 motion measures and their change
+        self.convs = nn.ModuleList(nn.Conv3d(a, b, (kernel, 3, 3), padding=(kernel // 2, 1, 1))
+                                   for a, b in zip(sizes, sizes[1:]))
+        self.score = nn.Conv3d(width, 1, 1)
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Tokens [..., T, width] -> logits [..., T]."""
-        hidden = F.gelu(self.conv_in(tokens.reshape(-1, *tokens.shape[-2:]).transpose(1, 2)))
-        return self.conv_out(hidden).reshape(*tokens.shape[:-1])
+    def forward(self, cells: torch.Tensor, grid: int) -> torch.Tensor:
+        """Cells [..., T, 4 * grid**2] -> logits [..., T]."""
+        motion = cells.reshape(-1, cells.shape[-2], 4, grid, grid)
+        change = torch.cat([torch.zeros_like(motion[:, :1]), motion[:, 1:] - motion[:, :-1]], dim=1)
+        hidden = torch.cat([motion, change], dim=2)
+        hidden = (hidden.sign() * torch.log1p(4 * hidden.abs())).transpose(1, 2)  # [N, 8, T, grid, grid]
+        for conv in self.convs:
+            hidden = F.gelu(conv(hidden))
+        scores = self.score(hidden)[:, 0].flatten(2)  # [N, T, cells]
+        return scores.max(dim=-1).values.reshape(cells.shape[:-1])
 
 
 def onset_map(logits: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -150,16 +171,33 @@ def event_features(pixels: torch.Tensor, flow: torch.Tensor, grid: int) -> torch
     return features.sign() * torch.log1p(features.abs())
 
 
-def flow_features(pixels: torch.Tensor, grid: int) -> torch.Tensor:
-    """Optical flow into each frame from the one before (Farneback), averaged over a grid x grid layout of cells:
-    [T, 2 * grid**2] in pixels per frame; the first frame has none (zeros)."""
-    grey = (pixels.detach().float().mean(dim=1).cpu().numpy() * 255).astype(np.uint8)
-    out = np.zeros((len(grey), grid, grid, 2), np.float32)
+def motion_inputs(pixels: torch.Tensor, flow_grid: int, onset_grid: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """What a model reads of the motion, from the optical flow into each frame from the one before (Farneback;
+    the first frame has none, zeros), per cell of a grid x grid layout: the flow features, the mean flow
+    [T, 2 * flow_grid**2] in pixels per frame (None for 0), and the onset detector's cells [T, 4 * onset_grid**2]
+    (None for 0), from the fine flow: the flow less the picture's mean flow (the camera), the mean speed of that
+    flow, and the mean absolute change of the picture (x10)."""
+    grey = pixels.detach().float().mean(dim=1).cpu().numpy()
+    levels = (grey * 255).astype(np.uint8)
+    flow = np.zeros((len(grey), flow_grid, flow_grid, 2), np.float32)
+    cells = np.zeros((len(grey), 4, onset_grid, onset_grid), np.float32)
     for index in range(1, len(grey)):
-        field = optical_flow(grey[index - 1], grey[index])
-        size = field.shape[0] // grid
-        out[index] = field[: size * grid, : size * grid].reshape(grid, size, grid, size, 2).mean(axis=(1, 3))
-    return torch.from_numpy(out.reshape(len(grey), -1))
+        if flow_grid:
+            flow[index] = _cell_means(optical_flow(levels[index - 1], levels[index]), flow_grid)
+        if onset_grid:
+            field = optical_flow(levels[index - 1], levels[index], fine=True)
+            moving = field - field.reshape(-1, 2).mean(axis=0)
+            speed = np.sqrt((moving**2).sum(axis=-1, keepdims=True))
+            change = 10 * np.abs(grey[index] - grey[index - 1])[..., None]
+            cells[index] = _cell_means(np.concatenate([moving, speed, change], axis=-1), onset_grid).transpose(2, 0, 1)
+    return (torch.from_numpy(flow.reshape(len(grey), -1)) if flow_grid else None,
+            torch.from_numpy(cells.reshape(len(grey), -1)) if onset_grid else None)
+
+
+def _cell_means(field: np.ndarray, grid: int) -> np.ndarray:
+    """[S, S, C] -> [grid, grid, C], each cell's mean (a remainder of S beyond whole cells is left out)."""
+    size = field.shape[0] // grid
+    return field[: size * grid, : size * grid].reshape(grid, size, grid, size, -1).mean(axis=(1, 3))
 
 
 class OnnxVisionEncoder:
@@ -168,14 +206,17 @@ class OnnxVisionEncoder:
     def __init__(self, path: Path, providers: list[str] | None = None):
         self.session = start_session(path, providers)
         self.providers = self.session.get_providers()
-        self.inputs = self.session.get_inputs()  # pixels, and the optical-flow features for models that use them
+        # pixels, and for models that read them the flow features and the onset detector's cells
+        widths = {i.name: i.shape[1] for i in self.session.get_inputs()}
+        self.dtype = np.float16 if self.session.get_inputs()[0].type == "tensor(float16)" else np.float32
+        self.flow_grid = int(round((widths.get("flow", 0) / 2) ** 0.5))
+        self.onset_grid = int(round((widths.get("cells", 0) / 4) ** 0.5))
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        dtype = np.float16 if self.inputs[0].type == "tensor(float16)" else np.float32
-        feeds = {self.inputs[0].name: pixels.detach().cpu().numpy().astype(dtype)}
-        if len(self.inputs) > 1:
-            grid = int(round((self.inputs[1].shape[1] / 2) ** 0.5))
-            feeds[self.inputs[1].name] = flow_features(pixels, grid).numpy().astype(dtype)
+        flow, cells = motion_inputs(pixels, self.flow_grid, self.onset_grid)
+        feeds = {"pixels": pixels, "flow": flow, "cells": cells}
+        feeds = {name: value.detach().cpu().numpy().astype(self.dtype) for name, value in feeds.items()
+                 if value is not None}
         (context,) = self.session.run(None, feeds)
         return torch.from_numpy(context.astype(np.float32))
 
@@ -192,9 +233,23 @@ def encode_frames(extractor: VideoFeatureExtractor | OnnxVisionEncoder, pixels: 
 
 def export_onnx(extractor: VideoFeatureExtractor, path: Path, precision: str = "fp32") -> Path:
     """Write the encoder as ONNX with a dynamic frame axis (`engine.onnx.export`); a model with optical-flow
-    features takes them as a second input, computed outside the graph (OpenCV)."""
+    features or an onset detector takes what it reads of the motion as further inputs (`flow`, `cells`),
+    computed outside the graph (OpenCV)."""
     size = extractor.clip_vision.config.image_size
     examples = {"pixels": torch.rand(2, 3, size, size)}
     if extractor.flow_grid:
         examples["flow"] = torch.zeros(2, 2 * extractor.flow_grid**2)
-    return export(extractor, examples, ["context"], path, precision)
+    if extractor.onset_grid:
+        examples["cells"] = torch.rand(2, 4 * extractor.onset_grid**2)
+    return export(_ByName(extractor, list(examples)), examples, ["context"], path, precision)
+
+
+class _ByName(nn.Module):
+    """The extractor called with its inputs by name, as the export passes them in order."""
+
+    def __init__(self, extractor: VideoFeatureExtractor, names: list[str]):
+        super().__init__()
+        self.extractor, self.names = extractor, names
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.extractor(**dict(zip(self.names, inputs)))

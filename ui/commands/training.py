@@ -96,23 +96,27 @@ def cmd_train(args: argparse.Namespace) -> None:
         config = with_switches(config, pe=not args.no_pe,
                                flow_grid=config.vision.flow_grid if args.flow is None else args.flow,
                                aligned=config.unet.aligned_channels if args.aligned is None else args.aligned)
-    branches = {"motion_kernel": args.motion, "onset_kernel": args.onsets, "onset_threshold": args.onset_threshold}
+    branches = {"motion_kernel": args.motion, "onset_kernel": args.onsets, "onset_grid": args.onset_grid,
+                "onset_threshold": args.onset_threshold}
     branches = {name: value for name, value in branches.items() if value is not None}
     if any(getattr(config.vision, name) != value for name, value in branches.items()):
         config = replace(config, vision=replace(config.vision, **branches))
         base = grown(base, config) if base else None
-    common = {"batch": args.batch, "seed": args.seed, "checkpoint_every": args.checkpoint_every,
-              "keep_every": args.keep_every}
+    common = {"seed": args.seed, "checkpoint_every": args.checkpoint_every, "keep_every": args.keep_every}
+    if args.batch:
+        common["batch"] = args.batch
     recipes = {stage: replace(recipe, **common) for stage, recipe in STAGE_RECIPES.items()}
     recipes["vae"] = replace(recipes["vae"], steps=args.vae_steps or recipes["vae"].steps)
     recipes["vocoder"] = replace(recipes["vocoder"], steps=args.vocoder_steps or recipes["vocoder"].steps)
-    recipes["ldm"] = replace(recipes["ldm"], steps=args.steps or recipes["ldm"].steps, lr=args.lr or recipes["ldm"].lr,
-                             warmup=args.warmup, concat=args.concat, lora_rank=args.lora if base else 0)
-    if args.onset_loss is not None:
-        if not config.vision.onset_kernel:
-            raise ValueError("--onset-loss weighs the onset detector's loss, and this model has no detector: add "
-                             "one with --onsets KERNEL (5 in the starter preset), or leave --onset-loss out.")
-        recipes["ldm"] = replace(recipes["ldm"], onset_weight=args.onset_loss)
+    recipes["ldm"] = replace(recipes["ldm"], steps=recipes["ldm"].steps if args.steps is None else args.steps,
+                             lr=args.lr or recipes["ldm"].lr, warmup=args.warmup, concat=args.concat,
+                             lora_rank=args.lora if base else 0)
+    if args.onset_steps is not None and not config.vision.onset_kernel:
+        raise ValueError("--onset-steps trains the onset detector, and this model has no detector: add one with "
+                         "--onsets KERNEL (5 in the starter preset), or leave --onset-steps out.")
+    lora = recipes["ldm"].lora_rank > 0  # LoRA keeps the vision side, detector too, as it is unless asked
+    onset_steps = args.onset_steps if args.onset_steps is not None else 0 if lora else recipes["onsets"].steps
+    recipes["onsets"] = replace(recipes["onsets"], steps=onset_steps)
     encoder = None
     if base is not None:
         encoder_path = model_folder(args.base) / ENCODER_FILE
@@ -172,10 +176,12 @@ def add_commands(sub) -> None:
     train.add_argument("--preset", choices=list(PRESETS), default="starter", help="model size to train from scratch")
     train.add_argument("--from", dest="base", metavar="MODEL", help="fine-tune this installed model (LoRA)")
     train.add_argument("--lora", type=int, default=8, help="LoRA rank when fine-tuning (default 8)")
-    train.add_argument("--steps", type=int, help="LDM (vision + UNet) steps (default: the LDM recipe's)")
+    train.add_argument("--steps", type=int, help="LDM (vision + UNet) steps (default: the LDM recipe's; 0 with --from "
+                       "keeps the base's LDM, to train only its onset detector)")
     train.add_argument("--vae-steps", type=int, help="default: the VAE recipe's")
     train.add_argument("--vocoder-steps", type=int, help="default: the vocoder recipe's")
-    train.add_argument("--batch", type=int, default=8)
+    train.add_argument("--batch", type=int, help="every stage's batch (default: each stage's own: 8, the onset "
+                       "detector's 16)")
     train.add_argument("--lr", type=float, help="LDM learning rate (default: the LDM recipe's)")
     train.add_argument("--warmup", type=int, default=100)
     train.add_argument("--seed", type=int, default=0)
@@ -189,15 +195,17 @@ def add_commands(sub) -> None:
                             "the model grows the branch, starting at zero, and keeps every other weight")
     train.add_argument("--concat", action="store_true", help="concat augmentation (splice two clips at 25-75 %%)")
     train.add_argument("--onsets", type=int, metavar="KERNEL",
-                       help="an onset detector (temporal convolutions of KERNEL frames over the tokens) that tells "
-                            "the UNet where sounds start (0: none; default: the preset's). With --from, the model "
-                            "grows it, marking no onsets at first")
+                       help="an onset detector (convolutions of KERNEL frames and 3x3 cells over the motion in each "
+                            "cell of a grid) that tells the UNet where sounds start (0: none; default: the "
+                            "preset's). With --from, the model grows it, marking no onsets at first")
+    train.add_argument("--onset-grid", type=int, metavar="CELLS",
+                       help="the onset detector's grid: CELLS x CELLS cells (default 8)")
+    train.add_argument("--onset-steps", type=int, metavar="N",
+                       help="onset detector steps (default: its recipe's, 1500, or 0 with LoRA; 0 keeps the base's "
+                            "detector)")
     train.add_argument("--onset-threshold", type=float, metavar="P",
                        help="the detector's probability above which a peak is an onset (default 0.5; choose it on "
                             "validation clips with bench/onset_detector.py: the built-in model uses 0.3)")
-    train.add_argument("--onset-loss", type=float, metavar="WEIGHT",
-                       help="the onset detector's loss weight beside the diffusion loss (its targets: the onsets of "
-                            "each window's own sound; default 0.5); a model with a detector trains with --lora 0")
     train.add_argument("--clean", type=float, metavar="AV_ALIGN", help="drop training windows below this AV-Align")
     train.add_argument("--limit", type=int, help="use only the first N videos")
     train.add_argument("--work", help="checkpoint folder (an interrupted run resumes from it)")
