@@ -14,7 +14,7 @@ from engine.errors import InputVideoError
 from engine.metrics import av_align
 from engine.video import decode_frames, probe_video
 from engine.vta_ldm.config import ModelConfig
-from engine.vta_ldm.vision_encoder import motion_inputs
+from engine.vta_ldm.vision_encoder import clips_motion
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def _read_windows(videos: list[Path], config: ModelConfig) -> TrainingSet:
     folder = videos[0].parent
     window, samples = config.window_seconds, config.window_samples
     logger.info("reading %d videos from %s%s", len(videos), folder,
-                ", then their optical flow" if config.vision.flow_grid or config.vision.onset_kernel else "")
+                ", then their optical flow" if config.vision.flow_grid or config.vision.detector_grid else "")
     frames, audio, sources = [], [], []
     for video in videos:
         wav = video.with_suffix(".wav")
@@ -114,15 +114,15 @@ def _read_windows(videos: list[Path], config: ModelConfig) -> TrainingSet:
         raise InputVideoError(f"No video in {folder} is at least {float(window):g} s long (one model window).")
     logger.info("training set: %d windows from %d videos", len(frames), len(videos))
     dataset = TrainingSet(torch.from_numpy(np.stack(frames)), torch.from_numpy(np.stack(audio)), tuple(sources))
-    return with_motion(dataset, config.vision.flow_grid, config.vision.onset_grid if config.vision.onset_kernel else 0)
+    return with_motion(dataset, config.vision.flow_grid, config.vision.detector_grid)
 
 
 def with_motion(dataset: TrainingSet, flow_grid: int, onset_grid: int) -> TrainingSet:
     """The same set with what the model reads of the motion computed once (it does not change in training)."""
     if not (flow_grid or onset_grid):
         return dataset
-    clips = [motion_inputs(clip.permute(0, 3, 1, 2).float() / 255, flow_grid, onset_grid) for clip in dataset.frames]
-    flow, cells = (torch.stack(part) if part[0] is not None else None for part in zip(*clips))
+    clips = (clip.permute(0, 3, 1, 2).float() / 255 for clip in dataset.frames)
+    flow, cells = clips_motion(clips, flow_grid, onset_grid)
     return replace(dataset, flow=flow, cells=cells)
 
 

@@ -45,8 +45,12 @@ class VisionConfig:
         return 5 * self.flow_grid**2  # compensated flow (2), its change (2), picture change (1) per cell
 
     @property
+    def detector_grid(self) -> int:
+        return self.onset_grid if self.onset_kernel else 0  # the grid of cells the onset detector reads (0: none)
+
+    @property
     def onset_features(self) -> int:
-        return 4 * self.onset_grid**2 if self.onset_kernel else 0  # compensated flow (2), its speed, picture change
+        return 4 * self.detector_grid**2  # per cell: compensated flow (2), its speed, picture change
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ class VideoFeatureExtractor(nn.Module):
             self.motion = MotionEvents(config.flow_grid, config.motion_kernel, config.embedding_dim)
         else:
             self.motion = None
-        self.onset_grid = config.onset_grid if config.onset_kernel else 0
+        self.onset_grid = config.detector_grid
         self.onsets = OnsetDetector(config.onset_kernel, config.onset_width) if config.onset_kernel else None
         self.onset_threshold = config.onset_threshold
 
@@ -70,10 +70,10 @@ class VideoFeatureExtractor(nn.Module):
                cells: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The tokens before an onset map is written into them, and the onset detector's logits [..., T] (None
         without a detector): training writes the true sound's onsets instead, and trains the detector apart."""
-        shape = pixels.shape[:-3]
         if (self.flow_grid and flow is None) or (self.onset_grid and cells is None):
-            clips = [motion_inputs(clip, self.flow_grid, self.onset_grid) for clip in pixels.reshape(-1, *pixels.shape[-4:])]
-            flow, cells = (torch.stack(part).reshape(*shape, -1) if part[0] is not None else None for part in zip(*clips))
+            clips = pixels.reshape(-1, *pixels.shape[-4:])
+            motion = clips_motion(clips, self.flow_grid, self.onset_grid)
+            flow, cells = (None if part is None else part.reshape(*pixels.shape[:-3], -1) for part in motion)
         tokens = self.tokens(pixels, flow)
         return tokens, None if self.onsets is None else self.onsets(cells.to(tokens), self.onset_grid)
 
@@ -192,6 +192,12 @@ def motion_inputs(pixels: torch.Tensor, flow_grid: int, onset_grid: int) -> tupl
             cells[index] = _cell_means(np.concatenate([moving, speed, change], axis=-1), onset_grid).transpose(2, 0, 1)
     return (torch.from_numpy(flow.reshape(len(grey), -1)) if flow_grid else None,
             torch.from_numpy(cells.reshape(len(grey), -1)) if onset_grid else None)
+
+
+def clips_motion(clips, flow_grid: int, onset_grid: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """`motion_inputs` of each clip ([T, 3, S, S] in [0, 1]), stacked: [N, T, ...] each, or None."""
+    per_clip = [motion_inputs(clip, flow_grid, onset_grid) for clip in clips]
+    return tuple(None if part[0] is None else torch.stack(part) for part in zip(*per_clip))
 
 
 def _cell_means(field: np.ndarray, grid: int) -> np.ndarray:
