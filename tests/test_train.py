@@ -313,6 +313,13 @@ def test_train_command_installs_a_model_that_generates_and_fine_tunes(tmp_path, 
     changed = [k for k, v in fine.stages.unet.state_dict().items()
                if not torch.equal(v, base.stages.unet.state_dict()[k])]
     assert changed and all(".attn" in k for k in changed)  # LoRA touched only the attention projections
+    wider = subprocess.run([*run[:5], "--name", "wider", "--from", "mine", "--lora", "0", "--steps", "0",
+                            "--onset-steps", "2", "--onset-width", "8", "--batch", "2"], capture_output=True, text=True,
+                           env=env)
+    assert wider.returncode == 0, wider.stderr
+    grown = load_model("wider")  # a detector 8 channels wide, trained alone; the LDM kept as it was
+    assert grown.config.vision.onset_width == 8 and grown.stages.vision.onsets.score.in_channels == 8
+    assert all(torch.equal(v, base.stages.unet.state_dict()[k]) for k, v in grown.stages.unet.state_dict().items())
     refused = subprocess.run([*run, "--name", "plain", "--onsets", "0", "--onset-steps", "3"], capture_output=True,
                              text=True, env=env)
     assert refused.returncode == 2 and "has no detector" in refused.stderr

@@ -97,7 +97,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                                flow_grid=config.vision.flow_grid if args.flow is None else args.flow,
                                aligned=config.unet.aligned_channels if args.aligned is None else args.aligned)
     branches = {"motion_kernel": args.motion, "onset_kernel": args.onsets, "onset_grid": args.onset_grid,
-                "onset_threshold": args.onset_threshold}
+                "onset_width": args.onset_width, "onset_threshold": args.onset_threshold}
     branches = {name: value for name, value in branches.items() if value is not None}
     if any(getattr(config.vision, name) != value for name, value in branches.items()):
         config = replace(config, vision=replace(config.vision, **branches))
@@ -200,6 +200,8 @@ def add_commands(sub) -> None:
                             "preset's). With --from, the model grows it, marking no onsets at first")
     train.add_argument("--onset-grid", type=int, metavar="CELLS",
                        help="the onset detector's grid: CELLS x CELLS cells (default 8)")
+    train.add_argument("--onset-width", type=int, metavar="CHANNELS",
+                       help="the onset detector's channels per cell in each convolution (default 24)")
     train.add_argument("--onset-steps", type=int, metavar="N",
                        help="onset detector steps (default: its recipe's, 1500, or 0 with LoRA; 0 keeps the base's "
                             "detector)")
