@@ -323,6 +323,8 @@ def test_train_command_installs_a_model_that_generates_and_fine_tunes(tmp_path, 
     refused = subprocess.run([*run, "--name", "plain", "--onsets", "0", "--onset-steps", "3"], capture_output=True,
                              text=True, env=env)
     assert refused.returncode == 2 and "has no detector" in refused.stderr
+    narrow = subprocess.run([*run, "--name", "narrow", "--onset-width", "0"], capture_output=True, text=True, env=env)
+    assert narrow.returncode == 2 and "at least 1" in narrow.stderr and not (foley_home / "models" / "narrow").exists()
 
 
 def test_the_shipped_starter_model_times_impacts_to_the_pictures(tmp_path):

@@ -96,6 +96,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         config = with_switches(config, pe=not args.no_pe,
                                flow_grid=config.vision.flow_grid if args.flow is None else args.flow,
                                aligned=config.unet.aligned_channels if args.aligned is None else args.aligned)
+    if any(value is not None and value < 1 for value in (args.onset_grid, args.onset_width)):
+        raise ValueError("--onset-grid and --onset-width take a whole number of at least 1 (the starter preset's "
+                         "detector: 8 and 24); to train without a detector use --onsets 0.")
     branches = {"motion_kernel": args.motion, "onset_kernel": args.onsets, "onset_grid": args.onset_grid,
                 "onset_width": args.onset_width, "onset_threshold": args.onset_threshold}
     branches = {name: value for name, value in branches.items() if value is not None}
